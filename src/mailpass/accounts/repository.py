@@ -1,0 +1,141 @@
+"""Every query about users and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailpass.accounts.keys import ApiKey
+from mailpass.storage.tables import api_keys, users
+
+__all__ = [
+    "User",
+    "create_user",
+    "find_key_by_hash",
+    "find_user_by_email",
+    "insert_api_key",
+    "list_keys",
+    "list_users",
+    "revoke_key",
+    "set_password_hash",
+    "touch_key",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    password_hash: str | None
+    created_at: datetime
+
+
+def _user(row: sa.Row[tuple[int, str, str | None, datetime]]) -> User:
+    return User(
+        id=row.id, email=row.email, password_hash=row.password_hash, created_at=row.created_at
+    )
+
+
+def _key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
+    mapping = row._mapping
+    return ApiKey(
+        id=mapping["id"],
+        user_id=mapping["user_id"],
+        name=mapping["name"],
+        prefix=mapping["prefix"],
+        permissions=frozenset(mapping["permissions"].split()),
+        is_test=mapping["is_test"],
+        created_at=mapping["created_at"],
+        last_used_at=mapping["last_used_at"],
+        revoked_at=mapping["revoked_at"],
+    )
+
+
+async def create_user(
+    connection: AsyncConnection, email: str, now: datetime, password_hash: str | None = None
+) -> User:
+    result = await connection.execute(
+        users.insert()
+        .values(email=email, password_hash=password_hash, created_at=now)
+        .returning(users.c.id)
+    )
+    return User(id=result.scalar_one(), email=email, password_hash=password_hash, created_at=now)
+
+
+async def find_user_by_email(connection: AsyncConnection, email: str) -> User | None:
+    row = (
+        await connection.execute(
+            sa.select(users).where(sa.func.lower(users.c.email) == email.lower())
+        )
+    ).first()
+    return _user(row) if row else None
+
+
+async def list_users(connection: AsyncConnection) -> list[User]:
+    return [_user(row) for row in await connection.execute(sa.select(users).order_by(users.c.id))]
+
+
+async def set_password_hash(connection: AsyncConnection, user_id: int, password_hash: str) -> None:
+    await connection.execute(
+        users.update().where(users.c.id == user_id).values(password_hash=password_hash)
+    )
+
+
+async def insert_api_key(
+    connection: AsyncConnection,
+    *,
+    user_id: int,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    permissions: frozenset[str],
+    is_test: bool,
+    now: datetime,
+) -> int:
+    result = await connection.execute(
+        api_keys.insert()
+        .values(
+            user_id=user_id,
+            name=name,
+            prefix=prefix,
+            key_hash=key_hash,
+            permissions=" ".join(sorted(permissions)),
+            is_test=is_test,
+            created_at=now,
+        )
+        .returning(api_keys.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def find_key_by_hash(connection: AsyncConnection, key_hash: str) -> ApiKey | None:
+    row = (
+        await connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))
+    ).first()
+    return _key(row) if row else None
+
+
+async def list_keys(connection: AsyncConnection, user_id: int | None = None) -> list[ApiKey]:
+    query = sa.select(api_keys).order_by(api_keys.c.id)
+    if user_id is not None:
+        query = query.where(api_keys.c.user_id == user_id)
+    return [_key(row) for row in await connection.execute(query)]
+
+
+async def revoke_key(connection: AsyncConnection, key_id: int, now: datetime) -> bool:
+    """Revoke a key; False when there is no such key or it was already revoked."""
+    result = await connection.execute(
+        api_keys.update()
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount > 0
+
+
+async def touch_key(connection: AsyncConnection, key_id: int, now: datetime) -> None:
+    await connection.execute(
+        api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now)
+    )

@@ -1,0 +1,115 @@
+"""Account management: what the command line and the dashboard do with users and keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailpass.accounts import repository
+from mailpass.accounts.keys import (
+    ALL_PERMISSIONS,
+    display_prefix,
+    generate_key,
+    hash_key,
+    parse_permissions,
+)
+from mailpass.accounts.passwords import hash_password
+from mailpass.accounts.repository import User
+from mailpass.clock import utcnow
+from mailpass.messages.addresses import AddressError, parse_mailbox
+from mailpass.storage.database import Database
+
+__all__ = [
+    "AccountError",
+    "CreatedKey",
+    "create_key",
+    "create_user",
+    "require_user",
+    "revoke_key",
+    "set_password",
+]
+
+
+class AccountError(Exception):
+    """A management request that cannot be carried out; the message says why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    id: int
+    key: str  # the only moment the whole key exists outside its owner's hands
+
+
+def normalize_email(raw: str) -> str:
+    try:
+        return parse_mailbox(raw).email
+    except AddressError as exc:
+        raise AccountError(str(exc)) from None
+
+
+async def create_user(database: Database, email: str, password: str | None = None) -> User:
+    address = normalize_email(email)
+    password_hash = hash_password(password) if password is not None else None
+    try:
+        async with database.transaction() as connection:
+            if await repository.find_user_by_email(connection, address):
+                raise AccountError(f"a user {address} already exists")
+            return await repository.create_user(connection, address, utcnow(), password_hash)
+    except IntegrityError:
+        raise AccountError(f"a user {address} already exists") from None
+
+
+async def set_password(database: Database, email: str, password: str) -> None:
+    password_hash = hash_password(password)
+    async with database.transaction() as connection:
+        user = await _user(connection, email)
+        await repository.set_password_hash(connection, user.id, password_hash)
+
+
+async def require_user(database: Database, email: str) -> User:
+    async with database.read() as connection:
+        return await _user(connection, email)
+
+
+async def _user(connection: AsyncConnection, email: str) -> User:
+    user = await repository.find_user_by_email(connection, email.strip())
+    if user is None:
+        raise AccountError(f"no user {email.strip()}; create one with `mailpass users create`")
+    return user
+
+
+async def create_key(
+    database: Database,
+    user: User,
+    *,
+    name: str = "default",
+    permissions: list[str] | None = None,
+    test: bool = False,
+) -> CreatedKey:
+    try:
+        chosen = parse_permissions(permissions or ALL_PERMISSIONS)
+    except ValueError as exc:
+        raise AccountError(str(exc)) from None
+    if not name.strip() or len(name) > 100:
+        raise AccountError("a key name has 1 to 100 characters")
+    key = generate_key(test=test)
+    async with database.transaction() as connection:
+        key_id = await repository.insert_api_key(
+            connection,
+            user_id=user.id,
+            name=name.strip(),
+            prefix=display_prefix(key),
+            key_hash=hash_key(key),
+            permissions=chosen,
+            is_test=test,
+            now=utcnow(),
+        )
+    return CreatedKey(id=key_id, key=key)
+
+
+async def revoke_key(database: Database, key_id: int) -> None:
+    async with database.transaction() as connection:
+        if not await repository.revoke_key(connection, key_id, utcnow()):
+            raise AccountError(f"no active key with id {key_id}")

@@ -1,0 +1,42 @@
+"""What a running MailPass process holds for its whole life, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailpass.accounts.usage import KeyUsage
+from mailpass.config import Settings, load_instance_secret
+from mailpass.messages.service import MailService
+from mailpass.providers.registry import TransportRegistry
+from mailpass.providers.secrets import SecretBox
+from mailpass.storage.database import Database
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    secrets: SecretBox
+    transports: TransportRegistry
+    mail: MailService
+    key_usage: KeyUsage
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        database = Database(settings.resolved_database_url)
+        secrets = SecretBox(load_instance_secret(settings))
+        transports = TransportRegistry(settings, secrets)
+        return cls(
+            settings=settings,
+            database=database,
+            secrets=secrets,
+            transports=transports,
+            mail=MailService(settings, database, transports),
+            key_usage=KeyUsage(database),
+        )
+
+    async def close(self) -> None:
+        await self.transports.close()
+        await self.database.dispose()

@@ -1,0 +1,381 @@
+"""The ``mailpass`` command. Standard output carries only the value asked for, so scripts can
+capture it; messages for people go to standard error."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from mailpass import __version__
+from mailpass.accounts import repository as account_queries
+from mailpass.accounts import service as accounts
+from mailpass.accounts.keys import ALL_PERMISSIONS
+from mailpass.clock import isoformat
+from mailpass.config import Settings, load_instance_secret
+from mailpass.providers import repository as provider_queries
+from mailpass.providers import service as providers
+from mailpass.providers.kinds import KINDS, SECURITY_MODES
+from mailpass.providers.secrets import SecretBox
+from mailpass.providers.smtp import ProbeError
+from mailpass.storage.database import Database, DatabaseUrlError
+from mailpass.storage.migrate import upgrade
+
+__all__ = ["main"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("mailpass")
+
+
+def run_async(function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """Run an async command body, turning the errors we expect into one-line messages."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return asyncio.run(function(*args, **kwargs))
+        except (
+            accounts.AccountError,
+            providers.ProviderError,
+            ProbeError,
+            DatabaseUrlError,
+            ValueError,
+        ) as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot reach the database: {exc}") from None
+
+    return wrapper
+
+
+async def open_database(settings: Settings) -> Database:
+    database = Database(settings.resolved_database_url)
+    await upgrade(database)
+    return database
+
+
+async def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    database = await open_database(settings)
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailpass")
+def cli() -> None:
+    """MailPass: a self-hosted transactional e-mail API in front of your own SMTP provider."""
+
+
+# ---------------------------------------------------------------------------------- servers
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Migrations that ran are worth a line at most; alembic narrates every step at INFO.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd, in `mailpass dev`
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def serve(host: str, port: int, access_log: bool) -> None:
+    """Run the API (migrations are applied first)."""
+    from mailpass.server import run_server
+
+    settings = Settings()
+    _configure_logging(settings)
+    run_server(settings, host=host, port=port, access_log=access_log)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--smtp-port",
+    default=2525,
+    show_default=True,
+    type=int,
+    help="Port of the built-in capture inbox (0: any free port).",
+)
+def dev(host: str, port: int, smtp_port: int) -> None:
+    """A first-run sandbox: server, a capture inbox as default provider, and a ready API key."""
+    from mailpass.dev import run_dev
+
+    settings = Settings()
+    _configure_logging(settings)
+    try:
+        asyncio.run(run_dev(settings, host=host, port=port, smtp_port=smtp_port))
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@run_async
+async def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = Settings()
+    database = Database(settings.resolved_database_url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.dispose()
+    click.echo("database is up to date", err=True)
+
+
+# ---------------------------------------------------------------------------------- users
+
+
+@cli.group()
+def users() -> None:
+    """Accounts."""
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if not from_stdin:
+        return None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read a dashboard password from stdin.")
+@run_async
+async def users_create(email: str, password_stdin: bool) -> None:
+    """Create an account; prints its id."""
+    password = _read_password(password_stdin)
+    user = await with_database(Settings(), lambda d: accounts.create_user(d, email, password))
+    click.echo(user.id)
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, required=True)
+@run_async
+async def users_set_password(email: str, password_stdin: bool) -> None:
+    """Set an account's dashboard password, read from stdin."""
+    password = _read_password(password_stdin) or ""
+    await with_database(Settings(), lambda d: accounts.set_password(d, email, password))
+    click.echo("password set", err=True)
+
+
+# ---------------------------------------------------------------------------------- keys
+
+
+@cli.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--user", "email", required=True, help="The account's e-mail.")
+@click.option("--name", default="default", show_default=True)
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    type=click.Choice(ALL_PERMISSIONS),
+    help="Repeat for several; default: all.",
+)
+@click.option("--test", is_flag=True, help="A test key: its mail lands in the capture inbox.")
+@run_async
+async def keys_create(email: str, name: str, permissions: tuple[str, ...], test: bool) -> None:
+    """Create an API key and print it (it is shown this once)."""
+
+    async def work(database: Database) -> accounts.CreatedKey:
+        user = await accounts.require_user(database, email)
+        return await accounts.create_key(
+            database, user, name=name, permissions=list(permissions) or None, test=test
+        )
+
+    created = await with_database(Settings(), work)
+    click.echo(created.key)
+
+
+@keys.command("list")
+@click.option("--user", "email", help="Only this account's keys.")
+@run_async
+async def keys_list(email: str | None) -> None:
+    """One line a key: id, name, prefix, permissions, last use, state."""
+
+    async def work(database: Database) -> None:
+        user_id = (await accounts.require_user(database, email)).id if email else None
+        async with database.read() as connection:
+            found = await account_queries.list_keys(connection, user_id)
+        for key in found:
+            state = "revoked" if key.revoked_at else ("test" if key.is_test else "live")
+            click.echo(
+                "\t".join(
+                    [
+                        str(key.id),
+                        key.name,
+                        key.prefix,
+                        ",".join(sorted(key.permissions)),
+                        isoformat(key.last_used_at) or "never",
+                        state,
+                    ]
+                )
+            )
+
+    await with_database(Settings(), work)
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@run_async
+async def keys_revoke(key_id: int) -> None:
+    """Revoke a key: it is refused from the next request on."""
+    await with_database(Settings(), lambda d: accounts.revoke_key(d, key_id))
+    click.echo(f"key {key_id} revoked", err=True)
+
+
+# ---------------------------------------------------------------------------------- providers
+
+
+@cli.group("providers")
+def providers_group() -> None:
+    """SMTP providers."""
+
+
+@providers_group.command("add")
+@click.option("--user", "email", required=True)
+@click.option("--name", required=True)
+@click.option("--kind", type=click.Choice(KINDS), default="smtp", show_default=True)
+@click.option("--host")
+@click.option("--port", type=int)
+@click.option("--security", type=click.Choice(SECURITY_MODES))
+@click.option("--region", help="ses: the AWS region; mailgun: us or eu.")
+@click.option("--username")
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Name of the environment variable holding the password (never on the command line).",
+)
+@click.option("--from-email", help="Default sender.")
+@click.option("--from-name")
+@click.option("--hourly-limit", type=int)
+@click.option("--daily-limit", type=int)
+@click.option("--default", "make_default", is_flag=True, help="Make it the account's default.")
+@run_async
+async def providers_add(
+    email: str,
+    password_env: str | None,
+    **options: Any,
+) -> None:
+    """Add a provider; prints its id."""
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise providers.ProviderError(f"environment variable {password_env} is not set")
+    new = providers.NewProvider(password=password, **options)
+    settings = Settings()
+
+    async def work(database: Database) -> provider_queries.Provider:
+        user = await accounts.require_user(database, email)
+        return await providers.add_provider(
+            database, SecretBox(load_instance_secret(settings)), user, new
+        )
+
+    provider = await with_database(settings, work)
+    click.echo(provider.id)
+
+
+@providers_group.command("list")
+@click.option("--user", "email", help="Only this account's providers.")
+@run_async
+async def providers_list(email: str | None) -> None:
+    """One line a provider: id, account, name, kind, server, sender, limits, default."""
+
+    async def work(database: Database) -> None:
+        user_id = (await accounts.require_user(database, email)).id if email else None
+        async with database.read() as connection:
+            found = await provider_queries.list_providers(connection, user_id)
+            owners = {u.id: u.email for u in await account_queries.list_users(connection)}
+        for provider in found:
+            click.echo(
+                "\t".join(
+                    [
+                        str(provider.id),
+                        owners.get(provider.user_id, "?"),
+                        provider.name,
+                        provider.kind,
+                        f"{provider.host}:{provider.port}/{provider.security}",
+                        provider.from_email or "-",
+                        f"{provider.hourly_limit or '-'}/h {provider.daily_limit or '-'}/d",
+                        "default" if provider.is_default else "",
+                    ]
+                ).rstrip()
+            )
+
+    await with_database(Settings(), work)
+
+
+async def _provider_for(database: Database, reference: str, email: str | None) -> Any:
+    user = await accounts.require_user(database, email) if email else None
+    return await providers.find_provider(database, reference, user)
+
+
+@providers_group.command("test")
+@click.argument("reference", metavar="ID|NAME")
+@click.option("--user", "email")
+@run_async
+async def providers_test(reference: str, email: str | None) -> None:
+    """Connect, EHLO, STARTTLS or TLS, AUTH, and print the server's replies."""
+    settings = Settings()
+
+    async def work(database: Database) -> list[str]:
+        provider = await _provider_for(database, reference, email)
+        return await providers.test_provider(
+            provider, SecretBox(load_instance_secret(settings)), settings
+        )
+
+    for line in await with_database(settings, work):
+        click.echo(line)
+
+
+@providers_group.command("set-default")
+@click.argument("reference", metavar="ID|NAME")
+@click.option("--user", "email")
+@run_async
+async def providers_set_default(reference: str, email: str | None) -> None:
+    """Make a provider its account's default."""
+
+    async def work(database: Database) -> None:
+        provider = await _provider_for(database, reference, email)
+        await providers.set_default(database, provider)
+
+    await with_database(Settings(), work)
+    click.echo(f"provider {reference} is now the default", err=True)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except Exception as exc:  # never a traceback for a user; MAILPASS_DEBUG=1 shows it
+        if os.environ.get("MAILPASS_DEBUG"):
+            raise
+        click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

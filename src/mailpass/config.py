@@ -1,0 +1,76 @@
+"""Settings from ``MAILPASS_*`` environment variables: one ``Settings`` object per process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_data_dir", "load_instance_secret"]
+
+SECRET_FILE_NAME = "secret_key"  # noqa: S105  # a file name, not a secret
+SECRET_FILE_MODE = 0o600
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/mailpass``, else ``~/.local/share/mailpass``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mailpass"
+
+
+class Settings(BaseSettings):
+    """Every knob of a MailPass process. Field ``x`` is read from ``MAILPASS_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILPASS_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    message_id_domain: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    smtp_timeout: float = 30.0  # seconds, per SMTP command
+    smtp_max_connections: int = 4  # per provider and per process
+    smtp_ca_file: Path | None = None
+    log_level: str = "info"
+
+    @field_validator("max_body_bytes", "smtp_max_connections")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL as given, or the embedded SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'mailpass.sqlite3'}"
+
+
+def load_instance_secret(settings: Settings) -> str:
+    """The instance secret: ``MAILPASS_SECRET_KEY``, else a file in the data directory.
+
+    On first start the file is created with mode 0600 before anything is written to it, so the
+    secret is never readable by other users, not even for a moment.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / SECRET_FILE_NAME
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_FILE_MODE)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret

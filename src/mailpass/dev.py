@@ -1,0 +1,146 @@
+"""``mailpass dev``: a working server in one command, with nothing to configure.
+
+It starts a capture inbox (a real SMTP server inside this process that keeps nothing and prints a
+line per mail), makes it the default provider of a ready account, creates an API key and prints a
+curl command that works as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import shlex
+import sys
+
+import click
+import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailpass.accounts import service as accounts
+from mailpass.api.app import create_app
+from mailpass.clock import utcnow
+from mailpass.config import Settings, load_instance_secret
+from mailpass.providers import repository as provider_queries
+from mailpass.providers import service as providers
+from mailpass.providers.kinds import resolve_connection
+from mailpass.providers.secrets import SecretBox
+from mailpass.server import uvicorn_config
+from mailpass.storage.database import Database
+from mailpass.storage.migrate import upgrade
+
+__all__ = ["CaptureInbox", "run_dev"]
+
+DEV_USER = "dev@example.com"
+DEV_PROVIDER = "capture-inbox"
+DEV_SENDER = "mailpass-dev@example.com"
+STARTUP_POLL_INTERVAL = 0.05  # seconds
+
+
+class CaptureInbox:
+    """aiosmtpd handler: accept everything, print one line per mail."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        self.count += 1
+        click.echo(
+            f"captured #{self.count}  to={', '.join(envelope.rcpt_tos)}  "
+            f"subject={parsed.get('Subject', '')!s}  message-id={parsed.get('Message-ID', '')!s}",
+            err=False,
+        )
+        sys.stdout.flush()
+        return "250 2.0.0 captured"
+
+
+async def start_capture_inbox(host: str, port: int) -> tuple[asyncio.Server, int]:
+    inbox = CaptureInbox()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(inbox, hostname="mailpass-capture", ident="MailPass capture inbox"),
+        host=host,
+        port=port,
+    )
+    bound_port: int = server.sockets[0].getsockname()[1]
+    return server, bound_port
+
+
+async def prepare_sandbox(settings: Settings, smtp_port: int) -> str:
+    """The dev account, its capture inbox as default provider, and a fresh all-permission key."""
+    database = Database(settings.resolved_database_url)
+    try:
+        await upgrade(database)
+        try:
+            user = await accounts.require_user(database, DEV_USER)
+        except accounts.AccountError:
+            user = await accounts.create_user(database, DEV_USER)
+        connection_settings = resolve_connection(
+            "smtp", host="127.0.0.1", port=smtp_port, security="none"
+        )
+        async with database.read() as connection:
+            existing = await provider_queries.find_provider(connection, DEV_PROVIDER, user.id)
+        if existing is None:
+            await providers.add_provider(
+                database,
+                SecretBox(load_instance_secret(settings)),
+                user,
+                providers.NewProvider(
+                    name=DEV_PROVIDER,
+                    kind="smtp",
+                    host="127.0.0.1",
+                    port=smtp_port,
+                    security="none",
+                    from_email=DEV_SENDER,
+                    from_name="MailPass Dev",
+                    make_default=True,
+                ),
+            )
+        else:
+            async with database.transaction() as connection:
+                await provider_queries.update_connection(
+                    connection, existing.id, connection_settings, utcnow()
+                )
+                await provider_queries.set_default_provider(connection, existing, utcnow())
+        created = await accounts.create_key(database, user, name="dev")
+        return created.key
+    finally:
+        await database.dispose()
+
+
+def banner(key: str, base_url: str, smtp_port: int) -> str:
+    body = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
+    curl = (
+        f"curl -X POST {base_url}/api/v1/mail/send \\\n"
+        f"  -H {shlex.quote('Authorization: Bearer ' + key)} \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d {shlex.quote(body)}"
+    )
+    return (
+        f"MailPass dev server on {base_url}\n"
+        f"Capture inbox (default provider) on 127.0.0.1:{smtp_port}: mail stops here and is "
+        f"printed below.\n\n"
+        f"API key (shown once): {key}\n\n"
+        f"Try it:\n{curl}\n"
+    )
+
+
+async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -> None:
+    inbox_server, bound_smtp_port = await start_capture_inbox("127.0.0.1", smtp_port)
+    try:
+        key = await prepare_sandbox(settings, bound_smtp_port)
+        app = create_app(settings)
+        server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="warning"))
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():  # noqa: ASYNC110  # uvicorn has no event
+            await asyncio.sleep(STARTUP_POLL_INTERVAL)
+        if server.started:  # print the curl command only once it works
+            shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+            click.echo(banner(key, f"http://{shown_host}:{port}", bound_smtp_port))
+            sys.stdout.flush()
+        await serving
+    finally:
+        inbox_server.close()
+        await inbox_server.wait_closed()

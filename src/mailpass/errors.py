@@ -1,0 +1,104 @@
+"""The API's error codes (from the seed document) as exceptions.
+
+Every error a client can see is an ``ApiError``: it knows its code, its HTTP status and how to
+render itself in the seed's envelope ``{"success": false, "error": {...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ApiError",
+    "Forbidden",
+    "InternalError",
+    "MethodNotAllowed",
+    "NoSmtpProvider",
+    "NotFound",
+    "PayloadTooLarge",
+    "SendFailed",
+    "SendLimitExceeded",
+    "Unauthorized",
+    "ValidationError",
+]
+
+
+class ApiError(Exception):
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    http_status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"success": False, "error": error}
+
+
+class ValidationError(ApiError):
+    code = "VALIDATION_ERROR"
+    http_status = 400
+
+
+class Unauthorized(ApiError):
+    code = "UNAUTHORIZED"
+    http_status = 401
+
+
+class Forbidden(ApiError):
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+class NotFound(ApiError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class MethodNotAllowed(ApiError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+
+class PayloadTooLarge(ApiError):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class NoSmtpProvider(ApiError):
+    code = "NO_SMTP_PROVIDER"
+    http_status = 422
+
+
+class SendLimitExceeded(ApiError):
+    code = "SEND_LIMIT_EXCEEDED"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(
+            message,
+            details=[{"retry_after": retry_after}],
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+class SendFailed(ApiError):
+    code = "SEND_FAILED"
+    http_status = 500
+
+
+class InternalError(ApiError):
+    code = "INTERNAL_ERROR"
+    http_status = 500

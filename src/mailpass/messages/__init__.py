@@ -1,0 +1,1 @@
+"""Messages: validating what the API receives, composing MIME, recording and sending."""

@@ -1,0 +1,177 @@
+"""Parsing the mailboxes and header text that API clients send, before anything is composed.
+
+Everything here is strict on purpose: a value that reaches a header must not be able to add a
+header of its own (CR, LF), and an address must mean exactly one mailbox.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailpass.messages.outgoing import Address
+
+__all__ = [
+    "AddressError",
+    "HeaderValueError",
+    "check_header_text",
+    "parse_mailbox",
+    "parse_mailbox_list",
+]
+
+# Values are echoed in error messages shown to API clients; a megabyte of junk should not be.
+_MAX_ECHOED_CHARS = 100
+
+# CR and LF would end the header line (header injection); NUL is refused by SMTP servers.
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
+
+# RFC 5322 "specials" other than ".", which RFC 5322's obs-phrase allows in names ("Dr. Who").
+# Each of them changes what an unquoted name means, so such a name must be put in quotes.
+_SPECIALS_IN_NAMES = re.compile(r'[()<>\[\]:;@\\,"]')
+
+# Validating one address costs tens of microseconds; batch sends repeat the same senders.
+_VALIDATION_CACHE_SIZE = 4096  # entries
+
+
+class AddressError(ValueError):
+    """An e-mail address, or a name with it, that cannot be used.
+
+    ``str(error)`` is a complete sentence suitable for an API client, e.g.
+    ``'bob@@x' is not a valid e-mail address: ...``.
+    """
+
+    def __init__(self, value: str, reason: str) -> None:
+        # Both go to args so the exception survives pickling (e.g. across process pools).
+        super().__init__(value, reason)
+        self.value = value
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{_shorten(self.value)!r} is not a valid e-mail address: {self.reason}"
+
+
+class HeaderValueError(ValueError):
+    """Text bound for a header (a subject, a display name) that contains CR, LF or NUL."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self) -> str:
+        return f"{_shorten(self.value)!r} must not contain line breaks (CR, LF) or NUL characters"
+
+
+def check_header_text(value: str) -> str:
+    """Return ``value`` unchanged, or raise `HeaderValueError` if it contains CR, LF or NUL."""
+    if _FORBIDDEN_IN_HEADERS.search(value):
+        raise HeaderValueError(value)
+    return value
+
+
+def parse_mailbox(raw: str) -> Address:
+    """Parse one mailbox: ``user@example.com`` or ``Name <user@example.com>``.
+
+    The name may be quoted (``"Doe, Jane" <jane@example.com>``) and must be when it contains
+    any of ``( ) < > [ ] : ; @ \\ , "``. The returned address is in its ASCII form: an IDN
+    domain comes back as punycode. Addresses with non-ASCII characters before the ``@`` are
+    refused because sending them needs SMTPUTF8, which MailPass does not use.
+    """
+    if _FORBIDDEN_IN_HEADERS.search(raw):
+        raise AddressError(raw, "it must not contain line breaks (CR, LF) or NUL characters")
+    text = raw.strip(" \t")
+    if not text:
+        raise AddressError(raw, "it is empty")
+
+    if text.endswith(">"):
+        open_at = text.rfind("<")
+        if open_at == -1:
+            raise AddressError(raw, "it has a '>' without a matching '<'")
+        addr_spec = text[open_at + 1 : -1].strip(" \t")
+        name = _parse_display_name(raw, text[:open_at].strip(" \t"))
+    else:
+        if "<" in text:
+            raise AddressError(raw, "there is text after the '>', or the '>' is missing")
+        if "," in text or ";" in text:
+            raise AddressError(raw, "only one address is allowed here")
+        addr_spec, name = text, None
+
+    if not addr_spec:
+        raise AddressError(raw, "the address between '<' and '>' is empty")
+    return Address(email=_validate_addr_spec(raw, addr_spec), name=name)
+
+
+def parse_mailbox_list(raw: list[str]) -> tuple[Address, ...]:
+    """Parse each string with `parse_mailbox`; the first invalid one raises `AddressError`."""
+    return tuple(parse_mailbox(item) for item in raw)
+
+
+def _parse_display_name(raw: str, phrase: str) -> str | None:
+    """Turn the text before ``<`` into a display name (``None`` when there is none)."""
+    if not phrase:
+        return None
+    if phrase.startswith('"'):
+        return _unquote(raw, phrase) or None
+    special = _SPECIALS_IN_NAMES.search(phrase)
+    if special is None:
+        return phrase
+    if special.group() == ",":
+        reason = "only one address is allowed here; a name containing ',' must be in double quotes"
+    else:
+        reason = f"the name contains {special.group()!r}, so it must be in double quotes"
+    raise AddressError(raw, reason)
+
+
+def _unquote(raw: str, phrase: str) -> str:
+    """Decode an RFC 5322 quoted-string that must make up the whole of ``phrase``."""
+    chars: list[str] = []
+    index = 1
+    while index < len(phrase):
+        char = phrase[index]
+        if char == "\\":
+            if index + 1 == len(phrase):
+                break
+            chars.append(phrase[index + 1])
+            index += 2
+        elif char == '"':
+            if index != len(phrase) - 1:
+                raise AddressError(raw, "there is text between the quoted name and the '<'")
+            return "".join(chars)
+        else:
+            chars.append(char)
+            index += 1
+    raise AddressError(raw, "the quoted name has no closing '\"'")
+
+
+def _validate_addr_spec(raw: str, addr_spec: str) -> str:
+    local_part = addr_spec.rpartition("@")[0]
+    if not local_part.isascii():
+        raise AddressError(
+            raw,
+            "non-ASCII characters before the '@' are not supported "
+            "(that needs SMTPUTF8, which MailPass does not use)",
+        )
+    try:
+        return _ascii_email(addr_spec)
+    except EmailNotValidError as exc:
+        raise AddressError(raw, str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=_VALIDATION_CACHE_SIZE)
+def _ascii_email(addr_spec: str) -> str:
+    """The validated ASCII form of ``addr_spec``; `EmailNotValidError` if it is not valid.
+
+    Only successes are cached (``lru_cache`` does not store exceptions), and the bound keeps
+    a stream of distinct addresses from growing memory.
+    """
+    result = validate_email(addr_spec, check_deliverability=False, allow_smtputf8=False)
+    # With allow_smtputf8=False the library has refused anything without an ASCII form.
+    assert result.ascii_email is not None
+    return result.ascii_email
+
+
+def _shorten(value: str) -> str:
+    if len(value) <= _MAX_ECHOED_CHARS:
+        return value
+    return value[:_MAX_ECHOED_CHARS] + "…"

@@ -1,0 +1,297 @@
+"""Composing the RFC 5322 / MIME bytes of an `OutgoingMessage`, by hand, for speed.
+
+``email.message.EmailMessage`` composes roughly a thousand messages a second per core; this
+module runs on every send, so it builds the bytes directly. The output is deliberately narrow:
+
+* every line ends in CRLF; header lines fold at whitespace to stay within 76 characters where
+  the text allows, and no line reaches the 998-octet limit;
+* header text that is not plain printable ASCII (or that could be mistaken for an encoded-word)
+  becomes RFC 2047 ``B`` encoded-words in UTF-8, so the header section is pure ASCII;
+* bodies are ``7bit`` when they are ASCII with short lines, otherwise ``quoted-printable``;
+* Bcc recipients never appear: they exist only in the SMTP envelope.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import secrets
+from email.utils import format_datetime
+
+from mailpass.messages.outgoing import Address, OutgoingMessage
+
+__all__ = ["compose"]
+
+# Characters. RFC 5322 asks for 78; RFC 2047 caps lines holding encoded-words at 76.
+_SOFT_LINE_LIMIT = 76
+# Octets before CRLF, for header and 7bit body lines. RFC 5322 allows 998, but sendmail's
+# smtp mailer (L=990) breaks longer lines, corrupting the text.
+_HARD_LINE_LIMIT = 990
+
+_ENCODED_WORD_PREFIX = "=?utf-8?b?"
+_ENCODED_WORD_SUFFIX = "?="
+_ENCODED_WORD_OVERHEAD = len(_ENCODED_WORD_PREFIX) + len(_ENCODED_WORD_SUFFIX)
+# 45 bytes become 60 base64 characters: a 72-character word, within RFC 2047's 75 and, after
+# the folding space and a list comma, within 76 on a continuation line.
+_ENCODED_WORD_BYTES = 45
+# Smallest first word when a long header name leaves little room: one 4-byte character fits.
+_MIN_ENCODED_WORD_BYTES = 6
+
+# RFC 5322 atext: a display name made of these, separated by single spaces, needs no quoting.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
+# Quoted names longer than this become encoded-words, which can be folded between words.
+_MAX_QUOTED_NAME = 60  # characters
+# A header-bound string must never carry a line break onto the wire, whatever let it through.
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
+# Anything a lenient reader could take for an encoded-word (they contain no whitespace).
+_ENCODED_WORD_LIKE = re.compile(r"=\?\S*\?=")
+# RFC 5322 field name: printable ASCII except ":".
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+# Whitespace-delimited pieces of unstructured text; each piece after the first starts with the
+# whitespace that a fold may break before. A trailing whitespace run is its own piece.
+_UNSTRUCTURED_PIECES = re.compile(r"[ \t]*[^ \t]+|[ \t]+")
+
+# Headers compose() writes itself; an extra header with one of these names would make the
+# message ambiguous (two Subjects) or leak Bcc recipients.
+_RESERVED_HEADERS = frozenset(
+    {
+        "bcc",
+        "cc",
+        "content-transfer-encoding",
+        "content-type",
+        "date",
+        "from",
+        "message-id",
+        "mime-version",
+        "reply-to",
+        "subject",
+        "to",
+    }
+)
+
+# "=_" can never occur in quoted-printable output (a literal "=" is always followed by hex
+# digits or a line break), so a collision is only possible, and astronomically unlikely, in a
+# 7bit body; _new_boundary() still checks every body.
+_BOUNDARY_PREFIX = "=_mailpass_"
+_BOUNDARY_RANDOM_BYTES = 16
+
+
+def compose(message: OutgoingMessage) -> bytes:
+    """Return the complete message (headers and body) as bytes with CRLF line endings.
+
+    With one body the message is a single text part; with both, ``multipart/alternative``
+    with the text first. A single part that does not end with a line break gets one, as SMTP
+    would add it anyway.
+
+    Raises `ValueError` if a header-bound value contains CR, LF or NUL, or if an extra header
+    is malformed or duplicates one that compose() writes itself.
+    """
+    lines = [
+        "Date: " + format_datetime(message.date),
+        _address_header("From", (message.sender,)),
+        _address_header("To", message.to) if message.to else "To: undisclosed-recipients:;",
+    ]
+    if message.cc:
+        lines.append(_address_header("Cc", message.cc))
+    if message.reply_to:
+        lines.append(_address_header("Reply-To", message.reply_to))
+    lines.append(_unstructured_header("Subject", message.subject))
+    _check_header_value(message.message_id)
+    lines.append("Message-ID: " + message.message_id)
+    lines.append("MIME-Version: 1.0")
+
+    parts: list[tuple[str, bytes, str]] = []
+    if message.text is not None:
+        parts.append(("text/plain", *_encode_body(message.text)))
+    if message.html is not None:
+        parts.append(("text/html", *_encode_body(message.html)))
+    if not parts:
+        # An empty message is still a valid one; what a sender must supply is the API's call.
+        parts.append(("text/plain", b"", "7bit"))
+
+    if len(parts) == 1:
+        content_type, body, transfer_encoding = parts[0]
+        lines.append(f"Content-Type: {content_type}; charset=utf-8")
+        lines.append("Content-Transfer-Encoding: " + transfer_encoding)
+        lines.extend(_extra_headers(message.extra_headers))
+        if body and not body.endswith(b"\r\n"):
+            # SMTP data ends with a line break anyway; adding it here keeps the bytes complete.
+            body += b"\r\n"
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+    boundary = _new_boundary([body for _, body, _ in parts])
+    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    lines.extend(_extra_headers(message.extra_headers))
+    chunks = [("\r\n".join(lines) + "\r\n").encode("ascii")]
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    for content_type, body, transfer_encoding in parts:
+        chunks.append(delimiter)
+        chunks.append(
+            f"Content-Type: {content_type}; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: {transfer_encoding}\r\n\r\n".encode("ascii")
+        )
+        # The CRLF before the next delimiter belongs to the delimiter (RFC 2046), so the
+        # body comes back exactly, with or without a final line break of its own.
+        chunks.append(body)
+    chunks.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
+    return b"".join(chunks)
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def _encode_body(text: str) -> tuple[bytes, str]:
+    """Return ``(encoded body with CRLF line endings, Content-Transfer-Encoding)``."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if (
+        text.isascii()
+        and "\x00" not in text
+        and (len(text) <= _HARD_LINE_LIMIT or _longest_line(text) <= _HARD_LINE_LIMIT)
+    ):
+        return text.replace("\n", "\r\n").encode("ascii"), "7bit"
+    # b2a_qp picks its line ending from the first one it sees and writes bare LF for soft
+    # breaks when there is none; feeding it LF-only text and converting afterwards gives CRLF
+    # everywhere. It encodes "=", controls, 8-bit bytes and trailing whitespace, and keeps
+    # every line within 76 characters.
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n"), "quoted-printable"
+
+
+def _longest_line(text: str) -> int:
+    return max(map(len, text.split("\n")))
+
+
+def _new_boundary(encoded_bodies: list[bytes]) -> str:
+    while True:
+        boundary = _BOUNDARY_PREFIX + secrets.token_hex(_BOUNDARY_RANDOM_BYTES)
+        marker = boundary.encode("ascii")
+        if not any(marker in body for body in encoded_bodies):
+            return boundary
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+def _check_header_value(value: str) -> None:
+    if _FORBIDDEN_IN_HEADERS.search(value):
+        raise ValueError(f"header value {value[:100]!r} contains CR, LF or NUL")
+
+
+def _extra_headers(headers: tuple[tuple[str, str], ...]) -> list[str]:
+    lines = []
+    for name, value in headers:
+        if not _FIELD_NAME.fullmatch(name) or len(name) > _SOFT_LINE_LIMIT:
+            raise ValueError(f"invalid header name {name[:100]!r}")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is written by MailPass and cannot be set")
+        lines.append(_unstructured_header(name, value))
+    return lines
+
+
+def _unstructured_header(name: str, value: str) -> str:
+    """A header line for free text, folded at whitespace or written as encoded-words."""
+    _check_header_value(value)
+    prefix = name + ": "
+    if not _is_plain_text(value):
+        return _fold_encoded_words(prefix, value)
+    if len(prefix) + len(value) <= _SOFT_LINE_LIMIT:
+        return prefix + value
+    pieces = _UNSTRUCTURED_PIECES.findall(value)
+    if len(prefix) + max(map(len, pieces)) > _HARD_LINE_LIMIT:
+        # A run without whitespace too long for one line cannot be folded; encoded-words can.
+        return _fold_encoded_words(prefix, value)
+    folded = []
+    line = prefix + pieces[0]
+    for piece in pieces[1:]:
+        # Folding inserts CRLF before the piece's leading whitespace, so unfolding (removing
+        # the CRLF) restores the text exactly. A whitespace-only piece is never put on a line
+        # of its own, which RFC 5322 forbids.
+        if len(line) + len(piece) > _SOFT_LINE_LIMIT and not piece.isspace():
+            folded.append(line)
+            line = piece
+        else:
+            line += piece
+    folded.append(line)
+    return "\r\n".join(folded)
+
+
+def _is_plain_text(value: str) -> bool:
+    return (
+        value.isascii()
+        and value.replace("\t", " ").isprintable()
+        and not _looks_like_encoded_word(value)
+    )
+
+
+def _looks_like_encoded_word(value: str) -> bool:
+    """Whether a reader might decode part of ``value`` as an encoded-word, changing the text."""
+    return "=?" in value and _ENCODED_WORD_LIKE.search(value) is not None
+
+
+def _fold_encoded_words(prefix: str, value: str) -> str:
+    # Whitespace between adjacent encoded-words is dropped when decoding, so the folds below
+    # add nothing to the text.
+    return prefix + "\r\n ".join(_encoded_words(value, _first_word_bytes(prefix)))
+
+
+def _first_word_bytes(prefix: str) -> int:
+    """How many bytes the first encoded-word may carry to fit on a line after ``prefix``."""
+    room = _SOFT_LINE_LIMIT - len(prefix) - _ENCODED_WORD_OVERHEAD
+    return min(max(room // 4 * 3, _MIN_ENCODED_WORD_BYTES), _ENCODED_WORD_BYTES)
+
+
+def _encoded_words(value: str, first_word_bytes: int = _ENCODED_WORD_BYTES) -> list[str]:
+    """Split ``value`` into ``=?utf-8?b?...?=`` words, never inside a UTF-8 sequence."""
+    data = value.encode("utf-8")
+    words = []
+    start = 0
+    limit = first_word_bytes
+    while start < len(data):
+        end = start + limit
+        if end < len(data):
+            # Step back off continuation bytes (10xxxxxx) to the start of a character. A
+            # character is at most 4 bytes and the limit is at least 6, so this stays > start.
+            while data[end] & 0xC0 == 0x80:
+                end -= 1
+        encoded = binascii.b2a_base64(data[start:end], newline=False).decode("ascii")
+        words.append(_ENCODED_WORD_PREFIX + encoded + _ENCODED_WORD_SUFFIX)
+        start = end
+        limit = _ENCODED_WORD_BYTES
+    return words
+
+
+def _address_header(name: str, addresses: tuple[Address, ...]) -> str:
+    """An address-list header folded between words and addresses, never inside one."""
+    prefix = name + ": "
+    tokens = _mailbox_tokens(addresses[0], _first_word_bytes(prefix))
+    for address in addresses[1:]:
+        tokens[-1] += ","
+        tokens.extend(_mailbox_tokens(address))
+    folded = []
+    line = prefix + tokens[0]
+    for token in tokens[1:]:
+        if len(line) + 1 + len(token) > _SOFT_LINE_LIMIT:
+            folded.append(line)
+            line = " " + token
+        else:
+            line += " " + token
+    folded.append(line)
+    return "\r\n".join(folded)
+
+
+def _mailbox_tokens(address: Address, first_word_bytes: int = _ENCODED_WORD_BYTES) -> list[str]:
+    """The mailbox as words that may be separated by a fold: name words, then ``<email>``."""
+    _check_header_value(address.email)
+    if not address.name:
+        return [address.email]
+    name = address.name
+    _check_header_value(name)
+    angle_addr = "<" + address.email + ">"
+    if not _looks_like_encoded_word(name):
+        if _PLAIN_NAME.fullmatch(name) and max(map(len, name.split(" "))) <= _SOFT_LINE_LIMIT:
+            return [*name.split(" "), angle_addr]
+        if len(name) <= _MAX_QUOTED_NAME and name.isascii() and name.isprintable():
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            return ['"' + quoted + '"', angle_addr]
+    return [*_encoded_words(name, first_word_bytes), angle_addr]

@@ -1,0 +1,44 @@
+"""The validated, provider-independent form of one message about to be composed and sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["Address", "OutgoingMessage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A mailbox: ``email`` is already validated and in its ASCII form (IDN domain as punycode)."""
+
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """Everything needed to compose the MIME bytes and the SMTP envelope of one message.
+
+    Header-bound strings (names, subject) have been checked for CR/LF before they get here.
+    """
+
+    message_id: str  # with angle brackets: "<random.unixtime@domain>"
+    sender: Address
+    to: tuple[Address, ...]
+    subject: str
+    date: datetime  # timezone-aware UTC
+    html: str | None = None
+    text: str | None = None
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    reply_to: tuple[Address, ...] = ()
+    extra_headers: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def envelope_recipients(self) -> list[str]:
+        """Every RCPT TO address, de-duplicated in order: To, then Cc, then Bcc."""
+        seen: dict[str, None] = {}
+        for address in (*self.to, *self.cc, *self.bcc):
+            seen.setdefault(address.email, None)
+        return list(seen)

@@ -1,0 +1,198 @@
+"""The wire format of a message (the seed's ``/send`` body), and its validation.
+
+Parsing is pydantic's (straight from JSON bytes, in Rust); the e-mail specific checks
+(addresses, CR/LF in header-bound fields, size limits) are ours, and every problem is reported
+with the field it concerns so a client can show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from mailpass.errors import ValidationError
+from mailpass.messages.addresses import (
+    AddressError,
+    HeaderValueError,
+    check_header_text,
+    parse_mailbox,
+)
+from mailpass.messages.outgoing import Address
+
+__all__ = [
+    "MAX_RECIPIENTS",
+    "MessageFields",
+    "ValidMessage",
+    "field_errors",
+    "parse_json_body",
+    "validate_message",
+]
+
+MAX_RECIPIENTS = 50  # To + Cc + Bcc, as Postmark allows
+MAX_SUBJECT_CHARS = 998
+MAX_NAME_CHARS = 255
+MAX_TAGS = 20
+MAX_TAG_CHARS = 100
+MAX_METADATA_KEYS = 50
+
+AddressInput = str | list[str] | None
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class MessageFields(BaseModel):
+    """One message as the seed's ``/send`` takes it. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    to: str | list[str] | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    from_email: str | None = None
+    from_name: str | None = None
+    reply_to: AddressInput = None
+    cc: AddressInput = None
+    bcc: AddressInput = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidMessage:
+    """A message that passed every check. ``sender`` is unset when the provider's default sender
+    is to be used; ``from_name`` then names it."""
+
+    to: tuple[Address, ...]
+    subject: str
+    html: str | None
+    text: str | None
+    sender: Address | None
+    from_name: str | None
+    reply_to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    bcc: tuple[Address, ...]
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+
+
+def field_errors(error: PydanticValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """pydantic's errors as ``[{"field": "cc.0", "message": "..."}]``."""
+    details = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in item["loc"] if part != "__root__")
+        # A union reports one error per alternative; name the field once.
+        location = location.replace(".str", "").replace(".list[str]", "")
+        details.append({"field": prefix + location, "message": item["msg"]})
+    unique: dict[str, dict[str, Any]] = {}
+    for detail in details:
+        unique.setdefault(detail["field"], detail)
+    return list(unique.values())
+
+
+def parse_json_body(body: bytes, model: type[ModelT]) -> ModelT:
+    """Parse a request body into ``model``; a malformed body is a VALIDATION_ERROR."""
+    if not body.strip():
+        raise ValidationError("the request body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except PydanticValidationError as exc:
+        if any(item["type"] in ("json_invalid", "json_type") for item in exc.errors()):
+            raise ValidationError("the request body is not valid JSON") from None
+        if any(item["type"] == "model_type" and not item["loc"] for item in exc.errors()):
+            raise ValidationError("the request body must be a JSON object") from None
+        raise ValidationError("the request has invalid fields", details=field_errors(exc)) from None
+
+
+class _Problems:
+    """Collects every problem of one message so the client hears all of them at once."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.details: list[dict[str, Any]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.details.append({"field": self.prefix + field, "message": message})
+
+    def addresses(self, field: str, value: AddressInput, *, required: bool) -> tuple[Address, ...]:
+        if value is None or value == "" or value == []:
+            if required:
+                self.add(field, "is required")
+            return ()
+        items = [value] if isinstance(value, str) else value
+        parsed = []
+        for index, item in enumerate(items):
+            name = field if isinstance(value, str) else f"{field}.{index}"
+            try:
+                parsed.append(parse_mailbox(item))
+            except AddressError as exc:
+                self.add(name, str(exc))
+        return tuple(parsed)
+
+    def header_text(self, field: str, value: str | None, max_chars: int) -> str | None:
+        if value is None:
+            return None
+        try:
+            check_header_text(value)
+        except HeaderValueError as exc:
+            self.add(field, str(exc))
+            return None
+        if len(value) > max_chars:
+            self.add(field, f"is longer than {max_chars} characters")
+            return None
+        return value
+
+
+def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
+    """Every e-mail rule the wire schema cannot express; raises one VALIDATION_ERROR listing all."""
+    problems = _Problems(prefix)
+    to = problems.addresses("to", fields.to, required=True)
+    cc = problems.addresses("cc", fields.cc, required=False)
+    bcc = problems.addresses("bcc", fields.bcc, required=False)
+    reply_to = problems.addresses("reply_to", fields.reply_to, required=False)
+    if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
+        problems.add("to", f"a message takes at most {MAX_RECIPIENTS} recipients (to, cc and bcc)")
+
+    subject = problems.header_text("subject", fields.subject, MAX_SUBJECT_CHARS)
+    if fields.subject is None or not fields.subject.strip():
+        problems.add("subject", "is required")
+    if not fields.html and not fields.text:
+        problems.add("html", "html or text is required")
+
+    sender = None
+    if fields.from_email:
+        parsed_sender = problems.addresses("from_email", fields.from_email, required=True)
+        sender = parsed_sender[0] if parsed_sender else None
+    from_name = problems.header_text("from_name", fields.from_name, MAX_NAME_CHARS)
+    if sender is not None and from_name:
+        # from_name wins over a display name given inside from_email ("Shop <shop@x.com>").
+        sender = Address(sender.email, from_name)
+
+    tags = tuple(fields.tags or ())
+    if len(tags) > MAX_TAGS:
+        problems.add("tags", f"at most {MAX_TAGS} tags")
+    for index, tag in enumerate(tags):
+        if not tag.strip() or len(tag) > MAX_TAG_CHARS:
+            problems.add(f"tags.{index}", f"a tag has 1 to {MAX_TAG_CHARS} characters")
+    metadata = dict(fields.metadata or {})
+    if len(metadata) > MAX_METADATA_KEYS:
+        problems.add("metadata", f"at most {MAX_METADATA_KEYS} keys")
+
+    if problems.details:
+        raise ValidationError("the message is invalid", details=problems.details)
+    assert subject is not None
+    return ValidMessage(
+        to=to,
+        subject=subject,
+        html=fields.html or None,
+        text=fields.text or None,
+        sender=sender,
+        from_name=from_name or None,
+        reply_to=reply_to,
+        cc=cc,
+        bcc=bcc,
+        tags=tags,
+        metadata=metadata,
+    )

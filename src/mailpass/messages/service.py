@@ -1,0 +1,255 @@
+"""Sending one message now (``/send``) and reading a message's status (``/status``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from mailpass.accounts.keys import ApiKey
+from mailpass.clock import isoformat, utcnow
+from mailpass.config import Settings
+from mailpass.errors import NoSmtpProvider, NotFound, SendFailed, SendLimitExceeded, ValidationError
+from mailpass.messages import repository
+from mailpass.messages.ids import new_message_id, normalize_message_id
+from mailpass.messages.mime import compose
+from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.messages.request import MessageFields, ValidMessage, validate_message
+from mailpass.providers.limits import check_slot_free
+from mailpass.providers.registry import TransportRegistry
+from mailpass.providers.repository import Provider, get_default_provider
+from mailpass.providers.transport import DeliveryError, DeliveryResult
+from mailpass.storage.database import Database
+
+__all__ = ["MailService", "SentMessage"]
+
+log = logging.getLogger("mailpass.messages")
+capture_log = logging.getLogger("mailpass.capture")
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    message_id: str
+    to: str
+    sender: str
+
+    def as_wire(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "status": "sent", "to": self.to, "from": self.sender}
+
+
+def format_addresses(addresses: tuple[Address, ...]) -> str:
+    return ", ".join(address.email for address in addresses)
+
+
+def message_row(
+    *,
+    key: ApiKey,
+    provider: Provider | None,
+    outgoing: OutgoingMessage,
+    valid: ValidMessage,
+    status: str,
+    now: Any,
+) -> dict[str, Any]:
+    """The ``messages`` row for a message that is about to be sent or queued."""
+    return {
+        "user_id": key.user_id,
+        "provider_id": provider.id if provider else None,
+        "message_id": outgoing.message_id,
+        "from_email": outgoing.sender.email,
+        "from_name": outgoing.sender.name,
+        "to_email": format_addresses(outgoing.to),
+        "cc": [a.email for a in outgoing.cc],
+        "bcc": [a.email for a in outgoing.bcc],
+        "reply_to": format_addresses(outgoing.reply_to) or None,
+        "subject": outgoing.subject,
+        "html": outgoing.html,
+        "text": outgoing.text,
+        "tags": list(valid.tags),
+        "user_metadata": valid.metadata,
+        "status": status,
+        "is_test": key.is_test,
+        "created_at": now,
+        "slot_at": now if provider is not None else None,
+    }
+
+
+class MailService:
+    def __init__(self, settings: Settings, database: Database, transports: TransportRegistry):
+        self.settings = settings
+        self.database = database
+        self.transports = transports
+
+    def build_outgoing(self, valid: ValidMessage, provider: Provider | None) -> OutgoingMessage:
+        """Fill in the provider's default sender and a fresh Message-ID."""
+        sender = valid.sender
+        if sender is None:
+            if provider is None or not provider.from_email:
+                raise ValidationError(
+                    "from_email is required: the provider has no default sender",
+                    details=[{"field": "from_email", "message": "is required"}],
+                )
+            sender = Address(provider.from_email, valid.from_name or provider.from_name)
+        domain = self.settings.message_id_domain or sender.email.rpartition("@")[2]
+        return OutgoingMessage(
+            message_id=new_message_id(domain),
+            sender=sender,
+            to=valid.to,
+            subject=valid.subject,
+            date=utcnow().replace(tzinfo=UTC),
+            html=valid.html,
+            text=valid.text,
+            cc=valid.cc,
+            bcc=valid.bcc,
+            reply_to=valid.reply_to,
+        )
+
+    async def send_now(self, key: ApiKey, fields: MessageFields) -> SentMessage:
+        """Deliver one message synchronously through the account's default provider.
+
+        The message is recorded (status ``sending``, holding a slot of the provider's limits)
+        before the provider is contacted and updated after, so that a crash in between leaves a
+        visible record instead of a mail nobody knows was sent.
+        """
+        valid = validate_message(fields)
+        async with self.database.read() as connection:
+            provider = await get_default_provider(connection, key.user_id)
+        if provider is None and not key.is_test:
+            raise NoSmtpProvider(
+                "no default SMTP provider: add one with `mailpass providers add --default`"
+            )
+        outgoing = self.build_outgoing(valid, provider)
+        data = compose(outgoing)
+        recipients = outgoing.envelope_recipients
+        if key.is_test:
+            return await self._capture(key, valid, outgoing, data, recipients)
+        assert provider is not None
+
+        now = utcnow()
+        async with self.database.transaction() as connection:
+            over = await check_slot_free(
+                connection, provider, now, lock=not self.database.is_sqlite
+            )
+            if over is not None:
+                raise SendLimitExceeded(over.describe(), retry_after=over.retry_after)
+            message_pk = await repository.insert_message(
+                connection,
+                message_row(
+                    key=key,
+                    provider=provider,
+                    outgoing=outgoing,
+                    valid=valid,
+                    status="sending",
+                    now=now,
+                ),
+            )
+
+        try:
+            result = await self.transports.get(provider).send(
+                outgoing.sender.email, recipients, data
+            )
+        except DeliveryError as exc:
+            async with self.database.transaction() as connection:
+                await repository.mark_failed(connection, message_pk, exc.reply)
+            details: dict[str, Any] = {"smtp_reply": exc.reply}
+            if exc.smtp_code is not None:
+                details["smtp_code"] = exc.smtp_code
+            raise SendFailed(
+                f"the provider did not accept the message: {exc.reply}", details=[details]
+            ) from None
+        except BaseException:
+            # A bug or a cancellation: the mail may or may not have left. Say so on the record
+            # rather than leaving it "sending" forever.
+            async with self.database.transaction() as connection:
+                await repository.mark_failed(
+                    connection, message_pk, "interrupted before the provider answered"
+                )
+            raise
+
+        async with self.database.transaction() as connection:
+            await repository.mark_sent(connection, message_pk, utcnow(), refused_note(result))
+        return SentMessage(
+            outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
+        )
+
+    async def _capture(
+        self,
+        key: ApiKey,
+        valid: ValidMessage,
+        outgoing: OutgoingMessage,
+        data: bytes,
+        recipients: list[str],
+    ) -> SentMessage:
+        """A test key's message: recorded as sent, kept in the capture inbox, never delivered."""
+        now = utcnow()
+        async with self.database.transaction() as connection:
+            row = message_row(
+                key=key, provider=None, outgoing=outgoing, valid=valid, status="sent", now=now
+            )
+            row.update(sent_at=now, attempts=1)
+            await repository.insert_message(connection, row)
+            await repository.insert_captured(
+                connection,
+                user_id=key.user_id,
+                message_id=outgoing.message_id,
+                envelope_from=outgoing.sender.email,
+                recipients=recipients,
+                raw=data,
+                now=now,
+            )
+        capture_log.info(
+            "captured %s to=%s subject=%r",
+            outgoing.message_id,
+            ", ".join(recipients),
+            outgoing.subject,
+        )
+        return SentMessage(
+            outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
+        )
+
+    async def status(self, key: ApiKey, raw_message_id: str) -> dict[str, Any]:
+        message_id = normalize_message_id(raw_message_id)
+        async with self.database.read() as connection:
+            message = await repository.find_message(connection, key.user_id, message_id)
+            if message is None:
+                raise NotFound(f"no message {message_id}")
+            events = await repository.list_events(connection, message["id"])
+        return {
+            "message": {
+                "message_id": message["message_id"],
+                "queue_id": message["id"],
+                "from_email": message["from_email"],
+                "from_name": message["from_name"],
+                "to_email": message["to_email"],
+                "cc": message["cc"],
+                "bcc": message["bcc"],
+                "reply_to": message["reply_to"],
+                "subject": message["subject"],
+                "status": message["status"],
+                "error_message": message["error_message"],
+                "attempts": message["attempts"],
+                "tags": message["tags"],
+                "metadata": message["user_metadata"],
+                "test": message["is_test"],
+                "sent_at": isoformat(message["sent_at"]),
+                "created_at": isoformat(message["created_at"]),
+            },
+            "events": [
+                {
+                    "event_type": event["event_type"],
+                    "ip_address": event["ip_address"],
+                    "user_agent": event["user_agent"],
+                    "url": event["url"],
+                    "created_at": isoformat(event["created_at"]),
+                }
+                for event in events
+            ],
+        }
+
+
+def refused_note(result: DeliveryResult) -> str | None:
+    """What to keep when the provider accepted the message for some recipients only."""
+    if not result.refused:
+        return None
+    refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in result.refused.items())
+    return f"accepted for some recipients; refused: {refused}"

@@ -1,0 +1,1 @@
+"""SMTP providers: kinds and presets, encrypted secrets, transports and sending limits."""

@@ -1,0 +1,127 @@
+"""Provider management: what the command line and the dashboard do with SMTP providers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from mailpass.accounts.repository import User
+from mailpass.clock import utcnow
+from mailpass.config import Settings
+from mailpass.messages.addresses import (
+    AddressError,
+    HeaderValueError,
+    check_header_text,
+    parse_mailbox,
+)
+from mailpass.providers import repository
+from mailpass.providers.kinds import resolve_connection
+from mailpass.providers.registry import endpoint_for
+from mailpass.providers.repository import Provider
+from mailpass.providers.secrets import SecretBox
+from mailpass.providers.smtp import probe
+from mailpass.storage.database import Database
+
+__all__ = [
+    "NewProvider",
+    "ProviderError",
+    "add_provider",
+    "find_provider",
+    "set_default",
+    "test_provider",
+]
+
+
+class ProviderError(Exception):
+    """A provider request that cannot be carried out; the message says why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewProvider:
+    name: str
+    kind: str
+    host: str | None = None
+    port: int | None = None
+    security: str | None = None
+    username: str | None = None
+    password: str | None = None
+    region: str | None = None
+    from_email: str | None = None
+    from_name: str | None = None
+    hourly_limit: int | None = None
+    daily_limit: int | None = None
+    make_default: bool = False
+
+
+def _check(new: NewProvider) -> tuple[str | None, str | None]:
+    if not new.name.strip() or len(new.name) > 100:
+        raise ProviderError("a provider name has 1 to 100 characters")
+    for label, limit in (("hourly limit", new.hourly_limit), ("daily limit", new.daily_limit)):
+        if limit is not None and limit < 1:
+            raise ProviderError(f"the {label} must be at least 1 (leave it out for no limit)")
+    try:
+        from_email = parse_mailbox(new.from_email).email if new.from_email else None
+        from_name = check_header_text(new.from_name) if new.from_name else None
+    except (AddressError, HeaderValueError) as exc:
+        raise ProviderError(str(exc)) from None
+    return from_email, from_name
+
+
+async def add_provider(
+    database: Database, secrets: SecretBox, user: User, new: NewProvider
+) -> Provider:
+    from_email, from_name = _check(new)
+    try:
+        settings = resolve_connection(
+            new.kind,
+            host=new.host,
+            port=new.port,
+            security=new.security,
+            username=new.username,
+            region=new.region,
+        )
+    except ValueError as exc:
+        raise ProviderError(str(exc)) from None
+    try:
+        async with database.transaction() as connection:
+            return await repository.insert_provider(
+                connection,
+                user_id=user.id,
+                name=new.name.strip(),
+                kind=new.kind,
+                settings=settings,
+                password_encrypted=secrets.encrypt(new.password) if new.password else None,
+                from_email=from_email,
+                from_name=from_name,
+                hourly_limit=new.hourly_limit,
+                daily_limit=new.daily_limit,
+                make_default=new.make_default,
+                now=utcnow(),
+            )
+    except IntegrityError:
+        raise ProviderError(f"{user.email} already has a provider named {new.name!r}") from None
+
+
+async def find_provider(database: Database, reference: str, user: User | None = None) -> Provider:
+    async with database.read() as connection:
+        provider = await repository.find_provider(connection, reference, user.id if user else None)
+    if provider is None:
+        raise ProviderError(
+            f"no single provider {reference!r}; see `mailpass providers list` (give --user "
+            "when names repeat across accounts)"
+        )
+    return provider
+
+
+async def set_default(database: Database, provider: Provider) -> None:
+    async with database.transaction() as connection:
+        await repository.set_default_provider(connection, provider, utcnow())
+
+
+async def test_provider(provider: Provider, secrets: SecretBox, settings: Settings) -> list[str]:
+    """Connect, greet, secure and authenticate; the server's replies, line by line.
+
+    Raises ``mailpass.providers.smtp.ProbeError`` with a one-line reason on failure.
+    """
+    return await probe(endpoint_for(provider, secrets, settings))

@@ -1,0 +1,599 @@
+"""Delivery to one SMTP server through aiosmtplib, over a small pool of reused connections.
+
+How failures are classified (``reply`` always carries the server's ``"550 5.1.1 ..."`` when
+the server said something, otherwise a short description such as "connection refused by
+smtp.example.com:587")::
+
+    4xx reply, timeout, refused/reset/dropped connection   TransientDeliveryError
+    5xx reply, authentication refused, TLS verification,   PermanentDeliveryError
+    STARTTLS or AUTH not offered, unusable address
+
+A reused connection that turns out to be dead before DATA (the server timed it out while it
+sat in the pool) is replaced once, transparently. Nothing is retried once DATA has started:
+the server may already hold the message, and a second attempt could deliver it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar, get_args
+
+import aiosmtplib
+from aiosmtplib.typing import Default
+
+from mailpass.providers.transport import (
+    DeliveryError,
+    DeliveryResult,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_TIMEOUT",
+    "ProbeError",
+    "SmtpEndpoint",
+    "SmtpSecurity",
+    "SmtpTransport",
+    "probe",
+]
+
+SmtpSecurity = Literal["starttls", "tls", "none"]
+SECURITY_MODES: tuple[str, ...] = get_args(SmtpSecurity)
+
+DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each SMTP command
+DEFAULT_MAX_CONNECTIONS = 4  # open connections per transport
+# seconds a pooled connection may sit unused; servers commonly drop idle clients after 60-300 s,
+# so staying well below that keeps most reuses from meeting a connection the server has closed.
+DEFAULT_IDLE_TIMEOUT = 30.0
+QUIT_TIMEOUT = 5.0  # seconds; QUIT is a courtesy on the way out, not worth a long wait
+
+# What the CLI calls each step when it failed: "authentication failed: 535 ...".
+_STEP_NAMES = {
+    "connect": "connection",
+    "EHLO": "EHLO",
+    "STARTTLS": "STARTTLS",
+    "AUTH": "authentication",
+    "MAIL": "sending",
+    "DATA": "DATA",
+}
+_HIDDEN = "<credentials hidden>"
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpEndpoint:
+    """Where and how to reach one SMTP server.
+
+    ``security``: ``"tls"`` is implicit TLS (port 465), ``"starttls"`` requires STARTTLS
+    (port 587), ``"none"`` is plain text. Certificates are always verified; ``ca_file`` adds
+    a CA bundle (an internal CA) to the system's trusted roots.
+    """
+
+    host: str
+    port: int
+    security: SmtpSecurity = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = DEFAULT_TIMEOUT  # seconds, per connection attempt and per command
+    ca_file: str | Path | None = None
+    local_hostname: str | None = None  # the name we give in EHLO; default: this host's FQDN
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValueError(
+                f"security must be one of {', '.join(SECURITY_MODES)}, not {self.security!r}"
+            )
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {self.timeout}")
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as people write it, with IPv6 literals bracketed."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class ProbeError(Exception):
+    """``probe`` failed. ``str()`` is one line for the CLI; ``transcript`` is the talk so far."""
+
+    def __init__(self, message: str, transcript: list[str]) -> None:
+        super().__init__(message)
+        self.transcript = transcript
+
+
+class _SmtpFailure(Exception):
+    """One failed step, described twice: ``reply`` for delivery records, ``summary`` for a CLI."""
+
+    def __init__(
+        self, *, reply: str, summary: str, transient: bool, smtp_code: int | None = None
+    ) -> None:
+        super().__init__(summary)
+        self.reply = reply
+        self.summary = summary
+        self.transient = transient
+        self.smtp_code = smtp_code
+
+    def delivery_error(self) -> DeliveryError:
+        kind = TransientDeliveryError if self.transient else PermanentDeliveryError
+        return kind(self.reply, smtp_code=self.smtp_code)
+
+
+class _Client(aiosmtplib.SMTP):
+    """An aiosmtplib client that notes how far its transaction got, and optionally the talk.
+
+    (The overrides keep aiosmtplib's signatures, ``timeout`` arguments included.)
+
+    ``sendmail`` does MAIL, RCPT and DATA in one call; the pool needs to know whether DATA
+    started (past that point a retry could duplicate the mail) and whether an envelope is still
+    open on the server (then the connection needs RSET before it can be reused).
+    """
+
+    def __init__(
+        self,
+        endpoint: SmtpEndpoint,
+        *,
+        tls_context: ssl.SSLContext | None,
+        local_hostname: str | None,
+        transcript: list[str] | None,
+    ) -> None:
+        super().__init__(
+            hostname=endpoint.host,
+            port=endpoint.port,
+            local_hostname=local_hostname,
+            timeout=endpoint.timeout,
+            use_tls=endpoint.security == "tls",
+            start_tls=False,  # upgraded explicitly in _open, so a missing STARTTLS is an error
+            tls_context=tls_context,
+        )
+        self.transcript = transcript
+        self.envelope_open = False
+        self.data_started = False
+        self.data_reply: aiosmtplib.SMTPResponse | None = None
+        self.idle_since = 0.0  # time.monotonic() when it was last put back in the pool
+        self._in_auth_exchange = False
+
+    def note_reply(self, code: int, message: str) -> None:
+        if self.transcript is None:
+            return
+        lines = message.split("\n") or [""]
+        for index, line in enumerate(lines):
+            separator = " " if index == len(lines) - 1 else "-"
+            self.transcript.append(f"S: {code}{separator}{line}".rstrip())
+
+    def note_command(self, *args: bytes) -> None:
+        if self.transcript is None:
+            return
+        if args and args[0].upper() == b"AUTH":
+            shown = b" ".join(args[:2]).decode("ascii", "replace")
+            self.transcript.append(f"C: {shown} {_HIDDEN}" if len(args) > 2 else f"C: {shown}")
+        elif self._in_auth_exchange:
+            self.transcript.append(f"C: {_HIDDEN}")  # an AUTH continuation: user name or secret
+        else:
+            self.transcript.append("C: " + b" ".join(args).decode("ascii", "replace"))
+
+    async def execute_command(
+        self,
+        *args: bytes,
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> aiosmtplib.SMTPResponse:
+        self.note_command(*args)
+        response = await super().execute_command(*args, timeout=timeout)
+        # 334 asks for the next piece of an AUTH exchange, which must stay out of the transcript.
+        self._in_auth_exchange = response.code == aiosmtplib.SMTPStatus.auth_continue
+        self.note_reply(response.code, response.message)
+        return response
+
+    async def mail(
+        self,
+        sender: str,
+        /,
+        *,
+        options: Iterable[str] | None = None,
+        encoding: str = "ascii",
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> aiosmtplib.SMTPResponse:
+        self.envelope_open = True
+        return await super().mail(sender, options=options, encoding=encoding, timeout=timeout)
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        response = await super().data(message, timeout=timeout)
+        self.envelope_open = False  # a completed DATA ends the transaction on the server
+        self.data_reply = response
+        return response
+
+    async def rset(
+        self,
+        *,
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> aiosmtplib.SMTPResponse:
+        response = await super().rset(timeout=timeout)
+        self.envelope_open = False
+        return response
+
+
+class SmtpTransport:
+    """Sends through one SMTP server, reusing up to ``max_connections`` connections.
+
+    Safe for any number of concurrent ``send`` calls on one event loop: each holds a
+    connection for the length of its transaction and waits for one to free up beyond
+    ``max_connections``. After ``close()`` sends still work, but their connections are closed
+    after use instead of being pooled.
+    """
+
+    def __init__(
+        self,
+        endpoint: SmtpEndpoint,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        if idle_timeout < 0:
+            raise ValueError(f"idle_timeout must not be negative, not {idle_timeout}")
+        self.endpoint = endpoint
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        # A slot is held by each send for as long as it uses a connection. Connections are only
+        # opened by a slot holder that found the pool empty, so open connections never exceed
+        # max_connections.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: list[_Client] = []  # most recently used last
+        self._reaper: asyncio.TimerHandle | None = None
+        self._tls_context: ssl.SSLContext | None = None
+        # Resolved once (aiosmtplib asks the resolver for our FQDN on every connect otherwise).
+        self._local_hostname = endpoint.local_hostname
+        self._closed = False
+
+    async def send(
+        self, envelope_from: str, recipients: Sequence[str], data: bytes
+    ) -> DeliveryResult:
+        """Deliver finished MIME bytes; raise ``DeliveryError`` if no recipient accepted them."""
+        if not recipients:
+            raise ValueError("send() needs at least one recipient")
+        envelope_to = list(recipients)
+        for role, address in [("from", envelope_from)] + [("to", rcpt) for rcpt in envelope_to]:
+            if not address.isascii():
+                # It would take SMTPUTF8, and mailboxes that need it are rare enough that
+                # MailPass refuses them when the message is accepted; this is the backstop.
+                raise PermanentDeliveryError(
+                    f"cannot send {role} {address!r}: non-ASCII addresses need SMTPUTF8"
+                )
+        async with self._slots:
+            client = self._take_idle()
+            if client is not None:
+                try:
+                    return await self._transact(client, envelope_from, envelope_to, data, True)
+                except _StaleConnection:
+                    pass  # it died while pooled; the mail never reached the server
+            try:
+                client = await _open(self.endpoint, self._get_tls_context(), self._local_hostname)
+            except _SmtpFailure as failure:
+                raise failure.delivery_error() from failure.__cause__
+            self._local_hostname = client.local_hostname
+            return await self._transact(client, envelope_from, envelope_to, data, False)
+
+    async def close(self) -> None:
+        """Close the pooled connections; connections in use close when their send ends."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(client) for client in idle))
+
+    async def _transact(
+        self,
+        client: _Client,
+        envelope_from: str,
+        recipients: list[str],
+        data: bytes,
+        reused: bool,
+    ) -> DeliveryResult:
+        client.data_started = False
+        client.data_reply = None
+        reusable = False
+        try:
+            try:
+                refused, message = await client.sendmail(
+                    envelope_from, recipients, data, mail_options=_mail_options(client, data)
+                )
+            except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+                if reused and not client.data_started and _is_dead_connection(exc):
+                    raise _StaleConnection from exc
+                failure = _recipients_failure(exc) or _classify(
+                    exc, self.endpoint, "DATA" if client.data_started else "MAIL"
+                )
+                # aiosmtplib sends RSET after a refused transaction; if that did not go through,
+                # the session is in a state we cannot vouch for.
+                reusable = not client.envelope_open
+                raise failure.delivery_error() from exc
+            reusable = True
+            final = client.data_reply
+            return DeliveryResult(
+                reply=_reply_text(final.code, final.message) if final else f"250 {message}",
+                refused={rcpt: _reply_text(*reply) for rcpt, reply in refused.items()},
+            )
+        finally:
+            # Anything else (a cancellation, a bug) leaves the session in an unknown state.
+            if reusable and not self._closed and client.is_connected:
+                self._put_idle(client)
+            else:
+                client.close()
+
+    def _get_tls_context(self) -> ssl.SSLContext | None:
+        if self.endpoint.security == "none":
+            return None
+        if self._tls_context is None:
+            self._tls_context = _build_tls_context(self.endpoint)
+        return self._tls_context
+
+    def _take_idle(self) -> _Client | None:
+        self._close_expired()
+        return self._idle.pop() if self._idle else None
+
+    def _put_idle(self, client: _Client) -> None:
+        client.idle_since = time.monotonic()
+        self._idle.append(client)
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().call_later(self.idle_timeout, self._reap)
+
+    def _reap(self) -> None:
+        # Closes pooled connections nobody has needed for idle_timeout, even with no traffic.
+        self._reaper = None
+        self._close_expired()
+        if self._idle:
+            wait = self._idle[0].idle_since + self.idle_timeout - time.monotonic()
+            self._reaper = asyncio.get_running_loop().call_later(max(wait, 0.0), self._reap)
+
+    def _close_expired(self) -> None:
+        now = time.monotonic()
+        keep: list[_Client] = []
+        for client in self._idle:
+            if client.is_connected and now - client.idle_since < self.idle_timeout:
+                keep.append(client)
+            else:
+                client.close()
+        self._idle = keep
+
+
+class _StaleConnection(Exception):
+    """A pooled connection was dead before the server could have accepted anything."""
+
+
+async def probe(endpoint: SmtpEndpoint) -> list[str]:
+    """Connect, EHLO, STARTTLS and AUTH as configured, QUIT; return the transcript.
+
+    Lines read ``"S: 250-mx.example"`` / ``"C: EHLO myhost"``; credentials never appear.
+    Raises ``ProbeError`` with a one-line reason and the transcript up to the failure.
+    """
+    transcript: list[str] = []
+    try:
+        tls_context = None
+        if endpoint.security != "none":
+            tls_context = await asyncio.to_thread(_build_tls_context, endpoint)
+        client = await _open(endpoint, tls_context, endpoint.local_hostname, transcript)
+    except _SmtpFailure as failure:
+        raise ProbeError(failure.summary, transcript) from failure.__cause__
+    await _quit(client)
+    return transcript
+
+
+async def _open(
+    endpoint: SmtpEndpoint,
+    tls_context: ssl.SSLContext | None,
+    local_hostname: str | None,
+    transcript: list[str] | None = None,
+) -> _Client:
+    """A connected client, past STARTTLS and AUTH as the endpoint asks; or ``_SmtpFailure``."""
+    client = _Client(
+        endpoint, tls_context=tls_context, local_hostname=local_hostname, transcript=transcript
+    )
+    step = "connect"
+    try:
+        try:
+            greeting = await client.connect()
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            client.note_reply(exc.code, exc.message)
+            raise
+        client.note_reply(greeting.code, greeting.message)
+        step = "EHLO"
+        await client.ehlo()
+        if endpoint.security == "starttls":
+            if not client.supports_extension("starttls"):
+                raise _config_failure(f"{endpoint.address} does not offer STARTTLS")
+            step = "STARTTLS"
+            client.note_command(b"STARTTLS")
+            try:
+                response = await client.starttls()
+            except aiosmtplib.SMTPResponseException as exc:
+                client.note_reply(exc.code, exc.message)
+                raise
+            client.note_reply(response.code, response.message)
+            step = "EHLO"
+            await client.ehlo()  # RFC 3207: what the server offers may change under TLS
+        if endpoint.username is not None:
+            if not client.supports_extension("auth"):
+                raise _config_failure(f"{endpoint.address} does not offer AUTH")
+            step = "AUTH"
+            await client.login(endpoint.username, endpoint.password or "")
+    except _SmtpFailure:
+        client.close()
+        raise
+    except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+        client.close()
+        raise _classify(exc, endpoint, step) from exc
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+async def _quit(client: _Client) -> None:
+    try:
+        await client.quit(timeout=QUIT_TIMEOUT)
+    except (aiosmtplib.SMTPException, OSError):
+        pass  # we are leaving either way
+    finally:
+        client.close()
+
+
+def _build_tls_context(endpoint: SmtpEndpoint) -> ssl.SSLContext:
+    # create_default_context: system roots, hostname checking, no legacy protocol versions.
+    context = ssl.create_default_context()
+    if endpoint.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=endpoint.ca_file)
+        except (OSError, ValueError) as exc:
+            raise _config_failure(f"cannot load CA file {endpoint.ca_file}: {exc}") from exc
+    return context
+
+
+def _mail_options(client: _Client, data: bytes) -> list[str]:
+    # RFC 6152: 8-bit content must be declared, and only to a server that offers 8BITMIME.
+    if not data.isascii() and client.supports_extension("8bitmime"):
+        return ["BODY=8BITMIME"]
+    return []
+
+
+def _is_dead_connection(exc: BaseException) -> bool:
+    # 421: the server is closing this session (e.g. its idle timer) and says so.
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code == aiosmtplib.SMTPStatus.domain_unavailable
+    return isinstance(exc, ConnectionError)
+
+
+def _reply_text(code: int, message: str) -> str:
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    return f"{code} {text}" if text else str(code)
+
+
+def _config_failure(description: str) -> _SmtpFailure:
+    return _SmtpFailure(reply=description, summary=description, transient=False)
+
+
+def _recipients_failure(exc: BaseException) -> _SmtpFailure | None:
+    """Every recipient refused: transient only if every refusal was temporary (4xx)."""
+    if not isinstance(exc, aiosmtplib.SMTPRecipientsRefused) or not exc.recipients:
+        return None
+    refusals = exc.recipients
+    transient = all(400 <= refusal.code < 500 for refusal in refusals)
+    deciding = next(r for r in refusals if transient or not 400 <= r.code < 500)
+    if len(refusals) == 1:
+        reply = _reply_text(deciding.code, deciding.message)
+    else:
+        reply = "; ".join(f"{r.recipient}: {_reply_text(r.code, r.message)}" for r in refusals)
+    return _SmtpFailure(
+        reply=reply,
+        summary=f"all recipients refused: {reply}",
+        transient=transient,
+        smtp_code=deciding.code,
+    )
+
+
+def _classify(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> _SmtpFailure:
+    """Turn what aiosmtplib (or the socket below it) raised during ``step`` into a failure."""
+    address = endpoint.address
+    cert_error = _find_cause(exc, ssl.SSLCertVerificationError)
+    if cert_error is not None:
+        reason = cert_error.verify_message or cert_error.reason or str(cert_error)
+        return _config_failure(f"TLS certificate verify failed for {endpoint.host}: {reason}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code > 0:
+        reply = _reply_text(exc.code, exc.message)
+        return _SmtpFailure(
+            reply=reply,
+            summary=f"{_STEP_NAMES.get(step, step)} failed: {reply}",
+            # 4xx is temporary by definition; anything else that is not 5xx is a confused
+            # server, which is more likely to recover than a configuration is to fix itself.
+            transient=not 500 <= exc.code < 600,
+            smtp_code=exc.code,
+        )
+    ssl_error = _find_cause(exc, ssl.SSLError)
+    if ssl_error is not None:
+        # A handshake failing outright is a configuration mismatch, e.g. "tls" on a STARTTLS port.
+        reason = ssl_error.reason.lower().replace("_", " ") if ssl_error.reason else str(ssl_error)
+        return _config_failure(f"TLS handshake with {address} failed: {reason}")
+    if isinstance(exc, TimeoutError):
+        if step == "connect":
+            reply = f"timed out connecting to {address} after {endpoint.timeout:g} s"
+            summary = f"cannot connect to {address}: timed out after {endpoint.timeout:g} s"
+        else:
+            reply = f"{address} did not answer {step} within {endpoint.timeout:g} s"
+            summary = reply
+        return _SmtpFailure(reply=reply, summary=summary, transient=True)
+    if step == "connect":
+        os_error = _socket_error(exc)
+        if isinstance(os_error, socket.gaierror):
+            reason = f"cannot resolve {endpoint.host} ({os_error.strerror})"
+        elif isinstance(os_error, ConnectionRefusedError) or (
+            os_error is not None and os_error.errno == errno.ECONNREFUSED
+        ):
+            return _SmtpFailure(
+                reply=f"connection refused by {address}",
+                summary=f"cannot connect to {address}: connection refused",
+                transient=True,
+            )
+        elif isinstance(exc, aiosmtplib.SMTPServerDisconnected) or os_error is None:
+            reason = "the server closed the connection before greeting"
+        else:
+            reason = os_error.strerror or str(os_error)
+        return _SmtpFailure(
+            reply=f"cannot connect to {address}: {reason}",
+            summary=f"cannot connect to {address}: {reason}",
+            transient=True,
+        )
+    if isinstance(exc, ConnectionError):
+        reply = f"{address} closed the connection during {step}"
+        return _SmtpFailure(reply=reply, summary=reply, transient=True)
+    if isinstance(exc, OSError):
+        reply = f"connection to {address} failed during {step}: {exc.strerror or exc}"
+        return _SmtpFailure(reply=reply, summary=reply, transient=True)
+    if isinstance(exc, ValueError):
+        # aiosmtplib refuses addresses it cannot put on the wire (line breaks, non-ASCII).
+        return _config_failure(f"cannot send to this address: {exc}")
+    # SMTPNotSupported and the like: the server lacks something this message needs.
+    message = exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
+    return _config_failure(f"{address}: {message}")
+
+
+def _find_cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of ``kind`` in ``exc``'s chain of causes, ``exc`` included."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _socket_error(exc: BaseException) -> OSError | None:
+    """The operating system's error under aiosmtplib's wrappers (which are OSErrors too)."""
+    current: BaseException | None = exc
+    for _ in range(10):  # chains are short; the bound only guards against cycles
+        if current is None:
+            return None
+        if isinstance(current, OSError) and not isinstance(current, aiosmtplib.SMTPException):
+            return current
+        current = current.__cause__ or current.__context__
+    return None

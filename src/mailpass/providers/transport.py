@@ -1,0 +1,59 @@
+"""The boundary between MailPass and whatever accepts the mail: an SMTP server or the capture inbox.
+
+Exceptions::
+
+    DeliveryError               the message was not accepted; ``smtp_code``/``reply`` say why
+    ├── TransientDeliveryError  4xx, timeout, dropped connection: worth retrying later
+    └── PermanentDeliveryError  5xx, authentication refused, bad configuration: never retry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "DeliveryError",
+    "DeliveryResult",
+    "PermanentDeliveryError",
+    "TransientDeliveryError",
+    "Transport",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The server accepted the message for at least one recipient."""
+
+    reply: str  # the server's final reply to DATA, e.g. "250 2.0.0 Ok: queued as 4F2"
+    refused: dict[str, str] = field(default_factory=dict)  # recipient -> "550 5.1.1 ..." reply
+
+
+class DeliveryError(Exception):
+    """The message was not accepted by anyone. ``reply`` is the server's text, code included."""
+
+    transient: bool = False
+
+    def __init__(self, reply: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.smtp_code = smtp_code
+
+
+class TransientDeliveryError(DeliveryError):
+    transient = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    transient = False
+
+
+class Transport(Protocol):
+    """Sends finished MIME bytes to a list of envelope recipients."""
+
+    async def send(
+        self, envelope_from: str, recipients: Sequence[str], data: bytes
+    ) -> DeliveryResult: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,147 @@
+"""`mailpass serve` and `mailpass dev` as real processes, used over real HTTP and real SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+SEED_CURL_BODY = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
+STARTUP_TIMEOUT = 20.0  # seconds
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def running(*args: str, env: dict[str, str]):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mailpass",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def wait_healthy(base_url: str, process: asyncio.subprocess.Process) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
+            if process.returncode is not None:
+                stderr = await process.stderr.read()
+                pytest.fail(f"server exited early: {stderr.decode()}")
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail("server did not become healthy")
+
+
+async def test_serve_sends_the_seed_request_through_a_real_provider(
+    cli_env, mailpass, make_smtp_sink
+):
+    sink = await make_smtp_sink(tls_mode="starttls", auth={"app": "pw"}, require_auth=True)
+    await mailpass("users", "create", "owner@example.com")
+    await mailpass(
+        "providers",
+        "add",
+        "--user",
+        "owner@example.com",
+        "--name",
+        "relay",
+        "--host",
+        "localhost",
+        "--port",
+        str(sink.port),
+        "--username",
+        "app",
+        "--password-env",
+        "PW",
+        "--from-email",
+        "support@yourdomain.com",
+        "--default",
+        env={"PW": "pw"},
+    )
+    key = (await mailpass("keys", "create", "--user", "owner@example.com")).out.strip()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+
+    async with running("serve", "--port", str(port), env=cli_env) as server:
+        await wait_healthy(base_url, server)
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            sent = await client.post("/api/v1/mail/send", content=SEED_CURL_BODY, headers=headers)
+            assert sent.status_code == 200, sent.text
+            message_id = sent.json()["data"]["message_id"]
+            [received] = await sink.wait_for(1)
+            assert received.message["Message-ID"] == message_id
+            assert received.mail_from == "support@yourdomain.com"
+            status = await client.get(f"/api/v1/mail/status/{message_id}", headers=headers)
+            assert status.json()["data"]["message"]["status"] == "sent"
+            bad = await client.post("/api/v1/mail/send", content=b"{", headers=headers)
+            assert bad.status_code == 400
+            assert bad.json()["error"]["code"] == "VALIDATION_ERROR"
+        server.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells why.
+        assert await asyncio.wait_for(server.wait(), 10) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in (await server.stderr.read()).decode()
+
+
+async def test_dev_is_a_working_sandbox_in_one_command(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPASS_")}
+    env["MAILPASS_DATA_DIR"] = str(tmp_path / "data")  # the embedded default: SQLite in here
+    port = free_port()
+
+    async with running("dev", "--port", str(port), "--smtp-port", "0", env=env) as dev:
+        banner = ""
+        while "Try it" not in banner or not banner.rstrip().endswith("}'"):
+            line = await asyncio.wait_for(dev.stdout.readline(), STARTUP_TIMEOUT)
+            assert line, (await dev.stderr.read()).decode()
+            banner += line.decode()
+        key = re.search(r"API key \(shown once\): (mp_live_\S+)", banner).group(1)
+        assert f"http://127.0.0.1:{port}/api/v1/mail/send" in banner
+        assert f"Authorization: Bearer {key}" in banner
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            response = await client.post(
+                "/api/v1/mail/send",
+                content=SEED_CURL_BODY,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+        assert response.status_code == 200, response.text
+        message_id = response.json()["data"]["message_id"]
+        captured = ""
+        while not captured.strip():
+            captured = (await asyncio.wait_for(dev.stdout.readline(), 10)).decode()
+        assert captured.startswith("captured #1")
+        assert "to=user@example.com" in captured
+        assert "subject=Hello" in captured
+        assert f"message-id={message_id}" in captured
+
+    assert (tmp_path / "data" / "mailpass.sqlite3").exists()
+    assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,4 @@
+"""Fixtures shared by every test: a real SMTP server (``smtp_fixtures``) and real SQLite and
+PostgreSQL databases with the app on top (``db_fixtures``)."""
+
+pytest_plugins = ["smtp_fixtures", "db_fixtures"]
