@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 from mailpass.accounts import service as accounts
 from mailpass.accounts.repository import User
 from mailpass.api.app import create_app
-from mailpass.api.services import Services
 from mailpass.config import Settings
 from mailpass.providers import service as providers
 from mailpass.providers.repository import Provider
+from mailpass.services import Services
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import metadata

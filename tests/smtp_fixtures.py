@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import email
 import email.policy
 import functools
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self
 
 import pytest
 import trustme
@@ -171,7 +172,7 @@ class SmtpSink:
         return self
 
     async def stop(self) -> None:
-        """Stop listening and cut every open connection."""
+        """Stop listening and cut every open connection. ``start()`` may follow (same port)."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -182,9 +183,10 @@ class SmtpSink:
         await server.wait_closed()
         if tasks:
             await asyncio.wait(tasks, timeout=THREAD_TIMEOUT)
-        if self._ca_dir is not None:
+        if self._ca_dir is not None:  # a restarted sink writes the file anew
             self._ca_dir.cleanup()
             self._ca_dir = None
+            self._ca_file = None
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -206,7 +208,12 @@ class SmtpSink:
             target=asyncio.run, args=(self._serve(started),), name="smtp-sink", daemon=True
         )
         self._thread.start()
-        started.result(timeout=THREAD_TIMEOUT)
+        try:
+            started.result(timeout=THREAD_TIMEOUT)
+        except BaseException:
+            self._thread.join(THREAD_TIMEOUT)
+            self._thread = None
+            raise
         return self
 
     def stop_thread(self) -> None:
@@ -294,8 +301,12 @@ class SmtpSink:
 
     def wait_for_sync(self, count: int, timeout: float = WAIT_TIMEOUT) -> list[ReceivedMessage]:
         """Blocking ``wait_for``, for synchronous tests while the sink runs on its thread."""
-        if self._thread is not None and threading.current_thread() is self._thread:
-            raise RuntimeError("wait_for_sync() would block the sink's own event loop")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self._loop:
+            raise RuntimeError("wait_for_sync() would block the sink's own loop; use wait_for()")
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.messages) >= count, timeout):
                 raise TimeoutError(self._shortfall(count, timeout))
@@ -332,7 +343,8 @@ class SmtpSink:
             self._changed.notify_all()
             waiters, self._async_waiters = self._async_waiters, []
         for loop, waiter in waiters:
-            loop.call_soon_threadsafe(_wake, waiter)
+            with contextlib.suppress(RuntimeError):  # that waiter's loop has closed meanwhile
+                loop.call_soon_threadsafe(_wake, waiter)
 
     def _shortfall(self, count: int, timeout: float) -> str:
         return f"expected {count} message(s) within {timeout:g} s, got {len(self.messages)}"
@@ -406,9 +418,7 @@ class _Handler:
                     mail_from=envelope.mail_from or "",
                     rcpt_tos=list(envelope.rcpt_tos),
                     data=data,
-                    message=cast(
-                        EmailMessage, email.message_from_bytes(data, policy=email.policy.default)
-                    ),
+                    message=email.message_from_bytes(data, policy=email.policy.default),
                     tls=transport is not None
                     and transport.get_extra_info("ssl_object") is not None,
                     auth_username=session.auth_data if session.authenticated else None,
@@ -435,7 +445,7 @@ class _Handler:
         return AuthResult(success=False, handled=False)
 
 
-class _SinkSMTP(SMTP):  # type: ignore[misc]  # aiosmtpd ships no type information
+class _SinkSMTP(SMTP):
     """One session; reports its connection coming and going to the sink."""
 
     def __init__(
@@ -457,7 +467,7 @@ class _SinkSMTP(SMTP):  # type: ignore[misc]  # aiosmtpd ships no type informati
 
     @property
     def handler_task(self) -> asyncio.Task[None] | None:
-        return cast("asyncio.Task[None] | None", self._handler_coroutine)
+        return self._handler_coroutine
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None  # it is called again once STARTTLS completes
@@ -470,12 +480,13 @@ class _SinkSMTP(SMTP):  # type: ignore[misc]  # aiosmtpd ships no type informati
         self.sink._connection_lost(self)
 
     def abort(self) -> None:
-        if self.transport is not None:
+        if isinstance(self.transport, asyncio.Transport):
             self.transport.abort()
 
 
 async def _hang_up(server: SMTP) -> None:
     """Close the connection without a reply and never return: the session task is cancelled."""
+    assert isinstance(server.transport, asyncio.Transport)
     server.transport.abort()
     await asyncio.Event().wait()
 

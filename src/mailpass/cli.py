@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
@@ -94,13 +95,72 @@ def _configure_logging(settings: Settings) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def serve(host: str, port: int, access_log: bool) -> None:
-    """Run the API (migrations are applied first)."""
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Run the queue worker in this process too.",
+)
+def serve(host: str, port: int, access_log: bool, worker: bool) -> None:
+    """Run the API and, unless --no-worker, the queue worker (migrations are applied first)."""
     from mailpass.server import run_server
 
     settings = Settings()
     _configure_logging(settings)
-    run_server(settings, host=host, port=port, access_log=access_log)
+    run_server(settings, host=host, port=port, access_log=access_log, worker=worker)
+
+
+@cli.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Messages sent at once (default: MAILPASS_WORKER_CONCURRENCY).",
+)
+def worker(concurrency: int | None) -> None:
+    """Run a queue worker until SIGTERM or Ctrl-C; any number may run, on any machine."""
+    settings = Settings()
+    _configure_logging(settings)
+    try:
+        asyncio.run(_run_worker(settings, concurrency, until_idle=False))
+    except (DatabaseUrlError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.group()
+def queue() -> None:
+    """The batch queue."""
+
+
+@queue.command("run")
+@click.option("--concurrency", type=click.IntRange(min=1))
+def queue_run(concurrency: int | None) -> None:
+    """Send what is due now, then exit 0 (for a crontab)."""
+    settings = Settings()
+    _configure_logging(settings)
+    try:
+        asyncio.run(_run_worker(settings, concurrency, until_idle=True))
+    except (DatabaseUrlError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _run_worker(settings: Settings, concurrency: int | None, *, until_idle: bool) -> None:
+    from mailpass.services import Services
+
+    services = Services.build(settings)
+    try:
+        await upgrade(services.database)
+        queue_worker = services.worker(concurrency)
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, queue_worker.stop)
+        await queue_worker.run(until_idle=until_idle)
+        click.echo(
+            f"queue worker stopped: {queue_worker.sent} sent, {queue_worker.failed} failed, "
+            f"{queue_worker.retried} to retry",
+            err=True,
+        )
+    finally:
+        await services.close()
 
 
 @cli.command()

@@ -37,11 +37,27 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None
     log_level: str = "info"
 
-    @field_validator("max_body_bytes", "smtp_max_connections")
+    worker_concurrency: int = 32  # messages a worker process sends at once
+    queue_poll_interval: float = 1.0  # seconds between looks at the queue without a wake-up
+    queue_lease: float = 300.0  # seconds a claimed message is a worker's before others retake it
+    retry_base_delay: float = 60.0  # seconds before the first retry; doubles each attempt
+    retry_max_delay: float = 4 * 3600.0  # seconds, the longest wait between two attempts
+    retry_give_up_after: float = 2 * 86400.0  # seconds after queueing: then the message fails
+
+    @field_validator("max_body_bytes", "smtp_max_connections", "worker_concurrency")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be at least 1")
+        return value
+
+    @field_validator(
+        "queue_poll_interval", "queue_lease", "retry_base_delay", "retry_max_delay", "smtp_timeout"
+    )
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be a positive number of seconds")
         return value
 
     @property

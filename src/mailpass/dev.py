@@ -131,7 +131,7 @@ async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -
     inbox_server, bound_smtp_port = await start_capture_inbox("127.0.0.1", smtp_port)
     try:
         key = await prepare_sandbox(settings, bound_smtp_port)
-        app = create_app(settings)
+        app = create_app(settings, worker=True)
         server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110  # uvicorn has no event

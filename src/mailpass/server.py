@@ -30,8 +30,10 @@ def uvicorn_config(
     )
 
 
-def run_server(settings: Settings, *, host: str, port: int, access_log: bool) -> None:
-    app = create_app(settings)
+def run_server(
+    settings: Settings, *, host: str, port: int, access_log: bool, worker: bool = True
+) -> None:
+    app = create_app(settings, worker=worker)
     uvicorn.Server(
         uvicorn_config(
             app, host=host, port=port, access_log=access_log, log_level=settings.log_level

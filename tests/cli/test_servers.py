@@ -6,60 +6,12 @@ import asyncio
 import os
 import re
 import signal
-import socket
-import sys
-from contextlib import asynccontextmanager
 
 import httpx
-import pytest
+
+from process_fixtures import STARTUP_TIMEOUT, free_port, running, wait_healthy
 
 SEED_CURL_BODY = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
-STARTUP_TIMEOUT = 20.0  # seconds
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@asynccontextmanager
-async def running(*args: str, env: dict[str, str]):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mailpass",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def wait_healthy(base_url: str, process: asyncio.subprocess.Process) -> None:
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
-        while asyncio.get_running_loop().time() < deadline:
-            if process.returncode is not None:
-                stderr = await process.stderr.read()
-                pytest.fail(f"server exited early: {stderr.decode()}")
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail("server did not become healthy")
 
 
 async def test_serve_sends_the_seed_request_through_a_real_provider(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mailpass import __version__
 from mailpass.api import mail
 from mailpass.api.responses import error_response, success_response
-from mailpass.api.services import Services
 from mailpass.config import Settings
 from mailpass.errors import (
     ApiError,
@@ -26,6 +26,7 @@ from mailpass.errors import (
     PayloadTooLarge,
     ValidationError,
 )
+from mailpass.services import Services
 from mailpass.storage.migrate import upgrade
 
 __all__ = ["create_app"]
@@ -33,7 +34,10 @@ __all__ = ["create_app"]
 log = logging.getLogger("mailpass.api")
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, migrate: bool = True, worker: bool = False
+) -> FastAPI:
+    """The app; with ``worker``, the queue worker runs in the same process for its lifetime."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -42,9 +46,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             await upgrade(services.database)
         app.state.services = services
+        queue_worker = services.worker() if worker else None
+        worker_task = asyncio.create_task(queue_worker.run()) if queue_worker else None
         try:
             yield
         finally:
+            if queue_worker is not None and worker_task is not None:
+                queue_worker.stop()
+                await worker_task
             await services.close()
 
     app = FastAPI(

@@ -6,8 +6,8 @@ from starlette.requests import Request
 
 from mailpass.accounts import repository
 from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
-from mailpass.api.services import Services
 from mailpass.errors import Forbidden, Unauthorized
+from mailpass.services import Services
 
 __all__ = ["authenticate"]
 

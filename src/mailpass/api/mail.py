@@ -1,4 +1,4 @@
-"""The seed's mail endpoints: ``/send`` and ``/status/{message_id}``."""
+"""The seed's mail endpoints: ``/send``, ``/send-batch`` and ``/status/{message_id}``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from starlette.responses import Response
 
 from mailpass.api.auth import authenticate
 from mailpass.api.responses import success_response
-from mailpass.api.services import Services
-from mailpass.messages.request import MessageFields, parse_json_body
+from mailpass.messages.request import BatchFields, MessageFields, parse_json_body
+from mailpass.services import Services
 
 __all__ = ["router"]
 
@@ -28,6 +28,14 @@ async def send(request: Request) -> Response:
     fields = parse_json_body(await request.body(), MessageFields)
     sent = await services.mail.send_now(key, fields)
     return success_response(sent.as_wire())
+
+
+@router.post("/send-batch")
+async def send_batch(request: Request) -> Response:
+    services = services_of(request)
+    key = await authenticate(request, services, "mail")
+    batch = parse_json_body(await request.body(), BatchFields)
+    return success_response(await services.mail.queue_batch(key, batch))
 
 
 @router.get("/status/{message_id:path}")

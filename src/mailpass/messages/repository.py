@@ -15,6 +15,7 @@ __all__ = [
     "find_message",
     "insert_captured",
     "insert_message",
+    "insert_messages",
     "list_events",
     "mark_failed",
     "mark_sent",
@@ -25,6 +26,14 @@ async def insert_message(connection: AsyncConnection, values: dict[str, Any]) ->
     """Record a message; returns its primary key (the batch API's ``queue_id``)."""
     result = await connection.execute(messages.insert().values(values).returning(messages.c.id))
     return int(result.scalar_one())
+
+
+async def insert_messages(connection: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Record many messages in one statement; their primary keys, in the order given."""
+    result = await connection.execute(
+        messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows
+    )
+    return [int(row.id) for row in result]
 
 
 async def mark_sent(

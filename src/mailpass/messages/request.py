@@ -23,11 +23,14 @@ from mailpass.messages.addresses import (
 from mailpass.messages.outgoing import Address
 
 __all__ = [
+    "MAX_BATCH_MESSAGES",
     "MAX_RECIPIENTS",
+    "BatchFields",
     "MessageFields",
     "ValidMessage",
     "field_errors",
     "parse_json_body",
+    "validate_batch_item",
     "validate_message",
 ]
 
@@ -40,6 +43,10 @@ MAX_METADATA_KEYS = 50
 
 AddressInput = str | list[str] | None
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+MAX_BATCH_MESSAGES = 100
+BATCH_DEFAULTS = ("from_email", "from_name", "reply_to", "tags", "metadata")
 
 
 class MessageFields(BaseModel):
@@ -58,6 +65,30 @@ class MessageFields(BaseModel):
     bcc: AddressInput = None
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+
+
+class BatchFields(BaseModel):
+    """The seed's ``/send-batch`` body: ``messages`` plus defaults for the items.
+
+    Items stay raw JSON objects here so that one bad item fails alone instead of failing the
+    whole request; ``validate_batch_item`` checks each.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    messages: list[Any]
+    from_email: str | None = None
+    from_name: str | None = None
+    reply_to: AddressInput = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+    def check_size(self) -> None:
+        if not 1 <= len(self.messages) <= MAX_BATCH_MESSAGES:
+            raise ValidationError(
+                f"messages must hold 1 to {MAX_BATCH_MESSAGES} items, not {len(self.messages)}",
+                details=[{"field": "messages", "message": f"1 to {MAX_BATCH_MESSAGES} items"}],
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +227,24 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
         tags=tags,
         metadata=metadata,
     )
+
+
+def validate_batch_item(item: Any, defaults: BatchFields, index: int) -> ValidMessage:
+    """One item of a batch with the batch's defaults filled in where the item sets nothing."""
+    prefix = f"messages.{index}."
+    if not isinstance(item, dict):
+        raise ValidationError(
+            "the item is not a JSON object",
+            details=[{"field": prefix.rstrip("."), "message": "must be an object"}],
+        )
+    merged = dict(item)
+    for name in BATCH_DEFAULTS:
+        if merged.get(name) is None:
+            merged[name] = getattr(defaults, name)
+    try:
+        fields = MessageFields.model_validate(merged)
+    except PydanticValidationError as exc:
+        raise ValidationError(
+            "the item has invalid fields", details=field_errors(exc, prefix)
+        ) from None
+    return validate_message(fields, prefix)

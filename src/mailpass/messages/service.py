@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.clock import isoformat, utcnow
 from mailpass.config import Settings
+from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.errors import NoSmtpProvider, NotFound, SendFailed, SendLimitExceeded, ValidationError
 from mailpass.messages import repository
 from mailpass.messages.ids import new_message_id, normalize_message_id
 from mailpass.messages.mime import compose
 from mailpass.messages.outgoing import Address, OutgoingMessage
-from mailpass.messages.request import MessageFields, ValidMessage, validate_message
+from mailpass.messages.request import (
+    BatchFields,
+    MessageFields,
+    ValidMessage,
+    validate_batch_item,
+    validate_message,
+)
 from mailpass.providers.limits import check_slot_free
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider, get_default_provider
@@ -48,11 +55,14 @@ def message_row(
     provider: Provider | None,
     outgoing: OutgoingMessage,
     valid: ValidMessage,
+    raw: bytes,
     status: str,
-    now: Any,
+    now: datetime,
 ) -> dict[str, Any]:
     """The ``messages`` row for a message that is about to be sent or queued."""
     return {
+        "raw": raw,
+        "envelope_to": outgoing.envelope_recipients,
         "user_id": key.user_id,
         "provider_id": provider.id if provider else None,
         "message_id": outgoing.message_id,
@@ -70,15 +80,23 @@ def message_row(
         "status": status,
         "is_test": key.is_test,
         "created_at": now,
-        "slot_at": now if provider is not None else None,
+        "slot_at": now if provider is not None and status == "sending" else None,
+        "next_attempt_at": now if status == "queued" else None,
     }
 
 
 class MailService:
-    def __init__(self, settings: Settings, database: Database, transports: TransportRegistry):
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        transports: TransportRegistry,
+        wakeup: QueueWakeup,
+    ) -> None:
         self.settings = settings
         self.database = database
         self.transports = transports
+        self.wakeup = wakeup
 
     def build_outgoing(self, valid: ValidMessage, provider: Provider | None) -> OutgoingMessage:
         """Fill in the provider's default sender and a fresh Message-ID."""
@@ -139,6 +157,7 @@ class MailService:
                     provider=provider,
                     outgoing=outgoing,
                     valid=valid,
+                    raw=data,
                     status="sending",
                     now=now,
                 ),
@@ -172,6 +191,71 @@ class MailService:
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
 
+    async def queue_batch(self, key: ApiKey, batch: BatchFields) -> dict[str, Any]:
+        """Queue up to 100 messages in one transaction; a bad item fails alone.
+
+        Each item is validated and composed now, so the worker later sends fixed bytes and
+        every attempt of a message is the same mail.
+        """
+        batch.check_size()
+        async with self.database.read() as connection:
+            provider = await get_default_provider(connection, key.user_id)
+        if provider is None and not key.is_test:
+            raise NoSmtpProvider(
+                "no default SMTP provider: add one with `mailpass providers add --default`"
+            )
+        queue_provider = None if key.is_test else provider
+        now = utcnow()
+        answers: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for index, item in enumerate(batch.messages):
+            to = item.get("to") if isinstance(item, dict) else None
+            try:
+                valid = validate_batch_item(item, batch, index)
+                outgoing = self.build_outgoing(valid, provider)
+            except ValidationError as exc:
+                answers.append(
+                    {
+                        "to": to if isinstance(to, str) else None,
+                        "status": "failed",
+                        "error": describe_problems(exc),
+                        "details": exc.details or [],
+                    }
+                )
+                continue
+            row = message_row(
+                key=key,
+                provider=queue_provider,
+                outgoing=outgoing,
+                valid=valid,
+                raw=compose(outgoing),
+                status="queued",
+                now=now,
+            )
+            rows.append(row)
+            answers.append(
+                {
+                    "to": row["to_email"],
+                    "status": "queued",
+                    "queue_id": None,
+                    "message_id": outgoing.message_id,
+                }
+            )
+        if rows:
+            async with self.database.transaction() as connection:
+                queue_ids = await repository.insert_messages(connection, rows)
+                await self.wakeup.announce(connection)
+            self.wakeup.wake()
+            queued_answers = iter(answer for answer in answers if answer["status"] == "queued")
+            for queue_id, answer in zip(queue_ids, queued_answers, strict=True):
+                answer["queue_id"] = queue_id
+        return {
+            "total": len(answers),
+            "queued": len(rows),
+            "failed": len(answers) - len(rows),
+            "messages": answers,
+        }
+
     async def _capture(
         self,
         key: ApiKey,
@@ -184,7 +268,13 @@ class MailService:
         now = utcnow()
         async with self.database.transaction() as connection:
             row = message_row(
-                key=key, provider=None, outgoing=outgoing, valid=valid, status="sent", now=now
+                key=key,
+                provider=None,
+                outgoing=outgoing,
+                valid=valid,
+                raw=data,
+                status="sent",
+                now=now,
             )
             row.update(sent_at=now, attempts=1)
             await repository.insert_message(connection, row)
@@ -228,6 +318,7 @@ class MailService:
                 "status": message["status"],
                 "error_message": message["error_message"],
                 "attempts": message["attempts"],
+                "next_attempt_at": isoformat(message["next_attempt_at"]),
                 "tags": message["tags"],
                 "metadata": message["user_metadata"],
                 "test": message["is_test"],
@@ -253,3 +344,10 @@ def refused_note(result: DeliveryResult) -> str | None:
         return None
     refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in result.refused.items())
     return f"accepted for some recipients; refused: {refused}"
+
+
+def describe_problems(error: ValidationError) -> str:
+    """A failed batch item's ``error``: the problems in one line."""
+    if not error.details:
+        return error.message
+    return "; ".join(f"{d.get('field')}: {d.get('message')}" for d in error.details)

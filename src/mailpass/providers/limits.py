@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mailpass.providers.repository import Provider
 from mailpass.storage.tables import messages, providers
 
-__all__ = ["DAY", "HOUR", "LimitReached", "check_slot_free", "release_slot"]
+__all__ = [
+    "DAY",
+    "HOUR",
+    "Capacity",
+    "LimitReached",
+    "check_slot_free",
+    "provider_capacity",
+]
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -41,47 +48,56 @@ class LimitReached:
         )
 
 
-async def check_slot_free(
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """How many more messages a provider may take now, and what stops the next one."""
+
+    free: int | None  # None: no limit at all
+    blocked_by: LimitReached | None  # set when free == 0
+
+
+UNLIMITED = Capacity(free=None, blocked_by=None)
+
+
+async def provider_capacity(
     connection: AsyncConnection, provider: Provider, now: datetime, *, lock: bool
-) -> LimitReached | None:
-    """Whether ``provider`` has a free slot at ``now``. Call inside the write transaction that
-    then takes the slot; ``lock`` is True on PostgreSQL."""
+) -> Capacity:
+    """Free slots of ``provider`` at ``now``. Call inside the write transaction that then takes
+    them; ``lock`` is True on PostgreSQL (the provider's row stays locked until commit)."""
     if not provider.has_limits:
-        return None
+        return UNLIMITED
     if lock:
         await connection.execute(
             sa.select(providers.c.id).where(providers.c.id == provider.id).with_for_update()
         )
+    free: int | None = None
     for window_name, limit, window in (
         ("hourly", provider.hourly_limit, HOUR),
         ("daily", provider.daily_limit, DAY),
     ):
         if limit is None:
             continue
-        since = now - window
-        in_window = (
-            messages.c.provider_id == provider.id,
-            messages.c.slot_at > since,
-        )
+        in_window = (messages.c.provider_id == provider.id, messages.c.slot_at > now - window)
         used = (await connection.execute(sa.select(sa.func.count()).where(*in_window))).scalar_one()
-        if used < limit:
-            continue
-        # The slot that frees first is the (used - limit + 1)-th oldest in the window.
-        frees_at = (
-            await connection.execute(
-                sa.select(messages.c.slot_at)
-                .where(*in_window)
-                .order_by(messages.c.slot_at)
-                .offset(used - limit)
-                .limit(1)
-            )
-        ).scalar_one()
-        wait = (frees_at + window - now).total_seconds()
-        return LimitReached(window_name, limit, max(1, math.ceil(wait)))
-    return None
+        if used >= limit:
+            # The slot that frees first is the (used - limit + 1)-th oldest in the window.
+            frees_at = (
+                await connection.execute(
+                    sa.select(messages.c.slot_at)
+                    .where(*in_window)
+                    .order_by(messages.c.slot_at)
+                    .offset(used - limit)
+                    .limit(1)
+                )
+            ).scalar_one()
+            wait = max(1, math.ceil((frees_at + window - now).total_seconds()))
+            return Capacity(free=0, blocked_by=LimitReached(window_name, limit, wait))
+        free = limit - used if free is None else min(free, limit - used)
+    return Capacity(free=free, blocked_by=None)
 
 
-async def release_slot(connection: AsyncConnection, message_pk: int) -> None:
-    await connection.execute(
-        messages.update().where(messages.c.id == message_pk).values(slot_at=None)
-    )
+async def check_slot_free(
+    connection: AsyncConnection, provider: Provider, now: datetime, *, lock: bool
+) -> LimitReached | None:
+    """None when ``provider`` can take one more message now, else what stops it."""
+    return (await provider_capacity(connection, provider, now, lock=lock)).blocked_by

@@ -97,6 +97,10 @@ class SmtpEndpoint:
             raise ValueError(f"port must be between 1 and 65535, not {self.port}")
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, not {self.timeout}")
+        # Both end up on a command line: whitespace or control characters would break it.
+        for name, value in (("host", self.host), ("local_hostname", self.local_hostname)):
+            if value is not None and (not value or not value.isprintable() or " " in value):
+                raise ValueError(f"{name} must be a host name or address, not {value!r}")
 
     @property
     def address(self) -> str:
@@ -436,13 +440,10 @@ async def _open(
                 raise _config_failure(f"{endpoint.address} does not offer AUTH")
             step = "AUTH"
             await client.login(endpoint.username, endpoint.password or "")
-    except _SmtpFailure:
-        client.close()
-        raise
     except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
         client.close()
         raise _classify(exc, endpoint, step) from exc
-    except BaseException:
+    except BaseException:  # our own _SmtpFailure, or a cancellation
         client.close()
         raise
     return client

@@ -110,11 +110,18 @@ messages = sa.Table(
     sa.Column("sent_at", sa.DateTime),
     # When the message took a slot of its provider's hourly/daily limit (NULL: it holds none).
     sa.Column("slot_at", sa.DateTime),
+    # Queue state: when a queued message is due, and the claim a worker holds on it.
     sa.Column("next_attempt_at", sa.DateTime),
     sa.Column("lease_expires_at", sa.DateTime),
+    sa.Column("claim_token", sa.String(32)),
+    # The composed mail and its envelope, fixed when the message is accepted, so that every
+    # attempt sends the very same bytes (same Date, same Message-ID).
+    sa.Column("raw", sa.LargeBinary),
+    sa.Column("envelope_to", sa.JSON),
     sa.Index(None, "provider_id", "slot_at"),
     sa.Index(None, "user_id", "created_at"),
     sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "status", "lease_expires_at"),
 )
 
 events = sa.Table(

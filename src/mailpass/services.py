@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from mailpass.accounts.usage import KeyUsage
 from mailpass.config import Settings, load_instance_secret
+from mailpass.delivery.wakeup import QueueWakeup
+from mailpass.delivery.worker import QueueWorker
 from mailpass.messages.service import MailService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
@@ -20,6 +22,7 @@ class Services:
     database: Database
     secrets: SecretBox
     transports: TransportRegistry
+    wakeup: QueueWakeup
     mail: MailService
     key_usage: KeyUsage
 
@@ -28,13 +31,24 @@ class Services:
         database = Database(settings.resolved_database_url)
         secrets = SecretBox(load_instance_secret(settings))
         transports = TransportRegistry(settings, secrets)
+        wakeup = QueueWakeup(database)
         return cls(
             settings=settings,
             database=database,
             secrets=secrets,
             transports=transports,
-            mail=MailService(settings, database, transports),
+            wakeup=wakeup,
+            mail=MailService(settings, database, transports, wakeup),
             key_usage=KeyUsage(database),
+        )
+
+    def worker(self, concurrency: int | None = None) -> QueueWorker:
+        return QueueWorker(
+            settings=self.settings,
+            database=self.database,
+            transports=self.transports,
+            wakeup=self.wakeup,
+            concurrency=concurrency,
         )
 
     async def close(self) -> None:

@@ -1,0 +1,1 @@
+"""The queue: accepting batches, claiming due messages, sending them, retrying what failed."""

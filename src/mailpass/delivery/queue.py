@@ -1,0 +1,253 @@
+"""The queue in the database: claiming due messages and recording what became of them.
+
+A message is *due* when it is ``queued`` with ``next_attempt_at`` in the past, or when it is
+``sending`` under a lease that expired (its worker died). Claiming sets ``sending``, a lease and
+a claim token in one transaction: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so that any
+number of workers take disjoint messages without waiting on each other; on SQLite the write
+transaction (``BEGIN IMMEDIATE``) is exclusive anyway. Outcomes are written only while the
+token still matches, so a worker that outlived its lease can never overwrite a newer claim.
+
+Provider limits are applied while claiming: a provider's free slots are counted under its row
+lock and only that many of its messages are claimed; the others stay queued until the oldest
+slot in the window frees. Queued mail is never failed for being over a limit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailpass.providers.limits import provider_capacity
+from mailpass.providers.repository import Provider
+from mailpass.storage.tables import captured_mail, messages, providers
+
+__all__ = [
+    "Claim",
+    "Outcome",
+    "claim_due_messages",
+    "count_due",
+    "write_outcomes",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One message a worker now holds: everything needed to send it."""
+
+    id: int
+    token: str
+    user_id: int
+    provider: Provider | None
+    message_id: str
+    envelope_from: str
+    envelope_to: list[str]
+    raw: bytes
+    attempts: int  # attempts made before this one
+    created_at: datetime
+    is_test: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed message.
+
+    ``status`` is ``sent``, ``failed``, ``queued`` (retry at ``next_attempt_at``) or
+    ``released`` (not attempted: back to the queue, no attempt counted).
+    """
+
+    claim: Claim
+    status: str
+    error_message: str | None = None
+    next_attempt_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(messages.c.status == "queued", messages.c.next_attempt_at <= now),
+        sa.and_(messages.c.status == "sending", messages.c.lease_expires_at < now),
+    )
+
+
+async def count_due(connection: AsyncConnection, now: datetime) -> int:
+    query = sa.select(sa.func.count()).select_from(messages).where(_due(now))
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def claim_due_messages(
+    connection: AsyncConnection,
+    *,
+    limit: int,
+    now: datetime,
+    lease: timedelta,
+    skip_locked: bool,
+) -> list[Claim]:
+    """Claim up to ``limit`` due messages, oldest due first, within their providers' limits."""
+    candidates_query = (
+        sa.select(messages.c.id, messages.c.provider_id)
+        .where(_due(now))
+        .order_by(messages.c.next_attempt_at, messages.c.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        candidates_query = candidates_query.with_for_update(skip_locked=True)
+    candidates = (await connection.execute(candidates_query)).all()
+    if not candidates:
+        return []
+
+    provider_ids = sorted({row.provider_id for row in candidates if row.provider_id is not None})
+    by_id: dict[int, Provider] = {}
+    if provider_ids:
+        rows = await connection.execute(
+            sa.select(providers).where(providers.c.id.in_(provider_ids))
+        )
+        by_id = {row.id: Provider(**row._asdict()) for row in rows}
+
+    chosen = [row.id for row in candidates if row.provider_id is None]
+    # Limits, provider by provider in id order (a fixed lock order: no deadlocks between workers).
+    for provider_id in provider_ids:
+        provider = by_id[provider_id]
+        ids = [row.id for row in candidates if row.provider_id == provider_id]
+        capacity = await provider_capacity(connection, provider, now, lock=skip_locked)
+        if capacity.free is None or capacity.free >= len(ids):
+            chosen.extend(ids)
+            continue
+        chosen.extend(ids[: capacity.free])
+        waiting = ids[capacity.free :]
+        # Until a slot frees these wait; "free" is 0 when blocked, so blocked_by is set then.
+        retry_after = capacity.blocked_by.retry_after if capacity.blocked_by else 1
+        await connection.execute(
+            messages.update()
+            .where(messages.c.id.in_(waiting))
+            .values(
+                status="queued",
+                next_attempt_at=now + timedelta(seconds=retry_after),
+                lease_expires_at=None,
+                claim_token=None,
+            )
+        )
+    if not chosen:
+        return []
+
+    token = secrets.token_hex(16)
+    result = await connection.execute(
+        messages.update()
+        .where(messages.c.id.in_(chosen))
+        .values(
+            status="sending",
+            lease_expires_at=now + lease,
+            claim_token=token,
+            slot_at=sa.case((messages.c.provider_id.is_not(None), now), else_=None),
+        )
+        .returning(
+            messages.c.id,
+            messages.c.user_id,
+            messages.c.provider_id,
+            messages.c.message_id,
+            messages.c.from_email,
+            messages.c.envelope_to,
+            messages.c.raw,
+            messages.c.attempts,
+            messages.c.created_at,
+            messages.c.is_test,
+        )
+    )
+    claims = [
+        Claim(
+            id=row.id,
+            token=token,
+            user_id=row.user_id,
+            provider=by_id.get(row.provider_id) if row.provider_id is not None else None,
+            message_id=row.message_id,
+            envelope_from=row.from_email,
+            envelope_to=list(row.envelope_to or []),
+            raw=bytes(row.raw or b""),
+            attempts=row.attempts,
+            created_at=row.created_at,
+            is_test=row.is_test,
+        )
+        for row in result
+    ]
+    claims.sort(key=lambda claim: claim.id)
+    return claims
+
+
+async def write_outcomes(connection: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
+    """Record many outcomes in one transaction (one commit for a whole group of sends)."""
+    for status in ("sent", "failed", "queued", "released"):
+        group = [outcome for outcome in outcomes if outcome.status == status]
+        if group:
+            await connection.execute(
+                _OUTCOME_UPDATES[status], [_outcome_params(outcome) for outcome in group]
+            )
+    captured = [o for o in outcomes if o.status == "sent" and o.claim.is_test]
+    if captured:
+        await connection.execute(
+            captured_mail.insert(),
+            [
+                {
+                    "user_id": o.claim.user_id,
+                    "message_id": o.claim.message_id,
+                    "envelope_from": o.claim.envelope_from,
+                    "recipients": o.claim.envelope_to,
+                    "raw": o.claim.raw,
+                    "created_at": o.finished_at,
+                }
+                for o in captured
+            ],
+        )
+
+
+def _outcome_params(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "pk": outcome.claim.id,
+        "token": outcome.claim.token,
+        "error": outcome.error_message,
+        "next_at": outcome.next_attempt_at,
+        "finished": outcome.finished_at,
+    }
+
+
+def _update(**values: Any) -> sa.Update:
+    return (
+        messages.update()
+        .where(
+            messages.c.id == sa.bindparam("pk"),
+            messages.c.claim_token == sa.bindparam("token"),
+        )
+        .values(lease_expires_at=None, claim_token=None, **values)
+    )
+
+
+_attempted = messages.c.attempts + 1
+_OUTCOME_UPDATES: dict[str, sa.Update] = {
+    "sent": _update(
+        status="sent",
+        sent_at=sa.bindparam("finished"),
+        error_message=sa.bindparam("error"),
+        attempts=_attempted,
+        next_attempt_at=None,
+    ),
+    # A message that did not go out gives back its slot of the provider's limits.
+    "failed": _update(
+        status="failed",
+        error_message=sa.bindparam("error"),
+        attempts=_attempted,
+        next_attempt_at=None,
+        slot_at=None,
+    ),
+    "queued": _update(
+        status="queued",
+        error_message=sa.bindparam("error"),
+        attempts=_attempted,
+        next_attempt_at=sa.bindparam("next_at"),
+        slot_at=None,
+    ),
+    "released": _update(status="queued", next_attempt_at=sa.bindparam("next_at"), slot_at=None),
+}
