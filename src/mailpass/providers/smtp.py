@@ -1,12 +1,8 @@
 """Delivery to one SMTP server through aiosmtplib, over a small pool of reused connections.
 
-How failures are classified (``reply`` always carries the server's ``"550 5.1.1 ..."`` when
-the server said something, otherwise a short description such as "connection refused by
-smtp.example.com:587")::
-
-    4xx reply, timeout, refused/reset/dropped connection   TransientDeliveryError
-    5xx reply, authentication refused, TLS verification,   PermanentDeliveryError
-    STARTTLS or AUTH not offered, unusable address
+Failures become ``TransientDeliveryError`` (4xx, timeouts, dropped connections) or
+``PermanentDeliveryError`` (5xx, refused authentication, TLS verification, configuration), each
+carrying the server's reply; ``smtp_failures`` holds the rules.
 
 A reused connection that turns out to be dead before DATA (the server timed it out while it
 sat in the pool) is replaced once, transparently. Nothing is retried once DATA has started:
@@ -16,24 +12,25 @@ the server may already hold the message, and a second attempt could deliver it t
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar, get_args
+from typing import Literal, get_args
 
 import aiosmtplib
 from aiosmtplib.typing import Default
 
-from mailpass.providers.transport import (
-    DeliveryError,
-    DeliveryResult,
-    PermanentDeliveryError,
-    TransientDeliveryError,
+from mailpass.providers.smtp_failures import (
+    SmtpFailure,
+    classify_failure,
+    config_failure,
+    is_dead_connection,
+    recipients_failure,
+    reply_text,
 )
+from mailpass.providers.transport import DeliveryResult, PermanentDeliveryError
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -56,18 +53,7 @@ DEFAULT_MAX_CONNECTIONS = 4  # open connections per transport
 DEFAULT_IDLE_TIMEOUT = 30.0
 QUIT_TIMEOUT = 5.0  # seconds; QUIT is a courtesy on the way out, not worth a long wait
 
-# What the CLI calls each step when it failed: "authentication failed: 535 ...".
-_STEP_NAMES = {
-    "connect": "connection",
-    "EHLO": "EHLO",
-    "STARTTLS": "STARTTLS",
-    "AUTH": "authentication",
-    "MAIL": "sending",
-    "DATA": "DATA",
-}
 _HIDDEN = "<credentials hidden>"
-
-_E = TypeVar("_E", bound=BaseException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,23 +101,6 @@ class ProbeError(Exception):
     def __init__(self, message: str, transcript: list[str]) -> None:
         super().__init__(message)
         self.transcript = transcript
-
-
-class _SmtpFailure(Exception):
-    """One failed step, described twice: ``reply`` for delivery records, ``summary`` for a CLI."""
-
-    def __init__(
-        self, *, reply: str, summary: str, transient: bool, smtp_code: int | None = None
-    ) -> None:
-        super().__init__(summary)
-        self.reply = reply
-        self.summary = summary
-        self.transient = transient
-        self.smtp_code = smtp_code
-
-    def delivery_error(self) -> DeliveryError:
-        kind = TransientDeliveryError if self.transient else PermanentDeliveryError
-        return kind(self.reply, smtp_code=self.smtp_code)
 
 
 class _Client(aiosmtplib.SMTP):
@@ -291,7 +260,7 @@ class SmtpTransport:
                     pass  # it died while pooled; the mail never reached the server
             try:
                 client = await _open(self.endpoint, self._get_tls_context(), self._local_hostname)
-            except _SmtpFailure as failure:
+            except SmtpFailure as failure:
                 raise failure.delivery_error() from failure.__cause__
             self._local_hostname = client.local_hostname
             return await self._transact(client, envelope_from, envelope_to, data, False)
@@ -322,9 +291,9 @@ class SmtpTransport:
                     envelope_from, recipients, data, mail_options=_mail_options(client, data)
                 )
             except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
-                if reused and not client.data_started and _is_dead_connection(exc):
+                if reused and not client.data_started and is_dead_connection(exc):
                     raise _StaleConnection from exc
-                failure = _recipients_failure(exc) or _classify(
+                failure = recipients_failure(exc) or classify_failure(
                     exc, self.endpoint, "DATA" if client.data_started else "MAIL"
                 )
                 # aiosmtplib sends RSET after a refused transaction; if that did not go through,
@@ -334,8 +303,8 @@ class SmtpTransport:
             reusable = True
             final = client.data_reply
             return DeliveryResult(
-                reply=_reply_text(final.code, final.message) if final else f"250 {message}",
-                refused={rcpt: _reply_text(*reply) for rcpt, reply in refused.items()},
+                reply=reply_text(final.code, final.message) if final else f"250 {message}",
+                refused={rcpt: reply_text(*reply) for rcpt, reply in refused.items()},
             )
         finally:
             # Anything else (a cancellation, a bug) leaves the session in an unknown state.
@@ -396,7 +365,7 @@ async def probe(endpoint: SmtpEndpoint) -> list[str]:
         if endpoint.security != "none":
             tls_context = await asyncio.to_thread(_build_tls_context, endpoint)
         client = await _open(endpoint, tls_context, endpoint.local_hostname, transcript)
-    except _SmtpFailure as failure:
+    except SmtpFailure as failure:
         raise ProbeError(failure.summary, transcript) from failure.__cause__
     await _quit(client)
     return transcript
@@ -408,7 +377,7 @@ async def _open(
     local_hostname: str | None,
     transcript: list[str] | None = None,
 ) -> _Client:
-    """A connected client, past STARTTLS and AUTH as the endpoint asks; or ``_SmtpFailure``."""
+    """A connected client, past STARTTLS and AUTH as the endpoint asks; or ``SmtpFailure``."""
     client = _Client(
         endpoint, tls_context=tls_context, local_hostname=local_hostname, transcript=transcript
     )
@@ -424,7 +393,7 @@ async def _open(
         await client.ehlo()
         if endpoint.security == "starttls":
             if not client.supports_extension("starttls"):
-                raise _config_failure(f"{endpoint.address} does not offer STARTTLS")
+                raise config_failure(f"{endpoint.address} does not offer STARTTLS")
             step = "STARTTLS"
             client.note_command(b"STARTTLS")
             try:
@@ -437,13 +406,13 @@ async def _open(
             await client.ehlo()  # RFC 3207: what the server offers may change under TLS
         if endpoint.username is not None:
             if not client.supports_extension("auth"):
-                raise _config_failure(f"{endpoint.address} does not offer AUTH")
+                raise config_failure(f"{endpoint.address} does not offer AUTH")
             step = "AUTH"
             await client.login(endpoint.username, endpoint.password or "")
     except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
         client.close()
-        raise _classify(exc, endpoint, step) from exc
-    except BaseException:  # our own _SmtpFailure, or a cancellation
+        raise classify_failure(exc, endpoint, step) from exc
+    except BaseException:  # our own SmtpFailure, or a cancellation
         client.close()
         raise
     return client
@@ -465,7 +434,7 @@ def _build_tls_context(endpoint: SmtpEndpoint) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=endpoint.ca_file)
         except (OSError, ValueError) as exc:
-            raise _config_failure(f"cannot load CA file {endpoint.ca_file}: {exc}") from exc
+            raise config_failure(f"cannot load CA file {endpoint.ca_file}: {exc}") from exc
     return context
 
 
@@ -474,127 +443,3 @@ def _mail_options(client: _Client, data: bytes) -> list[str]:
     if not data.isascii() and client.supports_extension("8bitmime"):
         return ["BODY=8BITMIME"]
     return []
-
-
-def _is_dead_connection(exc: BaseException) -> bool:
-    # 421: the server is closing this session (e.g. its idle timer) and says so.
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return exc.code == aiosmtplib.SMTPStatus.domain_unavailable
-    return isinstance(exc, ConnectionError)
-
-
-def _reply_text(code: int, message: str) -> str:
-    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    return f"{code} {text}" if text else str(code)
-
-
-def _config_failure(description: str) -> _SmtpFailure:
-    return _SmtpFailure(reply=description, summary=description, transient=False)
-
-
-def _recipients_failure(exc: BaseException) -> _SmtpFailure | None:
-    """Every recipient refused: transient only if every refusal was temporary (4xx)."""
-    if not isinstance(exc, aiosmtplib.SMTPRecipientsRefused) or not exc.recipients:
-        return None
-    refusals = exc.recipients
-    transient = all(400 <= refusal.code < 500 for refusal in refusals)
-    deciding = next(r for r in refusals if transient or not 400 <= r.code < 500)
-    if len(refusals) == 1:
-        reply = _reply_text(deciding.code, deciding.message)
-    else:
-        reply = "; ".join(f"{r.recipient}: {_reply_text(r.code, r.message)}" for r in refusals)
-    return _SmtpFailure(
-        reply=reply,
-        summary=f"all recipients refused: {reply}",
-        transient=transient,
-        smtp_code=deciding.code,
-    )
-
-
-def _classify(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> _SmtpFailure:
-    """Turn what aiosmtplib (or the socket below it) raised during ``step`` into a failure."""
-    address = endpoint.address
-    cert_error = _find_cause(exc, ssl.SSLCertVerificationError)
-    if cert_error is not None:
-        reason = cert_error.verify_message or cert_error.reason or str(cert_error)
-        return _config_failure(f"TLS certificate verify failed for {endpoint.host}: {reason}")
-    if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code > 0:
-        reply = _reply_text(exc.code, exc.message)
-        return _SmtpFailure(
-            reply=reply,
-            summary=f"{_STEP_NAMES.get(step, step)} failed: {reply}",
-            # 4xx is temporary by definition; anything else that is not 5xx is a confused
-            # server, which is more likely to recover than a configuration is to fix itself.
-            transient=not 500 <= exc.code < 600,
-            smtp_code=exc.code,
-        )
-    ssl_error = _find_cause(exc, ssl.SSLError)
-    if ssl_error is not None:
-        # A handshake failing outright is a configuration mismatch, e.g. "tls" on a STARTTLS port.
-        reason = ssl_error.reason.lower().replace("_", " ") if ssl_error.reason else str(ssl_error)
-        return _config_failure(f"TLS handshake with {address} failed: {reason}")
-    if isinstance(exc, TimeoutError):
-        if step == "connect":
-            reply = f"timed out connecting to {address} after {endpoint.timeout:g} s"
-            summary = f"cannot connect to {address}: timed out after {endpoint.timeout:g} s"
-        else:
-            reply = f"{address} did not answer {step} within {endpoint.timeout:g} s"
-            summary = reply
-        return _SmtpFailure(reply=reply, summary=summary, transient=True)
-    if step == "connect":
-        os_error = _socket_error(exc)
-        if isinstance(os_error, socket.gaierror):
-            reason = f"cannot resolve {endpoint.host} ({os_error.strerror})"
-        elif isinstance(os_error, ConnectionRefusedError) or (
-            os_error is not None and os_error.errno == errno.ECONNREFUSED
-        ):
-            return _SmtpFailure(
-                reply=f"connection refused by {address}",
-                summary=f"cannot connect to {address}: connection refused",
-                transient=True,
-            )
-        elif isinstance(exc, aiosmtplib.SMTPServerDisconnected) or os_error is None:
-            reason = "the server closed the connection before greeting"
-        else:
-            reason = os_error.strerror or str(os_error)
-        return _SmtpFailure(
-            reply=f"cannot connect to {address}: {reason}",
-            summary=f"cannot connect to {address}: {reason}",
-            transient=True,
-        )
-    if isinstance(exc, ConnectionError):
-        reply = f"{address} closed the connection during {step}"
-        return _SmtpFailure(reply=reply, summary=reply, transient=True)
-    if isinstance(exc, OSError):
-        reply = f"connection to {address} failed during {step}: {exc.strerror or exc}"
-        return _SmtpFailure(reply=reply, summary=reply, transient=True)
-    if isinstance(exc, ValueError):
-        # aiosmtplib refuses addresses it cannot put on the wire (line breaks, non-ASCII).
-        return _config_failure(f"cannot send to this address: {exc}")
-    # SMTPNotSupported and the like: the server lacks something this message needs.
-    message = exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
-    return _config_failure(f"{address}: {message}")
-
-
-def _find_cause(exc: BaseException, kind: type[_E]) -> _E | None:
-    """The first exception of ``kind`` in ``exc``'s chain of causes, ``exc`` included."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _socket_error(exc: BaseException) -> OSError | None:
-    """The operating system's error under aiosmtplib's wrappers (which are OSErrors too)."""
-    current: BaseException | None = exc
-    for _ in range(10):  # chains are short; the bound only guards against cycles
-        if current is None:
-            return None
-        if isinstance(current, OSError) and not isinstance(current, aiosmtplib.SMTPException):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
