@@ -1,0 +1,66 @@
+"""Whose address a hit comes from: the peer's, or the client's as named by a trusted proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+__all__ = ["IPNetwork", "client_address", "parse_trusted_proxies"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(text: str) -> tuple[IPNetwork, ...]:
+    """``MAILPASS_TRUSTED_PROXIES``: comma-separated addresses and CIDR networks."""
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted: tuple[IPNetwork, ...]
+) -> str | None:
+    """The client's address.
+
+    ``X-Forwarded-For`` counts only when the peer is a trusted proxy. Its entries are read from
+    the right (the one our proxy added) leftwards, past every further trusted proxy; the first
+    address that is not one is the client. Anything left of it could have been written by the
+    client itself, and an entry that is not an IP address ends the walk.
+    """
+    address = _parse(peer)
+    if address is None or not _is_trusted(address, trusted):
+        return peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        if not _is_trusted(address, trusted):
+            break
+        hop_address = _parse(hop)
+        if hop_address is None:
+            break
+        address = hop_address
+    return str(address)
+
+
+def _parse(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: tuple[IPNetwork, ...]
+) -> bool:
+    return any(address.version == network.version and address in network for network in trusted)
