@@ -1,0 +1,77 @@
+"""The MailPass Python SDK. It needs httpx and nothing of the server::
+
+    from mailpass import Client
+
+    client = Client("mp_live_YOUR_KEY")
+    result = client.mail.send(to="user@example.com", subject="Hello", html="<p>Hello World</p>")
+    print(result.message_id)
+
+``AsyncClient`` is its ``asyncio`` twin. Every error the API can answer is an exception of its
+own, all under ``MailPassError`` (the tree is drawn in ``mailpass.client._exceptions``).
+"""
+
+from mailpass.client._base import API_KEY_ENV, API_URL_ENV, DEFAULT_BASE_URL
+from mailpass.client._client import AsyncClient, AsyncMail, Client, Mail
+from mailpass.client._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ConfigurationError,
+    ForbiddenError,
+    IdempotencyConflictError,
+    IdempotencyInProgressError,
+    InternalServerError,
+    MailPassError,
+    MethodNotAllowedError,
+    NoSmtpProviderError,
+    NotFoundError,
+    PayloadTooLargeError,
+    SendFailedError,
+    SendLimitExceededError,
+    UnauthorizedError,
+    ValidationError,
+)
+from mailpass.client._models import (
+    BatchItem,
+    BatchResult,
+    Event,
+    Message,
+    MessageStatus,
+    SentMessage,
+)
+from mailpass.client._types import MessageParams, Recipients
+
+__all__ = [
+    "API_KEY_ENV",
+    "API_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncMail",
+    "BatchItem",
+    "BatchResult",
+    "Client",
+    "ConfigurationError",
+    "Event",
+    "ForbiddenError",
+    "IdempotencyConflictError",
+    "IdempotencyInProgressError",
+    "InternalServerError",
+    "Mail",
+    "MailPassError",
+    "Message",
+    "MessageParams",
+    "MessageStatus",
+    "MethodNotAllowedError",
+    "NoSmtpProviderError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "Recipients",
+    "SendFailedError",
+    "SendLimitExceededError",
+    "SentMessage",
+    "UnauthorizedError",
+    "ValidationError",
+]

@@ -1,0 +1,190 @@
+"""What the client returns: typed, immutable views of the server's answers.
+
+Times are timezone-aware ``datetime`` objects in UTC. Fields a newer server adds are ignored,
+so an older client keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["BatchItem", "BatchResult", "Event", "Message", "MessageStatus", "SentMessage"]
+
+
+def _time(value: Any) -> datetime | None:
+    """The seed's ``2026-01-30T12:00:00`` (always UTC) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _required_time(value: Any) -> datetime:
+    moment = _time(value)
+    if moment is None:
+        raise ValueError(f"not a time: {value!r}")
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A message the provider accepted (``/send``)."""
+
+    message_id: str
+    status: str
+    to: str
+    from_email: str
+    replayed: bool = False  # the stored answer of an earlier call with the same idempotency key
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> SentMessage:
+        return cls(
+            message_id=data["message_id"],
+            status=data["status"],
+            to=data["to"],
+            from_email=data["from"],
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One item of a batch, in request order: ``queued`` (with its ids) or ``failed`` (with
+    ``error`` and ``details``)."""
+
+    to: str | None
+    status: str
+    queue_id: int | None = None
+    message_id: str | None = None
+    error: str | None = None
+    details: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def queued(self) -> bool:
+        return self.status == "queued"
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> BatchItem:
+        return cls(
+            to=data.get("to"),
+            status=data["status"],
+            queue_id=data.get("queue_id"),
+            message_id=data.get("message_id"),
+            error=data.get("error"),
+            details=tuple(data.get("details") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The answer of ``/send-batch``."""
+
+    total: int
+    queued: int
+    failed: int
+    messages: tuple[BatchItem, ...]
+    replayed: bool = False
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> BatchResult:
+        return cls(
+            total=data["total"],
+            queued=data["queued"],
+            failed=data["failed"],
+            messages=tuple(BatchItem.from_wire(item) for item in data["messages"]),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as the status endpoint shows it."""
+
+    message_id: str
+    status: str
+    from_email: str
+    to_email: str
+    subject: str
+    created_at: datetime
+    queue_id: int | None = None
+    from_name: str | None = None
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    reply_to: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    test: bool = False
+    first_opened_at: datetime | None = None
+    first_clicked_at: datetime | None = None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Message:
+        return cls(
+            message_id=data["message_id"],
+            status=data["status"],
+            from_email=data["from_email"],
+            to_email=data["to_email"],
+            subject=data["subject"],
+            created_at=_required_time(data["created_at"]),
+            queue_id=data.get("queue_id"),
+            from_name=data.get("from_name"),
+            cc=tuple(data.get("cc") or ()),
+            bcc=tuple(data.get("bcc") or ()),
+            reply_to=data.get("reply_to"),
+            error_message=data.get("error_message"),
+            attempts=data.get("attempts") or 0,
+            next_attempt_at=_time(data.get("next_attempt_at")),
+            sent_at=_time(data.get("sent_at")),
+            tags=tuple(data.get("tags") or ()),
+            metadata=dict(data.get("metadata") or {}),
+            test=bool(data.get("test", False)),
+            first_opened_at=_time(data.get("first_opened_at")),
+            first_clicked_at=_time(data.get("first_clicked_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to a message after it was sent (``open``, ``click``, …)."""
+
+    event_type: str
+    created_at: datetime
+    ip_address: str | None = None
+    user_agent: str | None = None
+    url: str | None = None
+    machine: bool = False  # a mail scanner or link checker rather than a person
+    machine_reason: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Event:
+        return cls(
+            event_type=data["event_type"],
+            created_at=_required_time(data["created_at"]),
+            ip_address=data.get("ip_address"),
+            user_agent=data.get("user_agent"),
+            url=data.get("url"),
+            machine=bool(data.get("machine", False)),
+            machine_reason=data.get("machine_reason"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """The answer of ``/status/{message_id}``: the message and its events, oldest first."""
+
+    message: Message
+    events: tuple[Event, ...]
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> MessageStatus:
+        return cls(
+            message=Message.from_wire(data["message"]),
+            events=tuple(Event.from_wire(event) for event in data.get("events") or ()),
+        )

@@ -1,0 +1,32 @@
+"""Types of the values a caller passes in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+import httpx
+
+__all__ = ["MessageParams", "Recipients", "TimeoutTypes"]
+
+# ``"user@example.com"``, ``"Name <user@example.com>"``, or a list of such strings.
+Recipients = str | Sequence[str]
+
+# Seconds for every phase, or an ``httpx.Timeout`` for each phase on its own.
+TimeoutTypes = float | httpx.Timeout
+
+
+class MessageParams(TypedDict, total=False):
+    """One message of ``mail.send_batch(messages=[...])``: the fields of ``mail.send``."""
+
+    to: Recipients
+    subject: str
+    html: str
+    text: str
+    from_email: str
+    from_name: str
+    reply_to: Recipients
+    cc: Recipients
+    bcc: Recipients
+    tags: Sequence[str]
+    metadata: Mapping[str, Any]
