@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TextIO, TypeVar
 
 import click
 
@@ -338,6 +338,18 @@ def providers_group() -> None:
 @click.option("--hourly-limit", type=int)
 @click.option("--daily-limit", type=int)
 @click.option("--default", "make_default", is_flag=True, help="Make it the account's default.")
+@click.option(
+    "--track-opens/--no-track-opens",
+    default=False,
+    show_default=True,
+    help="Add an open-tracking pixel to html mail.",
+)
+@click.option(
+    "--track-clicks/--no-track-clicks",
+    default=False,
+    show_default=True,
+    help="Send the links of html mail through click tracking.",
+)
 @run_async
 async def providers_add(
     email: str,
@@ -429,6 +441,90 @@ async def providers_set_default(reference: str, email: str | None) -> None:
 
     await with_database(Settings(), work)
     click.echo(f"provider {reference} is now the default", err=True)
+
+
+@providers_group.command("set-tracking")
+@click.argument("reference", metavar="ID|NAME")
+@click.option("--user", "email")
+@click.option("--opens", type=click.Choice(["on", "off"]), help="Open tracking (pixel).")
+@click.option("--clicks", type=click.Choice(["on", "off"]), help="Click tracking (links).")
+@run_async
+async def providers_set_tracking(
+    reference: str, email: str | None, opens: str | None, clicks: str | None
+) -> None:
+    """Turn a provider's open and click tracking on or off (requests may still override it)."""
+    if opens is None and clicks is None:
+        raise click.UsageError("say --opens on|off, --clicks on|off, or both")
+
+    async def work(database: Database) -> str:
+        provider = await _provider_for(database, reference, email)
+        await providers.set_tracking(
+            database,
+            provider,
+            track_opens=None if opens is None else opens == "on",
+            track_clicks=None if clicks is None else clicks == "on",
+        )
+        now_opens = opens or ("on" if provider.track_opens else "off")
+        now_clicks = clicks or ("on" if provider.track_clicks else "off")
+        return f"provider {provider.name}: open tracking {now_opens}, click tracking {now_clicks}"
+
+    click.echo(await with_database(Settings(), work), err=True)
+
+
+# ---------------------------------------------------------------------------------- sending
+
+
+@cli.command("send")
+@click.option("--to", "to", multiple=True, required=True, help="A recipient; repeat for more.")
+@click.option("--subject", required=True)
+@click.option("--text", help="Plain-text body.")
+@click.option("--html", help="HTML body.")
+@click.option(
+    "--html-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the HTML body from a file ('-': standard input).",
+)
+@click.option("--from", "from_email", help="Sender (default: the provider's sender).")
+@click.option("--idempotency-key", help="Makes running the same command again safe.")
+def send(
+    to: tuple[str, ...],
+    subject: str,
+    text: str | None,
+    html: str | None,
+    html_file: TextIO | None,
+    from_email: str | None,
+    idempotency_key: str | None,
+) -> None:
+    """Send one message through a MailPass server and print its message id.
+
+    Uses the Python SDK against $MAILPASS_API_URL (default http://127.0.0.1:8000) with the API
+    key in $MAILPASS_API_KEY.
+    """
+    from mailpass.client import Client, MailPassError, ValidationError
+
+    if html is not None and html_file is not None:
+        raise click.UsageError("give --html or --html-file, not both")
+    if html_file is not None:
+        html = html_file.read()
+    if not html and not text:
+        raise click.UsageError("give a body: --text, --html or --html-file")
+    try:
+        with Client() as client:
+            sent = client.mail.send(
+                to=list(to) if len(to) > 1 else to[0],
+                subject=subject,
+                html=html,
+                text=text,
+                from_email=from_email,
+                idempotency_key=idempotency_key,
+            )
+    except ValidationError as exc:
+        for detail in exc.details:
+            click.echo(f"  {detail.get('field')}: {detail.get('message')}", err=True)
+        raise click.ClickException(str(exc)) from None
+    except MailPassError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(sent.message_id)
 
 
 def main() -> None:

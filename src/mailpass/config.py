@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mailpass.tracking.client_ip import IPNetwork, parse_trusted_proxies
+
 __all__ = ["Settings", "default_data_dir", "load_instance_secret"]
 
 SECRET_FILE_NAME = "secret_key"  # noqa: S105  # a file name, not a secret
@@ -30,6 +32,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # Proxies whose X-Forwarded-For names the client of a tracking hit: "10.0.0.5, 10.1.0.0/16".
+    trusted_proxies: str = ""
     message_id_domain: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     smtp_timeout: float = 30.0  # seconds, per SMTP command
@@ -43,6 +47,8 @@ class Settings(BaseSettings):
     retry_base_delay: float = 60.0  # seconds before the first retry; doubles each attempt
     retry_max_delay: float = 4 * 3600.0  # seconds, the longest wait between two attempts
     retry_give_up_after: float = 2 * 86400.0  # seconds after queueing: then the message fails
+
+    dashboard_session_lifetime: float = Field(default=12 * 3600.0, gt=0)  # seconds
 
     @field_validator("max_body_bytes", "smtp_max_connections", "worker_concurrency")
     @classmethod
@@ -59,6 +65,16 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError("must be a positive number of seconds")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        parse_trusted_proxies(value)  # raises ValueError naming the bad entry
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_trusted_proxies(self.trusted_proxies)
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 __all__ = [
     "ApiError",
     "Forbidden",
+    "IdempotencyConflict",
+    "IdempotencyInProgress",
     "InternalError",
     "MethodNotAllowed",
     "NoSmtpProvider",
@@ -69,6 +71,20 @@ class NotFound(ApiError):
 class MethodNotAllowed(ApiError):
     code = "METHOD_NOT_ALLOWED"
     http_status = 405
+
+
+class IdempotencyConflict(ApiError):
+    """An ``Idempotency-Key`` reused with another request than the one it was first sent with."""
+
+    code = "IDEMPOTENCY_CONFLICT"
+    http_status = 409
+
+
+class IdempotencyInProgress(ApiError):
+    """The first request with this ``Idempotency-Key`` has not answered yet."""
+
+    code = "IDEMPOTENCY_IN_PROGRESS"
+    http_status = 409
 
 
 class PayloadTooLarge(ApiError):

@@ -12,6 +12,9 @@ from mailpass.messages.service import MailService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
 from mailpass.storage.database import Database
+from mailpass.tracking.sending import MessageTracker
+from mailpass.tracking.service import TrackingService
+from mailpass.tracking.tokens import TokenSigner
 
 __all__ = ["Services"]
 
@@ -25,6 +28,7 @@ class Services:
     wakeup: QueueWakeup
     mail: MailService
     key_usage: KeyUsage
+    tracking: TrackingService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -32,14 +36,18 @@ class Services:
         secrets = SecretBox(load_instance_secret(settings))
         transports = TransportRegistry(settings, secrets)
         wakeup = QueueWakeup(database)
+        signer = TokenSigner(load_instance_secret(settings))
         return cls(
             settings=settings,
             database=database,
             secrets=secrets,
             transports=transports,
             wakeup=wakeup,
-            mail=MailService(settings, database, transports, wakeup),
+            mail=MailService(
+                settings, database, transports, wakeup, MessageTracker(settings, signer)
+            ),
             key_usage=KeyUsage(database),
+            tracking=TrackingService(settings, database, signer),
         )
 
     def worker(self, concurrency: int | None = None) -> QueueWorker:
@@ -53,4 +61,5 @@ class Services:
 
     async def close(self) -> None:
         await self.transports.close()
+        await self.tracking.close()
         await self.database.dispose()

@@ -20,6 +20,7 @@ __all__ = [
     "list_keys",
     "list_users",
     "revoke_key",
+    "revoke_key_of_user",
     "set_password_hash",
     "touch_key",
 ]
@@ -130,6 +131,22 @@ async def revoke_key(connection: AsyncConnection, key_id: int, now: datetime) ->
     result = await connection.execute(
         api_keys.update()
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount > 0
+
+
+async def revoke_key_of_user(
+    connection: AsyncConnection, user_id: int, key_id: int, now: datetime
+) -> bool:
+    """Revoke one of the account's keys; False for another account's, unknown or revoked key."""
+    result = await connection.execute(
+        api_keys.update()
+        .where(
+            api_keys.c.id == key_id,
+            api_keys.c.user_id == user_id,
+            api_keys.c.revoked_at.is_(None),
+        )
         .values(revoked_at=now)
     )
     return result.rowcount > 0

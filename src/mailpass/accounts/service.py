@@ -28,6 +28,7 @@ __all__ = [
     "create_user",
     "require_user",
     "revoke_key",
+    "revoke_own_key",
     "set_password",
 ]
 
@@ -112,4 +113,11 @@ async def create_key(
 async def revoke_key(database: Database, key_id: int) -> None:
     async with database.transaction() as connection:
         if not await repository.revoke_key(connection, key_id, utcnow()):
+            raise AccountError(f"no active key with id {key_id}")
+
+
+async def revoke_own_key(database: Database, user_id: int, key_id: int) -> None:
+    """Revoke one of the account's keys; another account's key is as unknown as a missing one."""
+    async with database.transaction() as connection:
+        if not await repository.revoke_key_of_user(connection, user_id, key_id, utcnow()):
             raise AccountError(f"no active key with id {key_id}")

@@ -15,9 +15,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
-from mailpass.api import mail
+from mailpass.api import mail, tracking
+from mailpass.api.openapi import install_api_docs
 from mailpass.api.responses import error_response, success_response
 from mailpass.config import Settings
+from mailpass.dashboard import install as dashboard_install
 from mailpass.errors import (
     ApiError,
     InternalError,
@@ -65,6 +67,8 @@ def create_app(
         openapi_url=None,
     )
     app.include_router(mail.router)
+    app.include_router(tracking.router)
+    install_api_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -74,6 +78,8 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    # After the API's handlers: dashboard paths get HTML error pages, the API keeps its JSON.
+    dashboard_install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
@@ -89,7 +95,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(NotFound(f"no route {request.method} {request.url.path}"))
     if exc.status_code == 405:
         return error_response(
-            MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+            MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}",
+                headers=dict(exc.headers or {}),  # Allow: the methods that are
+            )
         )
     error = ApiError(str(exc.detail))
     error.http_status = exc.status_code  # type: ignore[misc]

@@ -7,6 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailpass.api.auth import authenticate
+from mailpass.api.idempotency import respond_idempotently
+from mailpass.api.openapi import SEND_BATCH_OPERATION, SEND_OPERATION, STATUS_OPERATION
 from mailpass.api.responses import success_response
 from mailpass.messages.request import BatchFields, MessageFields, parse_json_body
 from mailpass.services import Services
@@ -21,24 +23,34 @@ def services_of(request: Request) -> Services:
     return services
 
 
-@router.post("/send")
+@router.post("/send", openapi_extra=SEND_OPERATION)
 async def send(request: Request) -> Response:
     services = services_of(request)
     key = await authenticate(request, services, "mail")
-    fields = parse_json_body(await request.body(), MessageFields)
-    sent = await services.mail.send_now(key, fields)
-    return success_response(sent.as_wire())
+    body = await request.body()
+
+    async def send_message() -> Response:
+        fields = parse_json_body(body, MessageFields)
+        sent = await services.mail.send_now(key, fields)
+        return success_response(sent.as_wire())
+
+    return await respond_idempotently(request, services.database, key, body, send_message)
 
 
-@router.post("/send-batch")
+@router.post("/send-batch", openapi_extra=SEND_BATCH_OPERATION)
 async def send_batch(request: Request) -> Response:
     services = services_of(request)
     key = await authenticate(request, services, "mail")
-    batch = parse_json_body(await request.body(), BatchFields)
-    return success_response(await services.mail.queue_batch(key, batch))
+    body = await request.body()
+
+    async def queue_messages() -> Response:
+        batch = parse_json_body(body, BatchFields)
+        return success_response(await services.mail.queue_batch(key, batch))
+
+    return await respond_idempotently(request, services.database, key, body, queue_messages)
 
 
-@router.get("/status/{message_id:path}")
+@router.get("/status/{message_id:path}", openapi_extra=STATUS_OPERATION)
 async def status(request: Request, message_id: str) -> Response:
     services = services_of(request)
     key = await authenticate(request, services, "mail")

@@ -34,6 +34,10 @@ class OutgoingMessage:
     bcc: tuple[Address, ...] = ()
     reply_to: tuple[Address, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+    # Set when tracking rewrote ``html`` (see ``mailpass.tracking.sending``): the id its tokens
+    # name and the URLs its click tokens lead to.
+    tracking_id: str | None = None
+    tracked_links: tuple[str, ...] = ()
 
     @property
     def envelope_recipients(self) -> list[str]:

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.storage.tables import captured_mail, events, messages
 
 __all__ = [
+    "HourlyActivity",
+    "MessageFilter",
+    "QueueDepth",
     "find_message",
+    "get_message",
+    "hourly_activity",
     "insert_captured",
     "insert_message",
     "insert_messages",
     "list_events",
+    "list_messages",
     "mark_failed",
     "mark_sent",
+    "queue_depth",
 ]
 
 
@@ -109,3 +118,183 @@ async def insert_captured(
             created_at=now,
         )
     )
+
+
+# Opens and clicks by machines (mail scanners, link checkers) are kept but not counted as a
+# person's, once tracking records which hits are machines'.
+_HUMAN_EVENT: sa.ColumnElement[bool] = (
+    events.c.is_machine.is_not(True) if "is_machine" in events.c else sa.true()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """What the dashboard's message log is narrowed to; None means no condition."""
+
+    status: str | None = None
+    tag: str | None = None
+    recipient: str | None = None  # part of the To address, any case
+    since: date | None = None  # created on or after this UTC day
+    until: date | None = None  # created on or before this UTC day
+
+
+def _event_count(event_type: str) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .where(events.c.message_pk == messages.c.id, events.c.event_type == event_type)
+        .where(_HUMAN_EVENT)
+        .scalar_subquery()
+    )
+
+
+def _has_tag(dialect: str, tag: str) -> sa.ColumnElement[bool]:
+    if dialect == "postgresql":
+        return sa.cast(messages.c.tags, JSONB).contains([tag])
+    tags = sa.func.json_each(messages.c.tags).table_valued("value")
+    return sa.select(sa.literal(1)).select_from(tags).where(tags.c.value == tag).exists()
+
+
+async def list_messages(
+    connection: AsyncConnection,
+    user_id: int,
+    conditions: MessageFilter,
+    *,
+    limit: int,
+    offset: int = 0,
+) -> Sequence[sa.RowMapping]:
+    """One page of the account's messages, newest first, with their open and click counts."""
+    query = (
+        sa.select(
+            messages.c.id,
+            messages.c.message_id,
+            messages.c.to_email,
+            messages.c.subject,
+            messages.c.status,
+            messages.c.tags,
+            messages.c.is_test,
+            messages.c.attempts,
+            messages.c.created_at,
+            messages.c.sent_at,
+            _event_count("open").label("opens"),
+            _event_count("click").label("clicks"),
+        )
+        .where(messages.c.user_id == user_id)
+        .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if conditions.status:
+        query = query.where(messages.c.status == conditions.status)
+    if conditions.tag:
+        query = query.where(_has_tag(connection.dialect.name, conditions.tag))
+    if conditions.recipient:
+        query = query.where(
+            sa.func.lower(messages.c.to_email).contains(
+                conditions.recipient.lower(), autoescape=True
+            )
+        )
+    if conditions.since:
+        query = query.where(messages.c.created_at >= _midnight(conditions.since))
+    if conditions.until:
+        query = query.where(messages.c.created_at < _midnight(conditions.until) + timedelta(days=1))
+    return (await connection.execute(query)).mappings().all()
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+async def get_message(
+    connection: AsyncConnection, user_id: int, message_pk: int
+) -> sa.RowMapping | None:
+    """A message of the account by its primary key (``queue_id``); None for another's."""
+    row = (
+        await connection.execute(
+            sa.select(messages).where(messages.c.id == message_pk, messages.c.user_id == user_id)
+        )
+    ).first()
+    return row._mapping if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyActivity:
+    """Counts per UTC hour (keyed by the hour's start) for one account."""
+
+    sent: dict[datetime, int]
+    failed: dict[datetime, int]
+    opened: dict[datetime, int]
+    clicked: dict[datetime, int]
+
+
+def _hour_of(dialect: str, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
+    """The hour a time falls in, as text ``YYYY-MM-DDTHH`` (the same on both databases)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(column, sa.literal('YYYY-MM-DD"T"HH24'))
+    return sa.func.strftime("%Y-%m-%dT%H", column)
+
+
+async def hourly_activity(
+    connection: AsyncConnection, user_id: int, start: datetime, end: datetime
+) -> HourlyActivity:
+    """Per hour between ``start`` and ``end``: messages sent (by ``sent_at``), messages failed
+    (by ``created_at``: a failure's time is not kept), and messages a person opened or clicked
+    (each message once per hour)."""
+    dialect = connection.dialect.name
+
+    async def per_hour(query: sa.Select[str, int]) -> dict[datetime, int]:
+        result: dict[datetime, int] = {}
+        for hour, count in (await connection.execute(query)).all():
+            result[datetime.strptime(hour, "%Y-%m-%dT%H")] = int(count)
+        return result
+
+    def messages_by(column: sa.ColumnElement[datetime], status: str) -> sa.Select[str, int]:
+        hour = _hour_of(dialect, column).label("hour")
+        return (
+            sa.select(hour, sa.func.count())
+            .where(messages.c.user_id == user_id, messages.c.status == status)
+            .where(column >= start, column < end)
+            .group_by(hour)
+        )
+
+    def events_of(event_type: str) -> sa.Select[str, int]:
+        hour = _hour_of(dialect, events.c.created_at).label("hour")
+        return (
+            sa.select(hour, sa.func.count(sa.distinct(events.c.message_pk)))
+            .join(messages, messages.c.id == events.c.message_pk)
+            .where(messages.c.user_id == user_id, events.c.event_type == event_type)
+            .where(events.c.created_at >= start, events.c.created_at < end, _HUMAN_EVENT)
+            .group_by(hour)
+        )
+
+    return HourlyActivity(
+        sent=await per_hour(messages_by(messages.c.sent_at, "sent")),
+        failed=await per_hour(messages_by(messages.c.created_at, "failed")),
+        opened=await per_hour(events_of("open")),
+        clicked=await per_hour(events_of("click")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    queued: int  # waiting, due now or later
+    due: int  # of those, due now
+    sending: int  # handed to a worker or to /send, not finished
+
+
+async def queue_depth(connection: AsyncConnection, user_id: int, now: datetime) -> QueueDepth:
+    due = sa.case((messages.c.next_attempt_at <= now, 1), else_=0)
+    queued, due_now = (
+        await connection.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(due), 0)).where(
+                messages.c.user_id == user_id, messages.c.status == "queued"
+            )
+        )
+    ).one()
+    sending = (
+        await connection.execute(
+            sa.select(sa.func.count()).where(
+                messages.c.user_id == user_id, messages.c.status == "sending"
+            )
+        )
+    ).scalar_one()
+    return QueueDepth(queued=int(queued), due=int(due_now), sending=int(sending))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 from pydantic import ValidationError as PydanticValidationError
 
 from mailpass.errors import ValidationError
@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MAX_RECIPIENTS = 50  # To + Cc + Bcc, as Postmark allows
+MAX_ADDRESS_LIST_CHARS = 1000  # `to` and `reply_to` are kept in columns of that size
 MAX_SUBJECT_CHARS = 998
 MAX_NAME_CHARS = 255
 MAX_TAGS = 20
@@ -46,7 +47,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 MAX_BATCH_MESSAGES = 100
-BATCH_DEFAULTS = ("from_email", "from_name", "reply_to", "tags", "metadata")
+BATCH_DEFAULTS = (
+    "from_email",
+    "from_name",
+    "reply_to",
+    "tags",
+    "metadata",
+    "track_opens",
+    "track_clicks",
+)
 
 
 class MessageFields(BaseModel):
@@ -65,6 +74,9 @@ class MessageFields(BaseModel):
     bcc: AddressInput = None
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    # Tracking of this message (html only); None: the provider's setting.
+    track_opens: StrictBool | None = None
+    track_clicks: StrictBool | None = None
 
 
 class BatchFields(BaseModel):
@@ -82,6 +94,9 @@ class BatchFields(BaseModel):
     reply_to: AddressInput = None
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    # For every item that does not say: tracking on or off; None: the provider's setting.
+    track_opens: StrictBool | None = None
+    track_clicks: StrictBool | None = None
 
     def check_size(self) -> None:
         if not 1 <= len(self.messages) <= MAX_BATCH_MESSAGES:
@@ -107,6 +122,8 @@ class ValidMessage:
     bcc: tuple[Address, ...]
     tags: tuple[str, ...]
     metadata: dict[str, Any]
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
 
 
 def field_errors(error: PydanticValidationError, prefix: str = "") -> list[dict[str, Any]]:
@@ -185,12 +202,18 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
     reply_to = problems.addresses("reply_to", fields.reply_to, required=False)
     if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
         problems.add("to", f"a message takes at most {MAX_RECIPIENTS} recipients (to, cc and bcc)")
+    for name, addresses in (("to", to), ("reply_to", reply_to)):
+        if len(", ".join(address.email for address in addresses)) > MAX_ADDRESS_LIST_CHARS:
+            problems.add(name, f"the addresses are longer than {MAX_ADDRESS_LIST_CHARS} characters")
 
     subject = problems.header_text("subject", fields.subject, MAX_SUBJECT_CHARS)
     if fields.subject is None or not fields.subject.strip():
         problems.add("subject", "is required")
     if not fields.html and not fields.text:
         problems.add("html", "html or text is required")
+    for name, body in (("html", fields.html), ("text", fields.text)):
+        if body and "\x00" in body:  # no mail may carry NUL (RFC 5322), nor PostgreSQL text
+            problems.add(name, "must not contain NUL characters")
 
     sender = None
     if fields.from_email:
@@ -226,6 +249,8 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
         bcc=bcc,
         tags=tags,
         metadata=metadata,
+        track_opens=fields.track_opens,
+        track_clicks=fields.track_clicks,
     )
 
 

@@ -28,6 +28,7 @@ from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider, get_default_provider
 from mailpass.providers.transport import DeliveryError, DeliveryResult
 from mailpass.storage.database import Database
+from mailpass.tracking.sending import MessageTracker
 
 __all__ = ["MailService", "SentMessage"]
 
@@ -73,7 +74,11 @@ def message_row(
         "bcc": [a.email for a in outgoing.bcc],
         "reply_to": format_addresses(outgoing.reply_to) or None,
         "subject": outgoing.subject,
-        "html": outgoing.html,
+        # The html as the client sent it: the tracked copy is in ``raw``, and showing this one
+        # (in the dashboard) must not fire the pixel.
+        "html": valid.html,
+        "tracking_id": outgoing.tracking_id,
+        "tracked_links": list(outgoing.tracked_links) if outgoing.tracking_id else None,
         "text": outgoing.text,
         "tags": list(valid.tags),
         "user_metadata": valid.metadata,
@@ -92,14 +97,17 @@ class MailService:
         database: Database,
         transports: TransportRegistry,
         wakeup: QueueWakeup,
+        tracker: MessageTracker | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.transports = transports
         self.wakeup = wakeup
+        self.tracker = tracker
 
     def build_outgoing(self, valid: ValidMessage, provider: Provider | None) -> OutgoingMessage:
-        """Fill in the provider's default sender and a fresh Message-ID."""
+        """Fill in the provider's default sender and a fresh Message-ID; rewrite the html for
+        open and click tracking when the request or the provider turns it on."""
         sender = valid.sender
         if sender is None:
             if provider is None or not provider.from_email:
@@ -109,7 +117,7 @@ class MailService:
                 )
             sender = Address(provider.from_email, valid.from_name or provider.from_name)
         domain = self.settings.message_id_domain or sender.email.rpartition("@")[2]
-        return OutgoingMessage(
+        outgoing = OutgoingMessage(
             message_id=new_message_id(domain),
             sender=sender,
             to=valid.to,
@@ -120,6 +128,11 @@ class MailService:
             cc=valid.cc,
             bcc=valid.bcc,
             reply_to=valid.reply_to,
+        )
+        if self.tracker is None:
+            return outgoing
+        return self.tracker.apply(
+            outgoing, provider, track_opens=valid.track_opens, track_clicks=valid.track_clicks
         )
 
     async def send_now(self, key: ApiKey, fields: MessageFields) -> SentMessage:
@@ -299,6 +312,8 @@ class MailService:
 
     async def status(self, key: ApiKey, raw_message_id: str) -> dict[str, Any]:
         message_id = normalize_message_id(raw_message_id)
+        if "\x00" in message_id:  # in no Message-ID, and PostgreSQL text cannot hold it
+            raise NotFound(f"no message {message_id!r}")
         async with self.database.read() as connection:
             message = await repository.find_message(connection, key.user_id, message_id)
             if message is None:
@@ -324,6 +339,8 @@ class MailService:
                 "test": message["is_test"],
                 "sent_at": isoformat(message["sent_at"]),
                 "created_at": isoformat(message["created_at"]),
+                "first_opened_at": isoformat(message["first_opened_at"]),
+                "first_clicked_at": isoformat(message["first_clicked_at"]),
             },
             "events": [
                 {
@@ -331,6 +348,8 @@ class MailService:
                     "ip_address": event["ip_address"],
                     "user_agent": event["user_agent"],
                     "url": event["url"],
+                    "machine": event["is_machine"],
+                    "machine_reason": event["machine_reason"],
                     "created_at": isoformat(event["created_at"]),
                 }
                 for event in events

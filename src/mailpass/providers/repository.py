@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.providers.kinds import ConnectionSettings
-from mailpass.storage.tables import providers
+from mailpass.storage.tables import messages, providers
 
 __all__ = [
     "Provider",
+    "ProviderUsage",
+    "count_queued_for_provider",
+    "delete_provider",
     "find_provider",
     "get_default_provider",
+    "get_provider",
     "insert_provider",
     "list_providers",
     "set_default_provider",
     "update_connection",
+    "update_provider",
+    "update_tracking",
+    "usage_by_provider",
 ]
 
 
@@ -40,6 +47,8 @@ class Provider:
     is_default: bool
     created_at: datetime
     updated_at: datetime
+    track_opens: bool = False
+    track_clicks: bool = False
 
     @property
     def has_limits(self) -> bool:
@@ -64,6 +73,8 @@ async def insert_provider(
     daily_limit: int | None,
     make_default: bool,
     now: datetime,
+    track_opens: bool = False,
+    track_clicks: bool = False,
 ) -> Provider:
     """Add a provider; it becomes the default when asked to, or when it is the account's first."""
     has_default = (
@@ -93,6 +104,8 @@ async def insert_provider(
             is_default=make_default or not has_default,
             created_at=now,
             updated_at=now,
+            track_opens=track_opens,
+            track_clicks=track_clicks,
         )
         .returning(*providers.c)
     )
@@ -120,6 +133,20 @@ async def find_provider(
     if len(rows) != 1:
         return None
     return _provider(rows[0])
+
+
+async def get_provider(
+    connection: AsyncConnection, provider_id: int, user_id: int
+) -> Provider | None:
+    """One of the account's providers by id; None for an unknown id or another account's."""
+    row = (
+        await connection.execute(
+            sa.select(providers).where(
+                providers.c.id == provider_id, providers.c.user_id == user_id
+            )
+        )
+    ).first()
+    return _provider(row) if row else None
 
 
 async def get_default_provider(connection: AsyncConnection, user_id: int) -> Provider | None:
@@ -166,3 +193,105 @@ async def update_connection(
             updated_at=now,
         )
     )
+
+
+async def update_tracking(
+    connection: AsyncConnection,
+    provider_id: int,
+    *,
+    track_opens: bool | None,
+    track_clicks: bool | None,
+    now: datetime,
+) -> None:
+    """Turn open and/or click tracking on or off; None leaves that one as it is."""
+    values: dict[str, object] = {"updated_at": now}
+    if track_opens is not None:
+        values["track_opens"] = track_opens
+    if track_clicks is not None:
+        values["track_clicks"] = track_clicks
+    await connection.execute(providers.update().where(providers.c.id == provider_id).values(values))
+
+
+async def update_provider(
+    connection: AsyncConnection,
+    provider_id: int,
+    *,
+    name: str,
+    kind: str,
+    settings: ConnectionSettings,
+    password_encrypted: str | None,
+    keep_password: bool,
+    from_email: str | None,
+    from_name: str | None,
+    hourly_limit: int | None,
+    daily_limit: int | None,
+    now: datetime,
+) -> None:
+    """Replace a provider's settings; its password stays as it is when ``keep_password``."""
+    values: dict[str, object] = {
+        "name": name,
+        "kind": kind,
+        "host": settings.host,
+        "port": settings.port,
+        "security": settings.security,
+        "username": settings.username,
+        "from_email": from_email,
+        "from_name": from_name,
+        "hourly_limit": hourly_limit,
+        "daily_limit": daily_limit,
+        "updated_at": now,
+    }
+    if not keep_password:
+        values["password_encrypted"] = password_encrypted
+    await connection.execute(providers.update().where(providers.c.id == provider_id).values(values))
+
+
+async def delete_provider(connection: AsyncConnection, provider_id: int) -> None:
+    """Delete a provider. Its messages stay (``provider_id`` becomes NULL): sent ones keep their
+    record, and queued ones fail in the worker with a reason that says the provider is gone."""
+    await connection.execute(providers.delete().where(providers.c.id == provider_id))
+
+
+async def count_queued_for_provider(connection: AsyncConnection, provider_id: int) -> int:
+    """Messages still waiting to go out through this provider."""
+    query = sa.select(sa.func.count()).where(
+        messages.c.provider_id == provider_id, messages.c.status.in_(("queued", "sending"))
+    )
+    return int((await connection.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUsage:
+    """Slots of a provider's limits taken in the rolling windows (see ``providers.limits``)."""
+
+    last_hour: int = 0
+    last_day: int = 0
+
+
+async def usage_by_provider(
+    connection: AsyncConnection, user_id: int, now: datetime
+) -> dict[int, ProviderUsage]:
+    """For each of the account's providers that took a slot in the last 24 hours: how many in
+    the last hour and in the last day, counted exactly as the limits count them."""
+    hour_ago = now - timedelta(hours=1)
+    day_ago = now - timedelta(days=1)
+    in_last_hour = sa.case((messages.c.slot_at > hour_ago, 1), else_=0)
+    query = (
+        sa.select(
+            messages.c.provider_id,
+            sa.func.sum(in_last_hour).label("last_hour"),
+            sa.func.count().label("last_day"),
+        )
+        .where(
+            messages.c.user_id == user_id,
+            messages.c.provider_id.is_not(None),
+            messages.c.slot_at > day_ago,
+        )
+        .group_by(messages.c.provider_id)
+    )
+    return {
+        row.provider_id: ProviderUsage(
+            last_hour=int(row.last_hour or 0), last_day=int(row.last_day)
+        )
+        for row in await connection.execute(query)
+    }

@@ -27,9 +27,12 @@ __all__ = [
     "NewProvider",
     "ProviderError",
     "add_provider",
+    "delete_provider",
     "find_provider",
     "set_default",
+    "set_tracking",
     "test_provider",
+    "update_provider",
 ]
 
 
@@ -52,6 +55,8 @@ class NewProvider:
     hourly_limit: int | None = None
     daily_limit: int | None = None
     make_default: bool = False
+    track_opens: bool = False
+    track_clicks: bool = False
 
 
 def _check(new: NewProvider) -> tuple[str | None, str | None]:
@@ -98,6 +103,8 @@ async def add_provider(
                 daily_limit=new.daily_limit,
                 make_default=new.make_default,
                 now=utcnow(),
+                track_opens=new.track_opens,
+                track_clicks=new.track_clicks,
             )
     except IntegrityError:
         raise ProviderError(f"{user.email} already has a provider named {new.name!r}") from None
@@ -119,9 +126,78 @@ async def set_default(database: Database, provider: Provider) -> None:
         await repository.set_default_provider(connection, provider, utcnow())
 
 
+async def set_tracking(
+    database: Database,
+    provider: Provider,
+    *,
+    track_opens: bool | None = None,
+    track_clicks: bool | None = None,
+) -> None:
+    """Turn a provider's open and/or click tracking on or off (None: leave it as it is)."""
+    async with database.transaction() as connection:
+        await repository.update_tracking(
+            connection,
+            provider.id,
+            track_opens=track_opens,
+            track_clicks=track_clicks,
+            now=utcnow(),
+        )
+
+
 async def test_provider(provider: Provider, secrets: SecretBox, settings: Settings) -> list[str]:
     """Connect, greet, secure and authenticate; the server's replies, line by line.
 
     Raises ``mailpass.providers.smtp.ProbeError`` with a one-line reason on failure.
     """
     return await probe(endpoint_for(provider, secrets, settings))
+
+
+async def update_provider(
+    database: Database, secrets: SecretBox, provider: Provider, changes: NewProvider
+) -> None:
+    """Replace a provider's settings with ``changes``.
+
+    ``changes.password`` None keeps the stored password, unless the user name is removed too
+    (no AUTH, so no password). The default flag is left alone: ``set_default`` changes it.
+    """
+    from_email, from_name = _check(changes)
+    try:
+        settings = resolve_connection(
+            changes.kind,
+            host=changes.host,
+            port=changes.port,
+            security=changes.security,
+            username=changes.username,
+            region=changes.region,
+        )
+    except ValueError as exc:
+        raise ProviderError(str(exc)) from None
+    drop_password = settings.username is None
+    try:
+        async with database.transaction() as connection:
+            await repository.update_provider(
+                connection,
+                provider.id,
+                name=changes.name.strip(),
+                kind=changes.kind,
+                settings=settings,
+                password_encrypted=(
+                    secrets.encrypt(changes.password)
+                    if changes.password and not drop_password
+                    else None
+                ),
+                keep_password=changes.password is None and not drop_password,
+                from_email=from_email,
+                from_name=from_name,
+                hourly_limit=changes.hourly_limit,
+                daily_limit=changes.daily_limit,
+                now=utcnow(),
+            )
+    except IntegrityError:
+        raise ProviderError(f"there is already a provider named {changes.name.strip()!r}") from None
+
+
+async def delete_provider(database: Database, provider: Provider) -> None:
+    """Delete a provider; the account has no default afterwards if it was the default."""
+    async with database.transaction() as connection:
+        await repository.delete_provider(connection, provider.id)

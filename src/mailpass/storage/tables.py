@@ -11,10 +11,13 @@ import sqlalchemy as sa
 __all__ = [
     "api_keys",
     "captured_mail",
+    "dashboard_sessions",
     "events",
+    "idempotency_keys",
     "messages",
     "metadata",
     "providers",
+    "signin_failures",
     "users",
 ]
 
@@ -72,6 +75,9 @@ providers = sa.Table(
     sa.Column("is_default", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # Open and click tracking of this provider's html mail, unless a request says otherwise.
+    sa.Column("track_opens", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("track_clicks", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("user_id", "name"),
     # At most one default provider per account, enforced by the database itself.
     sa.Index(
@@ -118,10 +124,18 @@ messages = sa.Table(
     # attempt sends the very same bytes (same Date, same Message-ID).
     sa.Column("raw", sa.LargeBinary),
     sa.Column("envelope_to", sa.JSON),
+    # Tracking: the random id that the message's tracking tokens name, the URLs its click
+    # tokens lead to (a token holds only a position in this list), and the first open and click
+    # that were not marked as a machine's.
+    sa.Column("tracking_id", sa.String(32)),
+    sa.Column("tracked_links", sa.JSON),
+    sa.Column("first_opened_at", sa.DateTime),
+    sa.Column("first_clicked_at", sa.DateTime),
     sa.Index(None, "provider_id", "slot_at"),
     sa.Index(None, "user_id", "created_at"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "status", "lease_expires_at"),
+    sa.Index(None, "tracking_id", unique=True),
 )
 
 events = sa.Table(
@@ -135,6 +149,9 @@ events = sa.Table(
     sa.Column("url", sa.Text),
     sa.Column("data", sa.JSON),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # A hit that is likely a machine's (a privacy proxy, a link scanner), and why in a few words.
+    sa.Column("is_machine", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("machine_reason", sa.String(100)),
     sa.Index(None, "message_pk", "id"),
 )
 
@@ -150,4 +167,56 @@ captured_mail = sa.Table(
     sa.Column("raw", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index(None, "user_id", "id"),
+)
+
+# An ``Idempotency-Key`` of /send or /send-batch, scoped per account (and apart for test keys,
+# whose mail never leaves) and kept 24 hours. While
+# ``claim_token`` is set a request holds the key until ``locked_until``; once it is NULL the key
+# has an answer, replayed to every retry of the same request.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("is_test", sa.Boolean, nullable=False),
+    sa.Column("idempotency_key", sa.String(256), nullable=False),
+    sa.Column("request_path", sa.String(255), nullable=False),
+    # SHA-256 of the path and the canonical JSON body: the same request, whatever its key order.
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("claim_token", sa.String(32)),
+    sa.Column("locked_until", sa.DateTime),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", sa.LargeBinary),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("user_id", "is_test", "idempotency_key"),
+    sa.Index(None, "user_id", "expires_at"),
+)
+
+# A dashboard sign-in. The cookie carries the signed random token; only its SHA-256 is kept, so a
+# leaked table does not sign anyone in. ``password_fingerprint`` ends the session when the
+# account's password changes.
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("password_fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Index(None, "expires_at"),
+)
+
+# Failed dashboard sign-ins, counted per e-mail and per client address to lock out guessing.
+signin_failures = sa.Table(
+    "signin_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("ip_address", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "email", "created_at"),
+    sa.Index(None, "ip_address", "created_at"),
 )

@@ -1,0 +1,175 @@
+"""Dashboard > Messages: the filtered, paginated log, one message's details, its html preview."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mailpass.dashboard.context import Account, PageNotFound, services_of
+from mailpass.dashboard.templating import PAGE_HEADERS, render
+from mailpass.messages import repository as message_queries
+from mailpass.messages.repository import MessageFilter
+from mailpass.providers import repository as provider_queries
+
+__all__ = ["PREVIEW_CSP", "router"]
+
+router = APIRouter(prefix="/dashboard/messages")
+
+PAGE_SIZE = 50  # messages per page of the log
+STATUSES = ("queued", "sending", "sent", "failed", "bounced")
+MAX_FILTER_LENGTH = 320  # characters of a tag or recipient filter
+# The html of a message is someone else's content: it is served with a policy that runs no
+# script, submits no form and loads nothing from the network. Remote images stay off on
+# purpose: loading them would fetch tracking pixels (recording an "open" by the dashboard's
+# user) and tell senders' image hosts who looks at the log. ``sandbox`` gives the document an
+# origin of its own, so even a CSP bug could not reach the dashboard's cookies or pages.
+PREVIEW_CSP = (
+    "sandbox; default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'; "
+    "font-src data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+@dataclass
+class LogQuery:
+    """The log's filters as given in the URL, with a message per field that is wrong."""
+
+    values: dict[str, str]
+    errors: dict[str, str]
+    conditions: MessageFilter
+    page: int
+
+    def link(self, page: int) -> str:
+        """The log's URL with these filters, at ``page``."""
+        params = {name: value for name, value in self.values.items() if value}
+        if page > 1:
+            params["page"] = str(page)
+        return "/dashboard/messages" + (f"?{urlencode(params)}" if params else "")
+
+
+def _day(query: LogQuery, name: str) -> date | None:
+    raw = query.values.get(name, "")
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        query.errors[name] = "must be a date like 2026-01-30"
+        return None
+
+
+def parse_log_query(request: Request) -> LogQuery:
+    params = request.query_params
+    names = ("status", "tag", "recipient", "since", "until")
+    query = LogQuery(
+        values={name: params.get(name, "").strip() for name in names},
+        errors={},
+        conditions=MessageFilter(),
+        page=1,
+    )
+    status = query.values["status"]
+    if status and status not in STATUSES:
+        query.errors["status"] = f"must be one of {', '.join(STATUSES)}"
+    for name in ("tag", "recipient"):
+        if len(query.values[name]) > MAX_FILTER_LENGTH:
+            query.errors[name] = f"must be at most {MAX_FILTER_LENGTH} characters"
+    raw_page = params.get("page", "1").strip()
+    if raw_page.isdigit() and int(raw_page) >= 1:
+        query.page = int(raw_page)
+    else:
+        query.errors["page"] = "must be a whole number from 1 up"
+    since, until = _day(query, "since"), _day(query, "until")
+    if since and until and since > until:
+        query.errors["until"] = "must not be before the start date"
+    if not query.errors:
+        query.conditions = MessageFilter(
+            status=status or None,
+            tag=query.values["tag"] or None,
+            recipient=query.values["recipient"] or None,
+            since=since,
+            until=until,
+        )
+    return query
+
+
+@router.get("")
+async def log_page(request: Request, account: Account) -> Response:
+    query = parse_log_query(request)
+    rows: list[Any] = []
+    has_next = False
+    if not query.errors:
+        async with services_of(request).database.read() as connection:
+            found = await message_queries.list_messages(
+                connection,
+                account.user_id,
+                query.conditions,
+                limit=PAGE_SIZE + 1,  # one more tells whether there is a next page
+                offset=(query.page - 1) * PAGE_SIZE,
+            )
+        rows, has_next = list(found[:PAGE_SIZE]), len(found) > PAGE_SIZE
+    return render(
+        request,
+        "messages.html",
+        {
+            "query": query,
+            "rows": rows,
+            "statuses": STATUSES,
+            "has_next": has_next,
+            "page_size": PAGE_SIZE,
+        },
+        status_code=400 if query.errors else 200,
+    )
+
+
+def header_lines(raw: bytes | None) -> list[tuple[str, str]]:
+    """The mail's headers as sent (Bcc is never among them: it lives in the envelope only)."""
+    if not raw:
+        return []
+    parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    return [(name, str(value)) for name, value in parsed.items()]
+
+
+@router.get("/{message_pk:int}")
+async def detail_page(request: Request, account: Account, message_pk: int) -> Response:
+    async with services_of(request).database.read() as connection:
+        message = await message_queries.get_message(connection, account.user_id, message_pk)
+        if message is None:
+            raise PageNotFound(f"no message {message_pk}")
+        events = await message_queries.list_events(connection, message_pk)
+        provider = None
+        if message["provider_id"] is not None:
+            provider = await provider_queries.get_provider(
+                connection, message["provider_id"], account.user_id
+            )
+    return render(
+        request,
+        "message.html",
+        {
+            "message": message,
+            "headers": header_lines(message["raw"]),
+            "events": events,
+            "provider": provider,
+        },
+    )
+
+
+@router.get("/{message_pk:int}/preview")
+async def html_preview(request: Request, account: Account, message_pk: int) -> Response:
+    """The message's html as it was sent, for the sandboxed frame of the detail page."""
+    async with services_of(request).database.read() as connection:
+        message = await message_queries.get_message(connection, account.user_id, message_pk)
+    if message is None or not message["html"]:
+        raise PageNotFound(f"no html for message {message_pk}")
+    headers = {
+        **PAGE_HEADERS,
+        "Content-Security-Policy": PREVIEW_CSP,
+        "X-Frame-Options": "SAMEORIGIN",
+    }
+    return Response(message["html"], media_type="text/html", headers=headers)

@@ -1,0 +1,20 @@
+"""One-line confirmations shown after a redirect (``?notice=…``). Only these fixed texts are
+ever shown, so a crafted link cannot put words on the page."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+__all__ = ["NOTICES", "notice_of"]
+
+NOTICES = {
+    "provider-added": "Provider added.",
+    "provider-saved": "Provider saved.",
+    "provider-default": "Default provider changed.",
+    "provider-deleted": "Provider deleted.",
+    "key-revoked": "API key revoked. Requests with it are refused from now on.",
+}
+
+
+def notice_of(request: Request) -> str | None:
+    return NOTICES.get(request.query_params.get("notice", ""))
