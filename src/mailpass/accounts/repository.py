@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.accounts.keys import ApiKey
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import api_keys, users
 
 __all__ = [
@@ -56,7 +56,7 @@ def _key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
 
 
 async def create_user(
-    connection: AsyncConnection, email: str, now: datetime, password_hash: str | None = None
+    connection: Connection, email: str, now: datetime, password_hash: str | None = None
 ) -> User:
     result = await connection.execute(
         users.insert()
@@ -66,7 +66,7 @@ async def create_user(
     return User(id=result.scalar_one(), email=email, password_hash=password_hash, created_at=now)
 
 
-async def find_user_by_email(connection: AsyncConnection, email: str) -> User | None:
+async def find_user_by_email(connection: Connection, email: str) -> User | None:
     row = (
         await connection.execute(
             sa.select(users).where(sa.func.lower(users.c.email) == email.lower())
@@ -75,18 +75,18 @@ async def find_user_by_email(connection: AsyncConnection, email: str) -> User | 
     return _user(row) if row else None
 
 
-async def list_users(connection: AsyncConnection) -> list[User]:
+async def list_users(connection: Connection) -> list[User]:
     return [_user(row) for row in await connection.execute(sa.select(users).order_by(users.c.id))]
 
 
-async def set_password_hash(connection: AsyncConnection, user_id: int, password_hash: str) -> None:
+async def set_password_hash(connection: Connection, user_id: int, password_hash: str) -> None:
     await connection.execute(
         users.update().where(users.c.id == user_id).values(password_hash=password_hash)
     )
 
 
 async def insert_api_key(
-    connection: AsyncConnection,
+    connection: Connection,
     *,
     user_id: int,
     name: str,
@@ -112,21 +112,21 @@ async def insert_api_key(
     return int(result.scalar_one())
 
 
-async def find_key_by_hash(connection: AsyncConnection, key_hash: str) -> ApiKey | None:
+async def find_key_by_hash(connection: Connection, key_hash: str) -> ApiKey | None:
     row = (
         await connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash))
     ).first()
     return _key(row) if row else None
 
 
-async def list_keys(connection: AsyncConnection, user_id: int | None = None) -> list[ApiKey]:
+async def list_keys(connection: Connection, user_id: int | None = None) -> list[ApiKey]:
     query = sa.select(api_keys).order_by(api_keys.c.id)
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
     return [_key(row) for row in await connection.execute(query)]
 
 
-async def revoke_key(connection: AsyncConnection, key_id: int, now: datetime) -> bool:
+async def revoke_key(connection: Connection, key_id: int, now: datetime) -> bool:
     """Revoke a key; False when there is no such key or it was already revoked."""
     result = await connection.execute(
         api_keys.update()
@@ -137,7 +137,7 @@ async def revoke_key(connection: AsyncConnection, key_id: int, now: datetime) ->
 
 
 async def revoke_key_of_user(
-    connection: AsyncConnection, user_id: int, key_id: int, now: datetime
+    connection: Connection, user_id: int, key_id: int, now: datetime
 ) -> bool:
     """Revoke one of the account's keys; False for another account's, unknown or revoked key."""
     result = await connection.execute(
@@ -152,7 +152,7 @@ async def revoke_key_of_user(
     return result.rowcount > 0
 
 
-async def touch_key(connection: AsyncConnection, key_id: int, now: datetime) -> None:
+async def touch_key(connection: Connection, key_id: int, now: datetime) -> None:
     await connection.execute(
         api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now)
     )

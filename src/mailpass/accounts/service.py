@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.accounts import repository
 from mailpass.accounts.keys import (
@@ -19,7 +18,7 @@ from mailpass.accounts.passwords import hash_password
 from mailpass.accounts.repository import User
 from mailpass.clock import utcnow
 from mailpass.messages.addresses import AddressError, parse_mailbox
-from mailpass.storage.database import Database
+from mailpass.storage.database import Connection, Database
 
 __all__ = [
     "AccountError",
@@ -74,7 +73,7 @@ async def require_user(database: Database, email: str) -> User:
         return await _user(connection, email)
 
 
-async def _user(connection: AsyncConnection, email: str) -> User:
+async def _user(connection: Connection, email: str) -> User:
     user = await repository.find_user_by_email(connection, email.strip())
     if user is None:
         raise AccountError(f"no user {email.strip()}; create one with `mailpass users create`")

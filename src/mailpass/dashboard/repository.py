@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import dashboard_sessions, signin_failures, users
 
 __all__ = [
@@ -36,7 +36,7 @@ class SessionRow:
 
 
 async def insert_session(
-    connection: AsyncConnection,
+    connection: Connection,
     *,
     token_hash: str,
     user_id: int,
@@ -57,9 +57,7 @@ async def insert_session(
     )
 
 
-async def find_session(
-    connection: AsyncConnection, token_hash: str, now: datetime
-) -> SessionRow | None:
+async def find_session(connection: Connection, token_hash: str, now: datetime) -> SessionRow | None:
     row = (
         await connection.execute(
             sa.select(
@@ -89,15 +87,13 @@ async def find_session(
     )
 
 
-async def delete_session(connection: AsyncConnection, token_hash: str) -> None:
+async def delete_session(connection: Connection, token_hash: str) -> None:
     await connection.execute(
         dashboard_sessions.delete().where(dashboard_sessions.c.token_hash == token_hash)
     )
 
 
-async def delete_expired(
-    connection: AsyncConnection, now: datetime, failures_before: datetime
-) -> None:
+async def delete_expired(connection: Connection, now: datetime, failures_before: datetime) -> None:
     """Drop sessions past their end and failures too old to count any more."""
     await connection.execute(
         dashboard_sessions.delete().where(dashboard_sessions.c.expires_at <= now)
@@ -108,7 +104,7 @@ async def delete_expired(
 
 
 async def record_failure(
-    connection: AsyncConnection, *, email: str, ip_address: str, now: datetime
+    connection: Connection, *, email: str, ip_address: str, now: datetime
 ) -> None:
     await connection.execute(
         signin_failures.insert().values(email=email, ip_address=ip_address, created_at=now)
@@ -116,7 +112,7 @@ async def record_failure(
 
 
 async def count_failures(
-    connection: AsyncConnection,
+    connection: Connection,
     *,
     since: datetime,
     email: str | None = None,
@@ -134,5 +130,5 @@ async def count_failures(
     return int(count), oldest
 
 
-async def forget_failures(connection: AsyncConnection, email: str) -> None:
+async def forget_failures(connection: Connection, email: str) -> None:
     await connection.execute(signin_failures.delete().where(signin_failures.c.email == email))

@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.providers.limits import provider_capacity
 from mailpass.providers.repository import Provider
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import captured_mail, messages, providers
 
 __all__ = [
@@ -75,13 +75,13 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-async def count_due(connection: AsyncConnection, now: datetime) -> int:
+async def count_due(connection: Connection, now: datetime) -> int:
     query = sa.select(sa.func.count()).select_from(messages).where(_due(now))
     return int((await connection.execute(query)).scalar_one())
 
 
 async def claim_due_messages(
-    connection: AsyncConnection,
+    connection: Connection,
     *,
     limit: int,
     now: datetime,
@@ -178,7 +178,7 @@ async def claim_due_messages(
     return claims
 
 
-async def write_outcomes(connection: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
+async def write_outcomes(connection: Connection, outcomes: Sequence[Outcome]) -> None:
     """Record many outcomes in one transaction (one commit for a whole group of sends)."""
     for status in ("sent", "failed", "queued", "released"):
         group = [outcome for outcome in outcomes if outcome.status == status]

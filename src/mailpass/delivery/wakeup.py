@@ -17,9 +17,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mailpass.storage.database import Database
+from mailpass.storage.database import Connection, Database
 
 __all__ = ["CHANNEL", "QueueWakeup"]
 
@@ -35,7 +34,7 @@ class QueueWakeup:
         self._event = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
-    async def announce(self, connection: AsyncConnection) -> None:
+    async def announce(self, connection: Connection) -> None:
         """Call inside the transaction that queues mail; other processes hear it at commit."""
         if not self._database.is_sqlite:
             await connection.execute(text(f"NOTIFY {CHANNEL}"))

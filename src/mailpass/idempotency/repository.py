@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import idempotency_keys
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-async def delete_expired_keys(connection: AsyncConnection, user_id: int, now: datetime) -> None:
+async def delete_expired_keys(connection: Connection, user_id: int, now: datetime) -> None:
     """Forget the account's keys that are past their lifetime."""
     await connection.execute(
         idempotency_keys.delete().where(
@@ -30,7 +30,7 @@ async def delete_expired_keys(connection: AsyncConnection, user_id: int, now: da
     )
 
 
-async def insert_key(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
+async def insert_key(connection: Connection, values: dict[str, Any]) -> int | None:
     """Record a new key; its primary key, or None when the account already has that key.
 
     ``ON CONFLICT DO NOTHING``: on PostgreSQL a concurrent insert of the same key waits for the
@@ -51,7 +51,7 @@ async def insert_key(connection: AsyncConnection, values: dict[str, Any]) -> int
 
 
 async def find_key(
-    connection: AsyncConnection, user_id: int, is_test: bool, key: str
+    connection: Connection, user_id: int, is_test: bool, key: str
 ) -> sa.RowMapping | None:
     """The account's record of ``key``, locked for the rest of the transaction (PostgreSQL)."""
     result = await connection.execute(
@@ -67,7 +67,7 @@ async def find_key(
 
 
 async def take_over_key(
-    connection: AsyncConnection, key_pk: int, claim_token: str, locked_until: datetime
+    connection: Connection, key_pk: int, claim_token: str, locked_until: datetime
 ) -> None:
     """Give a key whose request never answered (its lease ran out) to a new request."""
     await connection.execute(
@@ -78,7 +78,7 @@ async def take_over_key(
 
 
 async def store_response(
-    connection: AsyncConnection, key_pk: int, claim_token: str, status: int, body: bytes
+    connection: Connection, key_pk: int, claim_token: str, status: int, body: bytes
 ) -> bool:
     """Keep a request's answer for its retries; False if the claim was lost meanwhile."""
     result = await connection.execute(
@@ -89,7 +89,7 @@ async def store_response(
     return result.rowcount == 1
 
 
-async def delete_key(connection: AsyncConnection, key_pk: int, claim_token: str) -> None:
+async def delete_key(connection: Connection, key_pk: int, claim_token: str) -> None:
     """Let a key go while its request still holds it, so that a retry runs anew."""
     await connection.execute(
         idempotency_keys.delete().where(

@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import captured_mail, events, messages
 
 __all__ = [
@@ -31,13 +31,13 @@ __all__ = [
 ]
 
 
-async def insert_message(connection: AsyncConnection, values: dict[str, Any]) -> int:
+async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
     """Record a message; returns its primary key (the batch API's ``queue_id``)."""
     result = await connection.execute(messages.insert().values(values).returning(messages.c.id))
     return int(result.scalar_one())
 
 
-async def insert_messages(connection: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+async def insert_messages(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Record many messages in one statement; their primary keys, in the order given."""
     result = await connection.execute(
         messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows
@@ -46,7 +46,7 @@ async def insert_messages(connection: AsyncConnection, rows: list[dict[str, Any]
 
 
 async def mark_sent(
-    connection: AsyncConnection, message_pk: int, now: datetime, note: str | None = None
+    connection: Connection, message_pk: int, now: datetime, note: str | None = None
 ) -> None:
     await connection.execute(
         messages.update()
@@ -62,7 +62,7 @@ async def mark_sent(
     )
 
 
-async def mark_failed(connection: AsyncConnection, message_pk: int, error_message: str) -> None:
+async def mark_failed(connection: Connection, message_pk: int, error_message: str) -> None:
     """A permanent failure: the message gives back its slot of the provider's limits."""
     await connection.execute(
         messages.update()
@@ -79,7 +79,7 @@ async def mark_failed(connection: AsyncConnection, message_pk: int, error_messag
 
 
 async def find_message(
-    connection: AsyncConnection, user_id: int, message_id: str
+    connection: Connection, user_id: int, message_id: str
 ) -> sa.RowMapping | None:
     row = (
         await connection.execute(
@@ -91,7 +91,7 @@ async def find_message(
     return row._mapping if row else None
 
 
-async def list_events(connection: AsyncConnection, message_pk: int) -> Sequence[sa.RowMapping]:
+async def list_events(connection: Connection, message_pk: int) -> Sequence[sa.RowMapping]:
     result = await connection.execute(
         sa.select(events).where(events.c.message_pk == message_pk).order_by(events.c.id)
     )
@@ -99,7 +99,7 @@ async def list_events(connection: AsyncConnection, message_pk: int) -> Sequence[
 
 
 async def insert_captured(
-    connection: AsyncConnection,
+    connection: Connection,
     *,
     user_id: int,
     message_id: str,
@@ -155,7 +155,7 @@ def _has_tag(dialect: str, tag: str) -> sa.ColumnElement[bool]:
 
 
 async def list_messages(
-    connection: AsyncConnection,
+    connection: Connection,
     user_id: int,
     conditions: MessageFilter,
     *,
@@ -205,7 +205,7 @@ def _midnight(day: date) -> datetime:
 
 
 async def get_message(
-    connection: AsyncConnection, user_id: int, message_pk: int
+    connection: Connection, user_id: int, message_pk: int
 ) -> sa.RowMapping | None:
     """A message of the account by its primary key (``queue_id``); None for another's."""
     row = (
@@ -234,7 +234,7 @@ def _hour_of(dialect: str, column: sa.ColumnElement[datetime]) -> sa.ColumnEleme
 
 
 async def hourly_activity(
-    connection: AsyncConnection, user_id: int, start: datetime, end: datetime
+    connection: Connection, user_id: int, start: datetime, end: datetime
 ) -> HourlyActivity:
     """Per hour between ``start`` and ``end``: messages sent (by ``sent_at``), messages failed
     (by ``created_at``: a failure's time is not kept), and messages a person opened or clicked
@@ -281,7 +281,7 @@ class QueueDepth:
     sending: int  # handed to a worker or to /send, not finished
 
 
-async def queue_depth(connection: AsyncConnection, user_id: int, now: datetime) -> QueueDepth:
+async def queue_depth(connection: Connection, user_id: int, now: datetime) -> QueueDepth:
     due = sa.case((messages.c.next_attempt_at <= now, 1), else_=0)
     queued, due_now = (
         await connection.execute(

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.providers.repository import Provider
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import messages, providers
 
 __all__ = [
@@ -60,7 +60,7 @@ UNLIMITED = Capacity(free=None, blocked_by=None)
 
 
 async def provider_capacity(
-    connection: AsyncConnection, provider: Provider, now: datetime, *, lock: bool
+    connection: Connection, provider: Provider, now: datetime, *, lock: bool
 ) -> Capacity:
     """Free slots of ``provider`` at ``now``. Call inside the write transaction that then takes
     them; ``lock`` is True on PostgreSQL (the provider's row stays locked until commit)."""
@@ -97,7 +97,7 @@ async def provider_capacity(
 
 
 async def check_slot_free(
-    connection: AsyncConnection, provider: Provider, now: datetime, *, lock: bool
+    connection: Connection, provider: Provider, now: datetime, *, lock: bool
 ) -> LimitReached | None:
     """None when ``provider`` can take one more message now, else what stops it."""
     return (await provider_capacity(connection, provider, now, lock=lock)).blocked_by

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailpass.providers.kinds import ConnectionSettings
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import messages, providers
 
 __all__ = [
@@ -60,7 +60,7 @@ def _provider(row: sa.Row[tuple[object, ...]]) -> Provider:
 
 
 async def insert_provider(
-    connection: AsyncConnection,
+    connection: Connection,
     *,
     user_id: int,
     name: str,
@@ -112,7 +112,7 @@ async def insert_provider(
     return _provider(result.one())
 
 
-async def list_providers(connection: AsyncConnection, user_id: int | None = None) -> list[Provider]:
+async def list_providers(connection: Connection, user_id: int | None = None) -> list[Provider]:
     query = sa.select(providers).order_by(providers.c.id)
     if user_id is not None:
         query = query.where(providers.c.user_id == user_id)
@@ -120,7 +120,7 @@ async def list_providers(connection: AsyncConnection, user_id: int | None = None
 
 
 async def find_provider(
-    connection: AsyncConnection, reference: str, user_id: int | None = None
+    connection: Connection, reference: str, user_id: int | None = None
 ) -> Provider | None:
     """A provider by id, or by name (within one account when ``user_id`` is given)."""
     condition = providers.c.name == reference
@@ -135,9 +135,7 @@ async def find_provider(
     return _provider(rows[0])
 
 
-async def get_provider(
-    connection: AsyncConnection, provider_id: int, user_id: int
-) -> Provider | None:
+async def get_provider(connection: Connection, provider_id: int, user_id: int) -> Provider | None:
     """One of the account's providers by id; None for an unknown id or another account's."""
     row = (
         await connection.execute(
@@ -149,7 +147,7 @@ async def get_provider(
     return _provider(row) if row else None
 
 
-async def get_default_provider(connection: AsyncConnection, user_id: int) -> Provider | None:
+async def get_default_provider(connection: Connection, user_id: int) -> Provider | None:
     row = (
         await connection.execute(
             sa.select(providers).where(
@@ -160,7 +158,7 @@ async def get_default_provider(connection: AsyncConnection, user_id: int) -> Pro
     return _provider(row) if row else None
 
 
-async def _clear_default(connection: AsyncConnection, user_id: int, now: datetime) -> None:
+async def _clear_default(connection: Connection, user_id: int, now: datetime) -> None:
     await connection.execute(
         providers.update()
         .where(providers.c.user_id == user_id, providers.c.is_default.is_(True))
@@ -168,9 +166,7 @@ async def _clear_default(connection: AsyncConnection, user_id: int, now: datetim
     )
 
 
-async def set_default_provider(
-    connection: AsyncConnection, provider: Provider, now: datetime
-) -> None:
+async def set_default_provider(connection: Connection, provider: Provider, now: datetime) -> None:
     await _clear_default(connection, provider.user_id, now)
     await connection.execute(
         providers.update()
@@ -180,7 +176,7 @@ async def set_default_provider(
 
 
 async def update_connection(
-    connection: AsyncConnection, provider_id: int, settings: ConnectionSettings, now: datetime
+    connection: Connection, provider_id: int, settings: ConnectionSettings, now: datetime
 ) -> None:
     await connection.execute(
         providers.update()
@@ -196,7 +192,7 @@ async def update_connection(
 
 
 async def update_tracking(
-    connection: AsyncConnection,
+    connection: Connection,
     provider_id: int,
     *,
     track_opens: bool | None,
@@ -213,7 +209,7 @@ async def update_tracking(
 
 
 async def update_provider(
-    connection: AsyncConnection,
+    connection: Connection,
     provider_id: int,
     *,
     name: str,
@@ -246,13 +242,13 @@ async def update_provider(
     await connection.execute(providers.update().where(providers.c.id == provider_id).values(values))
 
 
-async def delete_provider(connection: AsyncConnection, provider_id: int) -> None:
+async def delete_provider(connection: Connection, provider_id: int) -> None:
     """Delete a provider. Its messages stay (``provider_id`` becomes NULL): sent ones keep their
     record, and queued ones fail in the worker with a reason that says the provider is gone."""
     await connection.execute(providers.delete().where(providers.c.id == provider_id))
 
 
-async def count_queued_for_provider(connection: AsyncConnection, provider_id: int) -> int:
+async def count_queued_for_provider(connection: Connection, provider_id: int) -> int:
     """Messages still waiting to go out through this provider."""
     query = sa.select(sa.func.count()).where(
         messages.c.provider_id == provider_id, messages.c.status.in_(("queued", "sending"))
@@ -269,7 +265,7 @@ class ProviderUsage:
 
 
 async def usage_by_provider(
-    connection: AsyncConnection, user_id: int, now: datetime
+    connection: Connection, user_id: int, now: datetime
 ) -> dict[int, ProviderUsage]:
     """For each of the account's providers that took a slot in the last 24 hours: how many in
     the last hour and in the last day, counted exactly as the limits count them."""

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mailpass.storage.database import Connection
 from mailpass.storage.tables import events, messages
 
 __all__ = [
@@ -56,7 +56,7 @@ class RecentClick:
 
 
 async def find_open_targets(
-    connection: AsyncConnection, tracking_ids: Iterable[str]
+    connection: Connection, tracking_ids: Iterable[str]
 ) -> dict[str, OpenTarget]:
     """The messages these tracking ids name: only the columns an open needs."""
     result = await connection.execute(
@@ -72,7 +72,7 @@ async def find_open_targets(
     }
 
 
-async def find_click_target(connection: AsyncConnection, tracking_id: str) -> ClickTarget | None:
+async def find_click_target(connection: Connection, tracking_id: str) -> ClickTarget | None:
     row = (
         await connection.execute(
             sa.select(
@@ -89,16 +89,16 @@ async def find_click_target(connection: AsyncConnection, tracking_id: str) -> Cl
     return ClickTarget(row.id, row.delivered_at, row.first_clicked_at, links)
 
 
-async def insert_events(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     await connection.execute(events.insert(), list(rows))
 
 
-async def insert_event(connection: AsyncConnection, row: dict[str, Any]) -> int:
+async def insert_event(connection: Connection, row: dict[str, Any]) -> int:
     result = await connection.execute(events.insert().values(row).returning(events.c.id))
     return int(result.scalar_one())
 
 
-async def set_first_opened(connection: AsyncConnection, first_opens: dict[int, datetime]) -> None:
+async def set_first_opened(connection: Connection, first_opens: dict[int, datetime]) -> None:
     """Record each message's first open, unless another hit got there first."""
     await connection.execute(
         messages.update()
@@ -108,7 +108,7 @@ async def set_first_opened(connection: AsyncConnection, first_opens: dict[int, d
     )
 
 
-async def set_first_clicked(connection: AsyncConnection, message_pk: int, at: datetime) -> None:
+async def set_first_clicked(connection: Connection, message_pk: int, at: datetime) -> None:
     await connection.execute(
         messages.update()
         .where(messages.c.id == message_pk, messages.c.first_clicked_at.is_(None))
@@ -117,7 +117,7 @@ async def set_first_clicked(connection: AsyncConnection, message_pk: int, at: da
 
 
 async def recent_clicks(
-    connection: AsyncConnection, message_pk: int, since: datetime
+    connection: Connection, message_pk: int, since: datetime
 ) -> list[RecentClick]:
     result = await connection.execute(
         sa.select(events.c.id, events.c.url, events.c.is_machine)
@@ -131,7 +131,7 @@ async def recent_clicks(
     return [RecentClick(row.id, row.url, row.is_machine) for row in result]
 
 
-async def mark_machine(connection: AsyncConnection, event_ids: list[int], reason: str) -> None:
+async def mark_machine(connection: Connection, event_ids: list[int], reason: str) -> None:
     await connection.execute(
         events.update()
         .where(events.c.id.in_(event_ids))
@@ -139,7 +139,7 @@ async def mark_machine(connection: AsyncConnection, event_ids: list[int], reason
     )
 
 
-async def refresh_first_clicked(connection: AsyncConnection, message_pk: int) -> None:
+async def refresh_first_clicked(connection: Connection, message_pk: int) -> None:
     """The first click not marked as a machine's, after some clicks were marked afterwards."""
     first_human = (
         sa.select(sa.func.min(events.c.created_at))

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from mailpass.config import Settings
-from mailpass.storage.database import Database
+from mailpass.storage.database import Connection, Database
 from mailpass.tracking import repository
 from mailpass.tracking.machines import BURST_WINDOW, burst_reason, machine_reason
 from mailpass.tracking.recorder import Hit, OpenRecorder, event_row
@@ -62,7 +60,7 @@ class TrackingService:
 
     async def _record_click(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         target: repository.ClickTarget,
         hit: Hit,
         url: str,
