@@ -33,6 +33,11 @@ from mailpass.storage.database import Database
 __all__ = ["QueueWorker"]
 
 SHUTDOWN_GRACE = 30.0  # seconds in-flight sends get to finish when the worker stops
+# Claims and outcomes are transactions (a commit each), so both are batched: the worker claims
+# again once half its places are free rather than every time one send ends, and the outcome
+# writer lets outcomes gather this long before committing them together. Either way a message
+# is only ever a few milliseconds later than it would have been.
+OUTCOME_GATHER_WINDOW = 0.005  # seconds
 # A send must finish well within its lease, or another worker could claim it meanwhile.
 SEND_TIMEOUT_SHARE_OF_LEASE = 0.8
 
@@ -57,6 +62,7 @@ class QueueWorker:
         self.concurrency = concurrency or settings.worker_concurrency
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.lease = timedelta(seconds=settings.queue_lease)
+        self._refill_at = max(1, self.concurrency // 2)  # free places before claiming again
         self._in_flight: dict[asyncio.Task[Outcome], Claim] = {}
         self._pending: list[Outcome] = []
         self._outcome_ready = asyncio.Event()
@@ -93,7 +99,7 @@ class QueueWorker:
 
     async def _claim_more(self) -> int:
         free = self.concurrency - len(self._in_flight)
-        if free <= 0:
+        if free < self._refill_at and self._in_flight:
             return 0
         async with self.database.transaction() as connection:
             claims = await claim_due_messages(
@@ -113,7 +119,7 @@ class QueueWorker:
     async def _wait_for_work(self) -> None:
         """Until new mail is announced, an in-flight send frees a place, or the poll interval."""
         interval = self.settings.queue_poll_interval
-        if len(self._in_flight) >= self.concurrency:
+        if self._in_flight and self.concurrency - len(self._in_flight) < self._refill_at:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), interval)
@@ -184,6 +190,8 @@ class QueueWorker:
     async def _write_outcomes_forever(self) -> None:
         while True:
             await self._outcome_ready.wait()
+            if len(self._pending) < self._refill_at:
+                await asyncio.sleep(OUTCOME_GATHER_WINDOW)
             self._outcome_ready.clear()
             try:
                 await self._flush_outcomes()
