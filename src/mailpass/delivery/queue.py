@@ -31,7 +31,6 @@ __all__ = [
     "Claim",
     "Outcome",
     "claim_due_messages",
-    "count_due",
     "write_outcomes",
 ]
 
@@ -68,16 +67,12 @@ class Outcome:
     finished_at: datetime | None = None
 
 
-def _due(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(
-        sa.and_(messages.c.status == "queued", messages.c.next_attempt_at <= now),
-        sa.and_(messages.c.status == "sending", messages.c.lease_expires_at < now),
-    )
+def _queued_and_due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(messages.c.status == "queued", messages.c.next_attempt_at <= now)
 
 
-async def count_due(connection: Connection, now: datetime) -> int:
-    query = sa.select(sa.func.count()).select_from(messages).where(_due(now))
-    return int((await connection.execute(query)).scalar_one())
+def _lease_expired(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(messages.c.status == "sending", messages.c.lease_expires_at < now)
 
 
 async def claim_due_messages(
@@ -89,15 +84,25 @@ async def claim_due_messages(
     skip_locked: bool,
 ) -> list[Claim]:
     """Claim up to ``limit`` due messages, oldest due first, within their providers' limits."""
-    candidates_query = (
-        sa.select(messages.c.id, messages.c.provider_id)
-        .where(_due(now))
-        .order_by(messages.c.next_attempt_at, messages.c.id)
-        .limit(limit)
-    )
-    if skip_locked:
-        candidates_query = candidates_query.with_for_update(skip_locked=True)
-    candidates = (await connection.execute(candidates_query)).all()
+    # Two queries, not one with OR: each walks its own index in order and stops at the limit,
+    # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
+    # with 13,000 due). Messages whose worker died come first; there are normally none.
+    candidates: list[Any] = []  # rows of (id, provider_id)
+    for due, order in (
+        (_lease_expired(now), messages.c.lease_expires_at),
+        (_queued_and_due(now), messages.c.next_attempt_at),
+    ):
+        query = (
+            sa.select(messages.c.id, messages.c.provider_id)
+            .where(due)
+            .order_by(order, messages.c.id)
+            .limit(limit - len(candidates))
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        candidates.extend((await connection.execute(query)).all())
+        if len(candidates) >= limit:
+            break
     if not candidates:
         return []
 
