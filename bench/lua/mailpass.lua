@@ -1,0 +1,67 @@
+-- wrk script for the MailPass API.
+--
+--   wrk ... -s mailpass.lua URL -- post PATH BODY_FILE API_KEY   POST the file's JSON to PATH
+--   wrk ... -s mailpass.lua URL -- status IDS_FILE API_KEY        GET /status/<id>, one id a line,
+--                                                                  round robin
+--   wrk ... -s mailpass.lua URL -- get PATHS_FILE USER_AGENT      GET each path, one a line, round
+--                                                                  robin, as that user agent
+--
+-- Every request is built once in init(), so request() costs a table lookup: the load generator
+-- must not eat the CPU the server needs. done() prints one machine-readable line for the bench.
+
+local requests = {}
+local next_request = 0
+
+local function read_file(path)
+  local file = assert(io.open(path, "rb"))
+  local content = file:read("*a")
+  file:close()
+  return content
+end
+
+function init(args)
+  local mode = args[1]
+  if mode == "post" then
+    local path, body_file, key = args[2], args[3], args[4]
+    local headers = {
+      ["Authorization"] = "Bearer " .. key,
+      ["Content-Type"] = "application/json",
+    }
+    requests[1] = wrk.format("POST", path, headers, read_file(body_file))
+  elseif mode == "status" then
+    local ids_file, key = args[2], args[3]
+    local headers = { ["Authorization"] = "Bearer " .. key }
+    for id in io.lines(ids_file) do
+      if id ~= "" then
+        requests[#requests + 1] = wrk.format("GET", "/api/v1/mail/status/" .. id, headers)
+      end
+    end
+  elseif mode == "get" then
+    local paths_file, user_agent = args[2], args[3]
+    local headers = { ["User-Agent"] = user_agent }
+    for path in io.lines(paths_file) do
+      if path ~= "" then
+        requests[#requests + 1] = wrk.format("GET", path, headers)
+      end
+    end
+  else
+    error("unknown mode: " .. tostring(mode))
+  end
+  assert(#requests > 0, "no request to send")
+end
+
+function request()
+  next_request = next_request % #requests + 1
+  return requests[next_request]
+end
+
+function done(summary, latency, _)
+  local errors = summary.errors
+  io.write(string.format(
+    "BENCH-WRK requests=%d duration_us=%d status_errors=%d connect_errors=%d read_errors=%d "
+      .. "write_errors=%d timeouts=%d p50_us=%d p99_us=%d max_us=%d\n",
+    summary.requests, summary.duration, errors.status, errors.connect, errors.read,
+    errors.write, errors.timeout,
+    latency:percentile(50.0), latency:percentile(99.0), latency.max
+  ))
+end

@@ -1,0 +1,318 @@
+"""The run's one table: every figure, its ratio to Postfix and to the ceiling measured in the
+same run, the issue's target and whether it holds; as text, Markdown and JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.load import LoadResult
+from bench.measure import MailPassFigures
+from bench.payloads import BATCH_SIZE
+from bench.smtp import RelayFigures
+
+__all__ = ["Row", "build_rows", "markdown_table", "text_table"]
+
+MIB = 1024 * 1024  # bytes
+TIMES = "\N{MULTIPLICATION SIGN}"
+MILLISECONDS = 1000  # per second
+
+# The issue's targets. Ratios are to figures measured in the same run.
+DRAIN_VS_POSTFIX_RELAY = 2.0
+SEND_VS_POSTFIX_ACCEPT = 1.0
+SEND_TARGET_CLIENTS = 16
+SEND_P99_LIMIT = 50.0  # milliseconds, at SEND_TARGET_CLIENTS
+BATCH_VS_POSTFIX_ACCEPT = 20.0
+STATUS_RATE = 3_000.0  # requests per second
+PIXEL_RATE = 3_000.0  # requests per second (issue 5)
+RSS_LIMIT = 200.0  # MiB per process, at its peak
+# "Flat over 100,000 messages": RSS after the last message may exceed RSS after the first tenth
+# by this much. Allocator arenas settle after a warm-up; a leak keeps growing past it.
+RSS_GROWTH_LIMIT = 10.0  # MiB
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # stable identifier, e.g. "sqlite.send.c16.rate"
+    figure: str
+    value: float
+    unit: str
+    vs_postfix: float | None = None
+    vs_ceiling: float | None = None
+    target: str = ""
+    holds: bool | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _clients(n: int) -> str:
+    return f"{n} client" if n == 1 else f"{n} clients"
+
+
+def _errors(load: LoadResult) -> str:
+    parts = []
+    if load.failed:
+        parts.append(f"{load.failed:,} answered ≥ 400")
+    if load.broken:
+        parts.append(f"{load.broken:,} unanswered")
+    return ", ".join(parts)
+
+
+def _clean(load: LoadResult) -> bool:
+    return load.failed == 0 and load.broken == 0
+
+
+def _mailpass_rows(figures: MailPassFigures, postfix: RelayFigures, ceiling: float) -> list[Row]:
+    db = figures.database
+    rows: list[Row] = []
+    for clients, load in figures.send.items():
+        is_target = clients == SEND_TARGET_CLIENTS
+        ratio = load.rate / postfix.accept_rate
+        errors = _errors(load)
+        rows.append(
+            Row(
+                key=f"{db}.send.c{clients}.rate",
+                figure=f"{db}: /send, {_clients(clients)}",
+                value=load.rate,
+                unit="msg/s",
+                vs_postfix=ratio,
+                vs_ceiling=load.rate / ceiling,
+                target=f"≥ {SEND_VS_POSTFIX_ACCEPT:g}{TIMES} Postfix accept" if is_target else "",
+                holds=(ratio >= SEND_VS_POSTFIX_ACCEPT and _clean(load)) if is_target else None,
+                note=errors or f"{load.succeeded:,} in {load.seconds:.1f} s",
+            )
+        )
+        rows.append(
+            Row(
+                key=f"{db}.send.c{clients}.p50",
+                figure=f"{db}: /send, {_clients(clients)}, p50",
+                value=load.p50 * MILLISECONDS,
+                unit="ms",
+            )
+        )
+        p99 = load.p99 * MILLISECONDS
+        rows.append(
+            Row(
+                key=f"{db}.send.c{clients}.p99",
+                figure=f"{db}: /send, {_clients(clients)}, p99",
+                value=p99,
+                unit="ms",
+                target=f"≤ {SEND_P99_LIMIT:g} ms" if is_target else "",
+                holds=(p99 <= SEND_P99_LIMIT) if is_target else None,
+                note=f"max {load.max * MILLISECONDS:,.1f} ms",
+            )
+        )
+    if figures.batch is not None:
+        batch = figures.batch
+        rate = batch.rate * BATCH_SIZE
+        ratio = rate / postfix.accept_rate
+        rows.append(
+            Row(
+                key=f"{db}.batch.rate",
+                figure=f"{db}: /send-batch ({BATCH_SIZE} a request), accepted",
+                value=rate,
+                unit="msg/s",
+                vs_postfix=ratio,
+                vs_ceiling=rate / ceiling,
+                target=f"≥ {BATCH_VS_POSTFIX_ACCEPT:g}{TIMES} Postfix accept",
+                holds=ratio >= BATCH_VS_POSTFIX_ACCEPT and _clean(batch),
+                note=_errors(batch)
+                or f"{figures.batch_queued:,} queued, p99 {batch.p99 * MILLISECONDS:,.0f} ms",
+            )
+        )
+    if figures.drain_seconds:
+        drained = figures.drained
+        rate = drained / figures.drain_seconds
+        ratio = rate / postfix.relay_rate
+        rows.append(
+            Row(
+                key=f"{db}.drain.seconds",
+                figure=f"{db}: queue drain of {drained:,}",
+                value=figures.drain_seconds,
+                unit="s",
+                note=f"worker start-up to first message {figures.drain_startup_seconds:.1f} s",
+            )
+        )
+        rows.append(
+            Row(
+                key=f"{db}.drain.rate",
+                figure=f"{db}: queue drain, end to end",
+                value=rate,
+                unit="msg/s",
+                vs_postfix=ratio,
+                vs_ceiling=rate / ceiling,
+                target=f"≥ {DRAIN_VS_POSTFIX_RELAY:g}{TIMES} Postfix relay",
+                holds=ratio >= DRAIN_VS_POSTFIX_RELAY,
+            )
+        )
+    if figures.status is not None:
+        status = figures.status
+        rows.append(
+            Row(
+                key=f"{db}.status.rate",
+                figure=f"{db}: GET /status",
+                value=status.rate,
+                unit="req/s",
+                target=f"≥ {STATUS_RATE:,.0f} req/s",
+                holds=status.rate >= STATUS_RATE and _clean(status),
+                note=_errors(status)
+                or f"p50 {status.p50 * MILLISECONDS:.1f} ms, "
+                f"p99 {status.p99 * MILLISECONDS:.1f} ms",
+            )
+        )
+    if figures.pixel is not None:
+        rows.append(_pixel_row(figures, figures.pixel))
+    rows.extend(_memory_rows(figures))
+    return rows
+
+
+def _pixel_row(figures: MailPassFigures, pixel: LoadResult) -> Row:
+    # The pixel is answered even when its open could not be recorded, so a 200 alone proves
+    # nothing: every answered hit must also be an open in the database.
+    unrecorded = max(0, pixel.succeeded - figures.pixel_opens)
+    problems = [_errors(pixel)] if _errors(pixel) else []
+    if unrecorded:
+        problems.append(f"{unrecorded:,} answered but not recorded")
+    return Row(
+        key=f"{figures.database}.pixel.rate",
+        figure=f"{figures.database}: GET pixel",
+        value=pixel.rate,
+        unit="req/s",
+        target=f"≥ {PIXEL_RATE:,.0f} req/s",
+        holds=pixel.rate >= PIXEL_RATE and _clean(pixel) and not unrecorded,
+        note=", ".join(problems)
+        or f"p50 {pixel.p50 * MILLISECONDS:.1f} ms, p99 {pixel.p99 * MILLISECONDS:.1f} ms, "
+        f"{figures.pixel_opens:,} opens recorded",
+    )
+
+
+def _memory_rows(figures: MailPassFigures) -> list[Row]:
+    db = figures.database
+    rows: list[Row] = []
+    peak_target = f"≤ {RSS_LIMIT:g} MiB"
+    peaks = []
+    if figures.api_memory is not None:
+        peaks.append(("api", "API process (serve --no-worker)", figures.api_memory.peak))
+    if figures.soak_worker_peak:
+        peaks.append(("soak_worker", "soak worker", figures.soak_worker_peak))
+    if figures.drain_worker_peak:
+        peaks.append(("drain_worker", "drain worker", figures.drain_worker_peak))
+    for key, label, peak in peaks:
+        mib = peak / MIB
+        rows.append(
+            Row(
+                key=f"{db}.rss.{key}.peak",
+                figure=f"{db}: peak RSS, {label}",
+                value=mib,
+                unit="MiB",
+                target=peak_target,
+                holds=mib <= RSS_LIMIT,
+            )
+        )
+    if figures.soak:
+        first, last = figures.soak[0], figures.soak[-1]
+        for key, label, start, end in (
+            ("api", "API process", first.api.rss, last.api.rss),
+            ("soak_worker", "worker", first.worker.rss, last.worker.rss),
+        ):
+            growth = (end - start) / MIB
+            rows.append(
+                Row(
+                    key=f"{db}.rss.{key}.after_soak",
+                    figure=f"{db}: RSS after {last.messages:,} messages, {label}",
+                    value=end / MIB,
+                    unit="MiB",
+                    target=f"≤ {RSS_LIMIT:g} MiB, +{RSS_GROWTH_LIMIT:g} MiB at most",
+                    holds=end / MIB <= RSS_LIMIT and growth <= RSS_GROWTH_LIMIT,
+                    note=f"{start / MIB:.1f} MiB after {first.messages:,} ({growth:+.1f} MiB)",
+                )
+            )
+    return rows
+
+
+def build_rows(ceiling: float, postfix: RelayFigures, mailpass: list[MailPassFigures]) -> list[Row]:
+    rows = [
+        Row(
+            key="ceiling.rate",
+            figure="ceiling: smtp-source → smtp-sink, 8 sessions",
+            value=ceiling,
+            unit="msg/s",
+            vs_postfix=ceiling / postfix.accept_rate,
+            vs_ceiling=1.0,
+        ),
+        Row(
+            key="postfix.accept.rate",
+            figure="Postfix: SMTP accept, 8 sessions",
+            value=postfix.accept_rate,
+            unit="msg/s",
+            vs_postfix=1.0,
+            vs_ceiling=postfix.accept_rate / ceiling,
+            note=f"{postfix.messages:,} messages",
+        ),
+        Row(
+            key="postfix.relay.rate",
+            figure="Postfix: relayed to the sink, end to end",
+            value=postfix.relay_rate,
+            unit="msg/s",
+            vs_postfix=postfix.relay_rate / postfix.accept_rate,
+            vs_ceiling=postfix.relay_rate / ceiling,
+        ),
+    ]
+    for figures in mailpass:
+        rows.extend(_mailpass_rows(figures, postfix, ceiling))
+    return rows
+
+
+def _value(row: Row) -> str:
+    if row.unit in ("msg/s", "req/s"):
+        return f"{row.value:,.0f} {row.unit}"
+    return f"{row.value:,.1f} {row.unit}"
+
+
+def _ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return ""
+    return f"{ratio:.2f}{TIMES}" if ratio < 100 else f"{ratio:,.0f}{TIMES}"
+
+
+def _holds(row: Row) -> str:
+    return "" if row.holds is None else ("yes" if row.holds else "NO")
+
+
+HEADER = ("Figure", "Value", f"{TIMES} Postfix", f"{TIMES} ceiling", "Target", "Holds", "Note")
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    return (
+        row.figure,
+        _value(row),
+        _ratio(row.vs_postfix),
+        _ratio(row.vs_ceiling),
+        row.target,
+        _holds(row),
+        row.note,
+    )
+
+
+def text_table(rows: list[Row]) -> str:
+    lines = [HEADER, *(_cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+    right = {1, 2, 3}  # numbers line up on the right
+    out = []
+    for n, line in enumerate(lines):
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    out = ["| " + " | ".join(HEADER) + " |", "| --- | ---: | ---: | ---: | --- | --- | --- |"]
+    out += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    return "\n".join(out)
