@@ -162,3 +162,42 @@ async def test_healthz(app_client):
     response = await app_client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"success": True, "data": {"status": "ok"}}
+
+
+async def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(
+    app_client, make_account, smtp_sink, caplog
+):
+    account = await make_account(sink=smtp_sink)
+    app = app_client.app
+    sent = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/mail/send",
+        "raw_path": b"/api/v1/mail/send",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", account.headers["Authorization"].encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    with caplog.at_level("INFO"):
+        await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert "client disconnected" in caplog.text
+    assert smtp_sink.messages == []

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,6 +77,7 @@ def create_app(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected_error)
     # After the API's handlers: dashboard paths get HTML error pages, the API keeps its JSON.
     dashboard_install(app)
@@ -107,6 +108,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _request_validation_error(_request: Request, exc: Exception) -> Response:
     return error_response(ValidationError("the request is invalid"))
+
+
+async def _client_disconnected(request: Request, _exc: Exception) -> Response:
+    # The client hung up before its body arrived: nothing was read, nothing happened, and
+    # nobody will see this answer. Not a server fault, so no traceback in the log.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(ValidationError("the request body did not arrive completely"))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
