@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import secrets
 import shlex
 import sys
+from dataclasses import dataclass
 
 import click
 import uvicorn
@@ -35,6 +37,7 @@ DEV_USER = "dev@example.com"
 DEV_PROVIDER = "capture-inbox"
 DEV_SENDER = "mailpass-dev@example.com"
 STARTUP_POLL_INTERVAL = 0.05  # seconds
+DEV_PASSWORD_BYTES = 12  # 16 url-safe characters
 
 
 class CaptureInbox:
@@ -68,7 +71,13 @@ async def start_capture_inbox(host: str, port: int) -> tuple[asyncio.Server, int
     return server, bound_port
 
 
-async def prepare_sandbox(settings: Settings, smtp_port: int) -> str:
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    api_key: str
+    dashboard_password: str  # a fresh one every start, like the key
+
+
+async def prepare_sandbox(settings: Settings, smtp_port: int) -> Sandbox:
     """The dev account, its capture inbox as default provider, and a fresh all-permission key."""
     database = Database(settings.resolved_database_url)
     try:
@@ -105,12 +114,15 @@ async def prepare_sandbox(settings: Settings, smtp_port: int) -> str:
                 )
                 await provider_queries.set_default_provider(connection, existing, utcnow())
         created = await accounts.create_key(database, user, name="dev")
-        return created.key
+        password = secrets.token_urlsafe(DEV_PASSWORD_BYTES)
+        await accounts.set_password(database, DEV_USER, password)
+        return Sandbox(api_key=created.key, dashboard_password=password)
     finally:
         await database.dispose()
 
 
-def banner(key: str, base_url: str, smtp_port: int) -> str:
+def banner(sandbox: Sandbox, base_url: str, smtp_port: int) -> str:
+    key = sandbox.api_key
     body = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
     curl = (
         f"curl -X POST {base_url}/api/v1/mail/send \\\n"
@@ -122,7 +134,9 @@ def banner(key: str, base_url: str, smtp_port: int) -> str:
         f"MailPass dev server on {base_url}\n"
         f"Capture inbox (default provider) on 127.0.0.1:{smtp_port}: mail stops here and is "
         f"printed below.\n\n"
-        f"API key (shown once): {key}\n\n"
+        f"API key (shown once): {key}\n"
+        f"Dashboard: {base_url}/dashboard/ (sign in as {DEV_USER}, password "
+        f"{sandbox.dashboard_password})\n\n"
         f"Try it:\n{curl}\n"
     )
 
@@ -130,7 +144,7 @@ def banner(key: str, base_url: str, smtp_port: int) -> str:
 async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -> None:
     inbox_server, bound_smtp_port = await start_capture_inbox("127.0.0.1", smtp_port)
     try:
-        key = await prepare_sandbox(settings, bound_smtp_port)
+        sandbox = await prepare_sandbox(settings, bound_smtp_port)
         app = create_app(settings, worker=True)
         server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="warning"))
         serving = asyncio.create_task(server.serve())
@@ -138,7 +152,7 @@ async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -
             await asyncio.sleep(STARTUP_POLL_INTERVAL)
         if server.started:  # print the curl command only once it works
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-            click.echo(banner(key, f"http://{shown_host}:{port}", bound_smtp_port))
+            click.echo(banner(sandbox, f"http://{shown_host}:{port}", bound_smtp_port))
             sys.stdout.flush()
         await serving
     finally:

@@ -78,6 +78,24 @@ async def test_dev_is_a_working_sandbox_in_one_command(tmp_path):
         key = re.search(r"API key \(shown once\): (mp_live_\S+)", banner).group(1)
         assert f"http://127.0.0.1:{port}/api/v1/mail/send" in banner
         assert f"Authorization: Bearer {key}" in banner
+        sign_in = re.search(r"Dashboard: (\S+) \(sign in as (\S+), password (\S+)\)", banner)
+        assert sign_in.group(1) == f"http://127.0.0.1:{port}/dashboard/"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as browser:
+            form = await browser.get("/dashboard/sign-in")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+            signed_in = await browser.post(
+                "/dashboard/sign-in",
+                data={
+                    "csrf_token": csrf,
+                    "next": "/dashboard/",
+                    "email": sign_in.group(2),
+                    "password": sign_in.group(3),
+                },
+            )
+            assert signed_in.status_code in (302, 303), signed_in.text
+            overview = await browser.get("/dashboard/")
+            assert overview.status_code == 200
+            assert sign_in.group(2) in overview.text
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             response = await client.post(
