@@ -160,11 +160,7 @@ class QueueWorker:
             return Outcome(claim, "failed", exc.reply)
         except TimeoutError:
             return self._retry(claim, f"no answer from the provider within {timeout:.0f} seconds")
-        note = None
-        if result.refused:
-            refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in result.refused.items())
-            note = f"accepted for some recipients; refused: {refused}"
-        return Outcome(claim, "sent", note, finished_at=utcnow())
+        return Outcome(claim, "sent", result.refusal_note(), finished_at=utcnow())
 
     def _retry(self, claim: Claim, reply: str) -> Outcome:
         attempts = claim.attempts + 1

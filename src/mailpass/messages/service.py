@@ -26,7 +26,7 @@ from mailpass.messages.request import (
 from mailpass.providers.limits import check_slot_free
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider, get_default_provider
-from mailpass.providers.transport import DeliveryError, DeliveryResult
+from mailpass.providers.transport import DeliveryError
 from mailpass.storage.database import Database
 from mailpass.tracking.sending import MessageTracker
 
@@ -199,7 +199,7 @@ class MailService:
             raise
 
         async with self.database.transaction() as connection:
-            await repository.mark_sent(connection, message_pk, utcnow(), refused_note(result))
+            await repository.mark_sent(connection, message_pk, utcnow(), result.refusal_note())
         return SentMessage(
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
@@ -355,14 +355,6 @@ class MailService:
                 for event in events
             ],
         }
-
-
-def refused_note(result: DeliveryResult) -> str | None:
-    """What to keep when the provider accepted the message for some recipients only."""
-    if not result.refused:
-        return None
-    refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in result.refused.items())
-    return f"accepted for some recipients; refused: {refused}"
 
 
 def describe_problems(error: ValidationError) -> str:

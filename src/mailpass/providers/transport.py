@@ -29,6 +29,13 @@ class DeliveryResult:
     reply: str  # the server's final reply to DATA, e.g. "250 2.0.0 Ok: queued as 4F2"
     refused: dict[str, str] = field(default_factory=dict)  # recipient -> "550 5.1.1 ..." reply
 
+    def refusal_note(self) -> str | None:
+        """What a message's record keeps when only some recipients were accepted."""
+        if not self.refused:
+            return None
+        refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in self.refused.items())
+        return f"accepted for some recipients; refused: {refused}"
+
 
 class DeliveryError(Exception):
     """The message was not accepted by anyone. ``reply`` is the server's text, code included."""
