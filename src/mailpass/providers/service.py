@@ -16,7 +16,7 @@ from mailpass.messages.addresses import (
     parse_mailbox,
 )
 from mailpass.providers import repository
-from mailpass.providers.kinds import resolve_connection
+from mailpass.providers.kinds import ConnectionSettings, resolve_connection
 from mailpass.providers.registry import endpoint_for
 from mailpass.providers.repository import Provider
 from mailpass.providers.secrets import SecretBox
@@ -59,7 +59,8 @@ class NewProvider:
     track_clicks: bool = False
 
 
-def _check(new: NewProvider) -> tuple[str | None, str | None]:
+def _check(new: NewProvider) -> tuple[ConnectionSettings, str | None, str | None]:
+    """The provider's server, sender address and sender name, or a one-line ProviderError."""
     if not new.name.strip() or len(new.name) > 100:
         raise ProviderError("a provider name has 1 to 100 characters")
     for label, limit in (("hourly limit", new.hourly_limit), ("daily limit", new.daily_limit)):
@@ -70,13 +71,6 @@ def _check(new: NewProvider) -> tuple[str | None, str | None]:
         from_name = check_header_text(new.from_name) if new.from_name else None
     except (AddressError, HeaderValueError) as exc:
         raise ProviderError(str(exc)) from None
-    return from_email, from_name
-
-
-async def add_provider(
-    database: Database, secrets: SecretBox, user: User, new: NewProvider
-) -> Provider:
-    from_email, from_name = _check(new)
     try:
         settings = resolve_connection(
             new.kind,
@@ -88,6 +82,13 @@ async def add_provider(
         )
     except ValueError as exc:
         raise ProviderError(str(exc)) from None
+    return settings, from_email, from_name
+
+
+async def add_provider(
+    database: Database, secrets: SecretBox, user: User, new: NewProvider
+) -> Provider:
+    settings, from_email, from_name = _check(new)
     try:
         async with database.transaction() as connection:
             return await repository.insert_provider(
@@ -160,18 +161,7 @@ async def update_provider(
     ``changes.password`` None keeps the stored password, unless the user name is removed too
     (no AUTH, so no password). The default flag is left alone: ``set_default`` changes it.
     """
-    from_email, from_name = _check(changes)
-    try:
-        settings = resolve_connection(
-            changes.kind,
-            host=changes.host,
-            port=changes.port,
-            security=changes.security,
-            username=changes.username,
-            region=changes.region,
-        )
-    except ValueError as exc:
-        raise ProviderError(str(exc)) from None
+    settings, from_email, from_name = _check(changes)
     drop_password = settings.username is None
     try:
         async with database.transaction() as connection:
