@@ -121,10 +121,8 @@ async def insert_captured(
 
 
 # Opens and clicks by machines (mail scanners, link checkers) are kept but not counted as a
-# person's, once tracking records which hits are machines'.
-_HUMAN_EVENT: sa.ColumnElement[bool] = (
-    events.c.is_machine.is_not(True) if "is_machine" in events.c else sa.true()
-)
+# person's.
+_HUMAN_EVENT: sa.ColumnElement[bool] = events.c.is_machine.is_not(True)
 
 
 @dataclass(frozen=True, slots=True)
