@@ -23,11 +23,11 @@ from mailpass.messages.request import (
     validate_batch_item,
     validate_message,
 )
-from mailpass.providers.limits import check_slot_free
+from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider, get_default_provider
 from mailpass.providers.transport import DeliveryError
-from mailpass.storage.database import Database
+from mailpass.storage.database import Connection, Database
 from mailpass.tracking.sending import MessageTracker
 
 __all__ = ["MailService", "SentMessage"]
@@ -157,32 +157,35 @@ class MailService:
         assert provider is not None
 
         now = utcnow()
-        async with self.database.transaction() as connection:
-            over = await check_slot_free(
-                connection, provider, now, lock=not self.database.is_sqlite
-            )
-            if over is not None:
-                raise SendLimitExceeded(over.describe(), retry_after=over.retry_after)
-            message_pk = await repository.insert_message(
-                connection,
-                message_row(
-                    key=key,
-                    provider=provider,
-                    outgoing=outgoing,
-                    valid=valid,
-                    raw=data,
-                    status="sending",
-                    now=now,
-                ),
-            )
+        row = message_row(
+            key=key,
+            provider=provider,
+            outgoing=outgoing,
+            valid=valid,
+            raw=data,
+            status="sending",
+            now=now,
+        )
+        lock = not self.database.is_sqlite
+
+        async def record(connection: Connection) -> int | LimitReached:
+            over = await check_slot_free(connection, provider, now, lock=lock)
+            return over if over is not None else await repository.insert_message(connection, row)
+
+        recorded = await self.database.write(record)
+        if isinstance(recorded, LimitReached):
+            raise SendLimitExceeded(recorded.describe(), retry_after=recorded.retry_after)
+        message_pk = recorded
 
         try:
             result = await self.transports.get(provider).send(
                 outgoing.sender.email, recipients, data
             )
         except DeliveryError as exc:
-            async with self.database.transaction() as connection:
-                await repository.mark_failed(connection, message_pk, exc.reply)
+            reply = exc.reply
+            await self.database.write(
+                lambda connection: repository.mark_failed(connection, message_pk, reply)
+            )
             details: dict[str, Any] = {"smtp_reply": exc.reply}
             if exc.smtp_code is not None:
                 details["smtp_code"] = exc.smtp_code
@@ -198,8 +201,10 @@ class MailService:
                 )
             raise
 
-        async with self.database.transaction() as connection:
-            await repository.mark_sent(connection, message_pk, utcnow(), result.refusal_note())
+        sent_at, note = utcnow(), result.refusal_note()
+        await self.database.write(
+            lambda connection: repository.mark_sent(connection, message_pk, sent_at, note)
+        )
         return SentMessage(
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
@@ -255,9 +260,13 @@ class MailService:
                 }
             )
         if rows:
-            async with self.database.transaction() as connection:
+
+            async def insert(connection: Connection) -> list[int]:
                 queue_ids = await repository.insert_messages(connection, rows)
                 await self.wakeup.announce(connection)
+                return queue_ids
+
+            queue_ids = await self.database.write(insert)
             self.wakeup.wake()
             queued_answers = iter(answer for answer in answers if answer["status"] == "queued")
             for queue_id, answer in zip(queue_ids, queued_answers, strict=True):

@@ -10,7 +10,14 @@ while handing each statement to a driver thread (aiosqlite) cost about 300 µs o
 here, most of the time of a request. Writers take turns on an ``asyncio.Lock`` (SQLite allows one
 writer at a time anyway) and start with ``BEGIN IMMEDIATE``; when another process holds the
 write lock, we wait for it with ``asyncio.sleep`` instead of blocking the loop in SQLite's busy
-handler.
+handler. The COMMIT itself, which waits for the disk (fsync), runs in a thread, so the loop
+serves other requests meanwhile.
+
+``write(job)`` is group commit: concurrent small write transactions (``/send``'s two writes,
+``/send-batch``'s inserts) are run back to back in one transaction and committed together, so
+one fsync (SQLite) or one BEGIN/COMMIT round trip pair (PostgreSQL) serves all of them. Nobody
+waits for a batch to fill: a job joins whatever is queued while the previous commit is under
+way.
 
 PostgreSQL: one asyncpg pool. Reads run in autocommit mode (no BEGIN/COMMIT round trips: each
 statement sees a committed snapshot of its own); writes are transactions.
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import (
@@ -51,10 +58,14 @@ SQLITE_READ_CONNECTIONS = 8  # read transactions open at once in one process
 POSTGRES_POOL_SIZE = 10
 POSTGRES_POOL_OVERFLOW = 10
 POOL_TIMEOUT = 60.0  # seconds to wait for a free connection before failing the request
+# Jobs committed together at most: enough to amortise a commit, few enough to keep transactions
+# (and the locks they hold on PostgreSQL) short.
+GROUP_COMMIT_MAX_JOBS = 64
 
 Dialect_ = Literal["sqlite", "postgresql"]
 P = ParamSpec("P")
 T = TypeVar("T")
+WriteJob = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 class DatabaseUrlError(ValueError):
@@ -140,6 +151,8 @@ class Database:
                 pool_timeout=POOL_TIMEOUT,
             )
             self._postgres_reads = self._postgres.execution_options(isolation_level="AUTOCOMMIT")
+        self._write_jobs: list[tuple[WriteJob, asyncio.Future[Any]]] = []
+        self._write_flusher: asyncio.Task[None] | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -156,12 +169,58 @@ class Database:
             sqlite = await self._begin_sqlite_write()
             try:
                 yield cast(Connection, _LoopConnection(sqlite))
-                sqlite.commit()
+                await asyncio.to_thread(sqlite.commit)
             except BaseException:
                 sqlite.rollback()
                 raise
             finally:
                 sqlite.close()
+
+    async def write(self, job: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``job`` in a write transaction that may be shared with other ``write`` calls
+        made meanwhile (group commit); returns its result once that transaction is committed.
+
+        A job only touches the database (it may run twice: see below) and reports an expected
+        refusal by returning it rather than raising. If any job of a group raises, the group is
+        rolled back and each of its jobs runs again in a transaction of its own, so one failing
+        job never takes the others down with it.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._write_jobs.append((job, future))
+        if self._write_flusher is None or self._write_flusher.done():
+            self._write_flusher = asyncio.create_task(self._flush_writes())
+        return await future
+
+    async def _flush_writes(self) -> None:
+        while self._write_jobs:
+            group = self._write_jobs[:GROUP_COMMIT_MAX_JOBS]
+            del self._write_jobs[:GROUP_COMMIT_MAX_JOBS]
+            try:
+                await self._commit_group(group)
+            except BaseException as exc:  # the flusher itself was cancelled (shutdown)
+                for _job, future in group + self._write_jobs:
+                    if not future.done():
+                        future.set_exception(exc)
+                self._write_jobs.clear()
+                raise
+
+    async def _commit_group(self, group: list[tuple[WriteJob, asyncio.Future[Any]]]) -> None:
+        results: list[Any] = []
+        try:
+            async with self.transaction() as connection:
+                for job, _future in group:
+                    results.append(await job(connection))
+        except Exception as exc:
+            if len(group) == 1:
+                if not group[0][1].done():
+                    group[0][1].set_exception(exc)
+                return
+            for single in group:
+                await self._commit_group([single])
+            return
+        for (_job, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
