@@ -31,9 +31,69 @@ __all__ = [
 ]
 
 
+# The statements of /send and /status are built once, with bound parameters: SQLAlchemy then only
+# looks them up in its compiled cache. Building one per call, with its values coerced into
+# literals, cost three to six times as much CPU as running it (measured on SQLite).
+_INSERT_MESSAGE = messages.insert().returning(messages.c.id)
+_MARK_SENT = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("message_pk"))
+    .values(
+        status="sent",
+        sent_at=sa.bindparam("when"),
+        error_message=sa.bindparam("note"),
+        attempts=messages.c.attempts + 1,
+        lease_expires_at=None,
+        next_attempt_at=None,
+    )
+)
+_MARK_FAILED = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("message_pk"))
+    .values(
+        status="failed",
+        error_message=sa.bindparam("reason"),
+        attempts=messages.c.attempts + 1,
+        slot_at=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+    )
+)
+# What /status shows of a message: not its raw bytes, html or text.
+STATUS_COLUMNS = (
+    messages.c.id,
+    messages.c.message_id,
+    messages.c.from_email,
+    messages.c.from_name,
+    messages.c.to_email,
+    messages.c.cc,
+    messages.c.bcc,
+    messages.c.reply_to,
+    messages.c.subject,
+    messages.c.status,
+    messages.c.error_message,
+    messages.c.attempts,
+    messages.c.next_attempt_at,
+    messages.c.tags,
+    messages.c.user_metadata,
+    messages.c.is_test,
+    messages.c.sent_at,
+    messages.c.created_at,
+    messages.c.first_opened_at,
+    messages.c.first_clicked_at,
+)
+_MESSAGE_STATUS = sa.select(*STATUS_COLUMNS).where(
+    messages.c.message_id == sa.bindparam("message_id"),
+    messages.c.user_id == sa.bindparam("user_id"),
+)
+_EVENTS_OF_MESSAGE = (
+    sa.select(events).where(events.c.message_pk == sa.bindparam("message_pk")).order_by(events.c.id)
+)
+
+
 async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
     """Record a message; returns its primary key (the batch API's ``queue_id``)."""
-    result = await connection.execute(messages.insert().values(values).returning(messages.c.id))
+    result = await connection.execute(_INSERT_MESSAGE, values)
     return int(result.scalar_one())
 
 
@@ -48,53 +108,25 @@ async def insert_messages(connection: Connection, rows: list[dict[str, Any]]) ->
 async def mark_sent(
     connection: Connection, message_pk: int, now: datetime, note: str | None = None
 ) -> None:
-    await connection.execute(
-        messages.update()
-        .where(messages.c.id == message_pk)
-        .values(
-            status="sent",
-            sent_at=now,
-            error_message=note,
-            attempts=messages.c.attempts + 1,
-            lease_expires_at=None,
-            next_attempt_at=None,
-        )
-    )
+    await connection.execute(_MARK_SENT, {"message_pk": message_pk, "when": now, "note": note})
 
 
 async def mark_failed(connection: Connection, message_pk: int, error_message: str) -> None:
     """A permanent failure: the message gives back its slot of the provider's limits."""
-    await connection.execute(
-        messages.update()
-        .where(messages.c.id == message_pk)
-        .values(
-            status="failed",
-            error_message=error_message,
-            attempts=messages.c.attempts + 1,
-            slot_at=None,
-            lease_expires_at=None,
-            next_attempt_at=None,
-        )
-    )
+    await connection.execute(_MARK_FAILED, {"message_pk": message_pk, "reason": error_message})
 
 
 async def find_message(
     connection: Connection, user_id: int, message_id: str
 ) -> sa.RowMapping | None:
-    row = (
-        await connection.execute(
-            sa.select(messages).where(
-                messages.c.message_id == message_id, messages.c.user_id == user_id
-            )
-        )
-    ).first()
+    """The account's message with this Message-ID: the ``STATUS_COLUMNS`` of it."""
+    parameters = {"message_id": message_id, "user_id": user_id}
+    row = (await connection.execute(_MESSAGE_STATUS, parameters)).first()
     return row._mapping if row else None
 
 
 async def list_events(connection: Connection, message_pk: int) -> Sequence[sa.RowMapping]:
-    result = await connection.execute(
-        sa.select(events).where(events.c.message_pk == message_pk).order_by(events.c.id)
-    )
+    result = await connection.execute(_EVENTS_OF_MESSAGE, {"message_pk": message_pk})
     return result.mappings().all()
 
 

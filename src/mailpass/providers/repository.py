@@ -147,14 +147,14 @@ async def get_provider(connection: Connection, provider_id: int, user_id: int) -
     return _provider(row) if row else None
 
 
+# Built once: every /send and /send-batch runs it (see accounts.repository._KEY_BY_HASH).
+_DEFAULT_PROVIDER = sa.select(providers).where(
+    providers.c.user_id == sa.bindparam("user_id"), providers.c.is_default.is_(True)
+)
+
+
 async def get_default_provider(connection: Connection, user_id: int) -> Provider | None:
-    row = (
-        await connection.execute(
-            sa.select(providers).where(
-                providers.c.user_id == user_id, providers.c.is_default.is_(True)
-            )
-        )
-    ).first()
+    row = (await connection.execute(_DEFAULT_PROVIDER, {"user_id": user_id})).first()
     return _provider(row) if row else None
 
 
