@@ -20,8 +20,7 @@ async def authenticate(request: Request, services: Services, permission: str) ->
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
     if not looks_like_key(token):
         raise Unauthorized("invalid API key")
-    async with services.database.read() as connection:
-        key = await repository.find_key_by_hash(connection, hash_key(token))
+    key = await repository.find_key_by_hash(services.database, hash_key(token))
     if key is None:
         raise Unauthorized("invalid API key")
     if key.revoked_at is not None:

@@ -10,14 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from mailpass.storage.database import Connection
+from mailpass.storage.database import Connection, Database, PreparedRead
 from mailpass.storage.tables import captured_mail, events, messages
 
 __all__ = [
     "HourlyActivity",
     "MessageFilter",
     "QueueDepth",
-    "find_message",
     "get_message",
     "hourly_activity",
     "insert_captured",
@@ -27,6 +26,7 @@ __all__ = [
     "list_messages",
     "mark_failed",
     "mark_sent",
+    "message_status",
     "queue_depth",
 ]
 
@@ -82,12 +82,26 @@ STATUS_COLUMNS = (
     messages.c.first_opened_at,
     messages.c.first_clicked_at,
 )
-_MESSAGE_STATUS = sa.select(*STATUS_COLUMNS).where(
-    messages.c.message_id == sa.bindparam("message_id"),
-    messages.c.user_id == sa.bindparam("user_id"),
+STATUS_EVENT_COLUMNS = (
+    events.c.id.label("event_id"),
+    events.c.event_type,
+    events.c.ip_address,
+    events.c.user_agent,
+    events.c.url,
+    events.c.is_machine,
+    events.c.machine_reason,
+    events.c.created_at.label("event_created_at"),
 )
-_EVENTS_OF_MESSAGE = (
-    sa.select(events).where(events.c.message_pk == sa.bindparam("message_pk")).order_by(events.c.id)
+# A message and its events in one query (a row per event; one row with NULL event columns when
+# there are none): /status is one round trip, and one snapshot on either database.
+_MESSAGE_STATUS = PreparedRead(
+    sa.select(*STATUS_COLUMNS, *STATUS_EVENT_COLUMNS)
+    .select_from(messages.outerjoin(events, events.c.message_pk == messages.c.id))
+    .where(
+        messages.c.message_id == sa.bindparam("message_id"),
+        messages.c.user_id == sa.bindparam("user_id"),
+    )
+    .order_by(events.c.id)
 )
 
 
@@ -116,17 +130,28 @@ async def mark_failed(connection: Connection, message_pk: int, error_message: st
     await connection.execute(_MARK_FAILED, {"message_pk": message_pk, "reason": error_message})
 
 
-async def find_message(
-    connection: Connection, user_id: int, message_id: str
-) -> sa.RowMapping | None:
-    """The account's message with this Message-ID: the ``STATUS_COLUMNS`` of it."""
-    parameters = {"message_id": message_id, "user_id": user_id}
-    row = (await connection.execute(_MESSAGE_STATUS, parameters)).first()
-    return row._mapping if row else None
+async def message_status(
+    database: Database, user_id: int, message_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The account's message with this Message-ID (its ``STATUS_COLUMNS``) and its events,
+    oldest first (``STATUS_EVENT_COLUMNS``, with ``created_at``); None when there is none."""
+    rows = await database.fetch(_MESSAGE_STATUS, message_id=message_id, user_id=user_id)
+    if not rows:
+        return None
+    event_keys = [str(column.key) for column in STATUS_EVENT_COLUMNS]
+    message = {key: value for key, value in rows[0].items() if key not in event_keys}
+    found = [
+        {"created_at": row["event_created_at"], **{key: row[key] for key in event_keys}}
+        for row in rows
+        if row["event_id"] is not None
+    ]
+    return message, found
 
 
 async def list_events(connection: Connection, message_pk: int) -> Sequence[sa.RowMapping]:
-    result = await connection.execute(_EVENTS_OF_MESSAGE, {"message_pk": message_pk})
+    result = await connection.execute(
+        sa.select(events).where(events.c.message_pk == message_pk).order_by(events.c.id)
+    )
     return result.mappings().all()
 
 

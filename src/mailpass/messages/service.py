@@ -143,8 +143,7 @@ class MailService:
         visible record instead of a mail nobody knows was sent.
         """
         valid = validate_message(fields)
-        async with self.database.read() as connection:
-            provider = await get_default_provider(connection, key.user_id)
+        provider = await get_default_provider(self.database, key.user_id)
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
@@ -216,8 +215,7 @@ class MailService:
         every attempt of a message is the same mail.
         """
         batch.check_size()
-        async with self.database.read() as connection:
-            provider = await get_default_provider(connection, key.user_id)
+        provider = await get_default_provider(self.database, key.user_id)
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
@@ -323,11 +321,10 @@ class MailService:
         message_id = normalize_message_id(raw_message_id)
         if "\x00" in message_id:  # in no Message-ID, and PostgreSQL text cannot hold it
             raise NotFound(f"no message {message_id!r}")
-        async with self.database.read() as connection:
-            message = await repository.find_message(connection, key.user_id, message_id)
-            if message is None:
-                raise NotFound(f"no message {message_id}")
-            events = await repository.list_events(connection, message["id"])
+        found = await repository.message_status(self.database, key.user_id, message_id)
+        if found is None:
+            raise NotFound(f"no message {message_id}")
+        message, events = found
         return {
             "message": {
                 "message_id": message["message_id"],

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from mailpass.providers.kinds import ConnectionSettings
-from mailpass.storage.database import Connection
+from mailpass.storage.database import Connection, Database, PreparedRead
 from mailpass.storage.tables import messages, providers
 
 __all__ = [
@@ -147,15 +147,17 @@ async def get_provider(connection: Connection, provider_id: int, user_id: int) -
     return _provider(row) if row else None
 
 
-# Built once: every /send and /send-batch runs it (see accounts.repository._KEY_BY_HASH).
-_DEFAULT_PROVIDER = sa.select(providers).where(
-    providers.c.user_id == sa.bindparam("user_id"), providers.c.is_default.is_(True)
+# Every /send and /send-batch runs this one: compiled once, run on the driver (PreparedRead).
+_DEFAULT_PROVIDER = PreparedRead(
+    sa.select(providers).where(
+        providers.c.user_id == sa.bindparam("user_id"), providers.c.is_default.is_(True)
+    )
 )
 
 
-async def get_default_provider(connection: Connection, user_id: int) -> Provider | None:
-    row = (await connection.execute(_DEFAULT_PROVIDER, {"user_id": user_id})).first()
-    return _provider(row) if row else None
+async def get_default_provider(database: Database, user_id: int) -> Provider | None:
+    rows = await database.fetch(_DEFAULT_PROVIDER, user_id=user_id)
+    return Provider(**rows[0]) if rows else None
 
 
 async def _clear_default(connection: Connection, user_id: int, now: datetime) -> None:
