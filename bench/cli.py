@@ -107,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--pixel-clients", type=int, default=None, metavar="N")
     sizes.add_argument("--drain-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--rss-messages", type=int, default=None, metavar="N")
+    sizes.add_argument(
+        "--api-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"`mailpass serve --processes N` for the API (default: one per core, "
+        f"{defaults.api_processes} here)",
+    )
     return parser
 
 
@@ -124,6 +132,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
             "pixel_clients",
             "drain_messages",
             "rss_messages",
+            "api_processes",
         )
         if getattr(args, name) is not None
     }

@@ -215,12 +215,19 @@ class MailPassInstance:
 
         return asyncio.run(count())
 
-    def serve(self, name: str, *, worker: bool) -> tuple[ManagedProcess, int]:
+    def serve(self, name: str, *, worker: bool, processes: int = 1) -> tuple[ManagedProcess, int]:
         """``mailpass serve`` on a free port, once it answers /healthz."""
         port = free_port()
         process = ManagedProcess(
             name,
-            self.command("serve", "--port", str(port), "--worker" if worker else "--no-worker"),
+            self.command(
+                "serve",
+                "--port",
+                str(port),
+                "--worker" if worker else "--no-worker",
+                "--processes",
+                str(processes),
+            ),
             log=self.workdir / f"{name}.log",
             env=self.env,
         )

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -69,6 +70,8 @@ class Sizes:
     pixel_messages: int = 1_000  # tracked messages whose pixels are fetched round robin
     drain_messages: int = 20_000
     rss_messages: int = 100_000
+    # `serve --processes`: one server process per core, as the machine would be run.
+    api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class MemorySample:
 class MailPassFigures:
     database: str
     version: str = ""
+    api_processes: int = 1
     send: dict[int, LoadResult] = field(default_factory=dict)
     batch: LoadResult | None = None
     batch_queued: int = 0  # messages the /send-batch run left in the queue
@@ -266,14 +270,14 @@ def measure_mailpass(
     postgres_url: str,
     progress: Progress,
 ) -> MailPassFigures:
-    figures = MailPassFigures(database=database)
+    figures = MailPassFigures(database=database, api_processes=sizes.api_processes)
     instance = MailPassInstance(database, workdir, postgres_url=postgres_url)
     with ExitStack() as cleanup:
         instance.create_database()
         cleanup.callback(instance.drop_database)
         figures.version = instance.server_version()
         key = instance.set_up(sink.port)
-        api, port = instance.serve("api", worker=False)
+        api, port = instance.serve("api", worker=False, processes=sizes.api_processes)
         cleanup.callback(figures.stop, api)
 
         send_file = workdir / "send.json"

@@ -86,6 +86,31 @@ class Memory:
     peak: int
 
 
+def _memory_of(pid: int) -> Memory:
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) * KIB
+    return Memory(rss=fields["VmRSS"], peak=fields["VmHWM"])
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """The worker processes multiprocessing spawned for ``pid`` (uvicorn's server processes)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and b"spawn_main" in command:
+            children.append(int(entry.name))
+    return children
+
+
 class ManagedProcess:
     """A child process whose stdout and stderr go to ``log``."""
 
@@ -124,14 +149,16 @@ class ManagedProcess:
             )
 
     def memory(self) -> Memory:
-        """Resident memory now and at its peak, from /proc/<pid>/status."""
+        """Resident memory now and at its peak, from /proc/<pid>/status. For ``serve
+        --processes N`` (a supervisor and N server processes) that of the largest server
+        process: the target is per process."""
         self.check_alive()
-        fields: dict[str, int] = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(value.split()[0]) * KIB
-        return Memory(rss=fields["VmRSS"], peak=fields["VmHWM"])
+        servers = [_memory_of(pid) for pid in _spawned_children(self.pid)]
+        if not servers:
+            return _memory_of(self.pid)
+        return Memory(
+            rss=max(memory.rss for memory in servers), peak=max(memory.peak for memory in servers)
+        )
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it has not exited in time; returns the exit status."""

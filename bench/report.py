@@ -194,7 +194,10 @@ def _memory_rows(figures: MailPassFigures) -> list[Row]:
     peak_target = f"≤ {RSS_LIMIT:g} MiB"
     peaks = []
     if figures.api_memory is not None:
-        peaks.append(("api", "API process (serve --no-worker)", figures.api_memory.peak))
+        label = "API process (serve --no-worker)"
+        if figures.api_processes > 1:
+            label = f"API, largest of {figures.api_processes} (serve --no-worker --processes)"
+        peaks.append(("api", label, figures.api_memory.peak))
     if figures.soak_worker_peak:
         peaks.append(("soak_worker", "soak worker", figures.soak_worker_peak))
     if figures.drain_worker_peak:

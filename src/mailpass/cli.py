@@ -111,13 +111,27 @@ def _configure_logging(settings: Settings) -> None:
     show_default=True,
     help="Run the queue worker in this process too.",
 )
-def serve(host: str, port: int, access_log: bool, worker: bool) -> None:
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes on the one port; one per CPU core uses the whole machine.",
+)
+def serve(host: str, port: int, access_log: bool, worker: bool, processes: int) -> None:
     """Run the API and, unless --no-worker, the queue worker (migrations are applied first)."""
     from mailpass.server import run_server
 
     settings = Settings()
     _configure_logging(settings)
-    run_server(settings, host=host, port=port, access_log=access_log, worker=worker)
+    run_server(
+        settings,
+        host=host,
+        port=port,
+        access_log=access_log,
+        worker=worker,
+        processes=processes,
+    )
 
 
 @cli.command()

@@ -115,3 +115,86 @@ async def test_dev_is_a_working_sandbox_in_one_command(tmp_path):
 
     assert (tmp_path / "data" / "mailpass.sqlite3").exists()
     assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def _server_processes(pid: int) -> list[int]:
+    """The server processes uvicorn's supervisor ``pid`` started (multiprocessing's spawned
+    children; not its resource tracker)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as file:
+                    parent = int(file.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    command = file.read()
+            except OSError:
+                continue
+            if parent == pid and b"spawn_main" in command:
+                children.append(int(entry))
+    return children
+
+
+async def test_serve_runs_several_processes_on_one_port(cli_env, mailpass, make_smtp_sink):
+    """`serve --processes 2`: two server processes share the port and the queue; every mail,
+    sent now or queued, arrives exactly once; SIGTERM stops them all."""
+    sink = await make_smtp_sink()
+    await mailpass("users", "create", "owner@example.com")
+    await mailpass(
+        "providers",
+        "add",
+        "--user",
+        "owner@example.com",
+        "--name",
+        "relay",
+        "--host",
+        "localhost",
+        "--port",
+        str(sink.port),
+        "--security",
+        "none",
+        "--from-email",
+        "support@yourdomain.com",
+        "--default",
+    )
+    key = (await mailpass("keys", "create", "--user", "owner@example.com")).out.strip()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+
+    async with running("serve", "--port", str(port), "--processes", "2", env=cli_env) as server:
+        await wait_healthy(base_url, server)
+        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+        while len(_server_processes(server.pid)) < 2:  # the supervisor starts them in turn
+            assert asyncio.get_running_loop().time() < deadline, _server_processes(server.pid)
+            await asyncio.sleep(0.1)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+
+            async def send(n: int) -> str:
+                body = {"to": f"now{n}@example.com", "subject": f"now {n}", "text": "hi"}
+                answer = await client.post("/api/v1/mail/send", json=body)
+                assert answer.status_code == 200, answer.text
+                return str(answer.json()["data"]["message_id"])
+
+            sent_now = await asyncio.gather(*(send(n) for n in range(20)))
+            batch = {
+                "messages": [
+                    {"to": f"later{n}@example.com", "subject": f"later {n}", "text": "hi"}
+                    for n in range(30)
+                ]
+            }
+            queued = await client.post("/api/v1/mail/send-batch", json=batch)
+            assert queued.status_code == 200, queued.text
+            assert queued.json()["data"]["queued"] == 30
+            received = await sink.wait_for(50)
+        ids = sorted(message.message["Message-ID"] for message in received)
+        assert len(set(ids)) == 50
+        assert set(sent_now) <= set(ids)
+        await asyncio.sleep(1.0)  # nothing more may arrive: no message is sent twice
+        assert len(sink.messages) == 50
+        children = _server_processes(server.pid)
+        assert len(children) == 2
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 15) in (0, -signal.SIGTERM)
+        # The supervisor waited for each of them before exiting.
+        assert not [child for child in children if os.path.exists(f"/proc/{child}")]

@@ -10,8 +10,10 @@ while handing each statement to a driver thread (aiosqlite) cost about 300 µs o
 here, most of the time of a request. Writers take turns on an ``asyncio.Lock`` (SQLite allows one
 writer at a time anyway) and start with ``BEGIN IMMEDIATE``; when another process holds the
 write lock, we wait for it with ``asyncio.sleep`` instead of blocking the loop in SQLite's busy
-handler. The COMMIT itself, which waits for the disk (fsync), runs in a thread, so the loop
-serves other requests meanwhile.
+handler. Between processes, writers queue on an ``flock`` of a lock file beside the database,
+taken in a thread: the next writer wakes the moment the lock is free, where polling SQLite's
+lock would wake on a timer. The COMMIT itself, which waits for the disk (fsync), runs in a
+thread, so the loop serves other requests meanwhile.
 
 ``write(job)`` is group commit: concurrent small write transactions (``/send``'s two writes,
 ``/send-batch``'s inserts) are run back to back in one transaction and committed together, so
@@ -26,6 +28,9 @@ statement sees a committed snapshot of its own); writes are transactions.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -192,6 +197,7 @@ class Database:
                 self.url, begin="BEGIN", size=SQLITE_READ_CONNECTIONS
             )
             self._write_turn = asyncio.Lock()
+            self._writer_lock_path = Path(f"{Path(self.url.database).expanduser()}-writer.lock")
             self._read_places = asyncio.Semaphore(SQLITE_READ_CONNECTIONS)
         else:
             self._postgres = create_async_engine(
@@ -219,15 +225,19 @@ class Database:
                 yield postgres
             return
         async with self._write_turn:
-            sqlite = await self._begin_sqlite_write()
+            writer_lock = await self._take_writer_lock()
             try:
-                yield cast(Connection, _LoopConnection(sqlite))
-                await asyncio.to_thread(sqlite.commit)
-            except BaseException:
-                sqlite.rollback()
-                raise
+                sqlite = await self._begin_sqlite_write()
+                try:
+                    yield cast(Connection, _LoopConnection(sqlite))
+                    await asyncio.to_thread(sqlite.commit)
+                except BaseException:
+                    sqlite.rollback()
+                    raise
+                finally:
+                    sqlite.close()
             finally:
-                sqlite.close()
+                os.close(writer_lock)  # closing the descriptor releases its flock
 
     async def write(self, job: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``job`` in a write transaction that may be shared with other ``write`` calls
@@ -324,6 +334,43 @@ class Database:
         async with self._read_places:
             with self._sqlite_readers.connect() as sqlite, sqlite.begin():
                 yield cast(Connection, _LoopConnection(sqlite))
+
+    async def _take_writer_lock(self) -> int:
+        """Queue behind other processes writing this SQLite file; returns the descriptor whose
+        ``flock`` is held (close it to release).
+
+        The flock only orders writers, so that the next one wakes the moment the file is free;
+        SQLite's own lock (``BEGIN IMMEDIATE``) still guards the data. Each transaction opens
+        its own descriptor: a wait that is given up (cancelled, or past ``SQLITE_LOCK_WAIT``)
+        cannot stop its thread, so that thread's descriptor is closed whenever it returns,
+        without touching a lock some later transaction holds.
+        """
+        fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), SQLITE_LOCK_WAIT)
+        except TimeoutError:
+            waiting.add_done_callback(lambda _: os.close(fd))
+            raise OperationalError(
+                "BEGIN IMMEDIATE",
+                None,
+                sqlite3.OperationalError(
+                    f"database is locked: another process has been writing for "
+                    f"{SQLITE_LOCK_WAIT:g} s"
+                ),
+            ) from None
+        except BaseException:
+            waiting.add_done_callback(lambda _: os.close(fd))
+            raise
+        return fd
 
     async def _begin_sqlite_write(self) -> sa.Connection:
         """``BEGIN IMMEDIATE``, waiting without blocking the loop while another process writes."""

@@ -1,0 +1,134 @@
+"""Several processes writing one SQLite file queue on a lock file beside it: the next writer
+starts the moment the current one commits, a writer that gives up its wait leaves nothing held,
+and one that waits too long gets a clear "database is locked" error.
+
+Each ``Database`` here stands for a process: it has its own connections and its own in-process
+turn, and every transaction opens its own descriptor of the lock file, so ``flock`` treats two
+``Database`` objects exactly as it treats two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from mailpass.clock import utcnow
+from mailpass.storage import database as database_module
+from mailpass.storage.database import Database
+from mailpass.storage.migrate import upgrade
+from mailpass.storage.tables import users
+
+
+@pytest.fixture
+async def two_processes(tmp_path: Path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'mailpass.sqlite3'}"
+    first, second = Database(url), Database(url)
+    await upgrade(first)
+    yield first, second
+    await first.dispose()
+    await second.dispose()
+
+
+def _lock_file_is_held(database: Database) -> bool:
+    """Whether some writer holds the flock of the lock file beside the database."""
+    path = Path(f"{database.url.database}-writer.lock")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+async def _add_user(database: Database, email: str) -> None:
+    async with database.transaction() as connection:
+        await connection.execute(users.insert().values(email=email, created_at=utcnow()))
+
+
+async def _emails(database: Database) -> list[str]:
+    async with database.read() as connection:
+        rows = await connection.execute(sa.select(users.c.email).order_by(users.c.email))
+        return [str(email) for (email,) in rows.all()]
+
+
+async def test_a_waiting_writer_starts_as_soon_as_the_other_commits(two_processes) -> None:
+    first, second = two_processes
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def long_transaction() -> float:
+        async with first.transaction() as connection:
+            await connection.execute(
+                users.insert().values(email="a@example.com", created_at=utcnow())
+            )
+            holding.set()
+            await release.wait()
+        return time.monotonic()
+
+    holder = asyncio.create_task(long_transaction())
+    await holding.wait()
+    waiter = asyncio.create_task(_add_user(second, "b@example.com"))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()  # it waits for the other "process"
+    assert _lock_file_is_held(first)
+    release.set()
+    committed_at = await holder
+    await waiter
+    assert time.monotonic() - committed_at < 1.0
+    assert not _lock_file_is_held(first)
+    assert await _emails(first) == ["a@example.com", "b@example.com"]
+
+
+async def test_a_cancelled_wait_leaves_no_lock_behind(two_processes) -> None:
+    first, second = two_processes
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def long_transaction() -> None:
+        async with first.transaction():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(long_transaction())
+    await holding.wait()
+    waiter = asyncio.create_task(_add_user(second, "gave-up@example.com"))
+    await asyncio.sleep(0.2)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    release.set()
+    await holder
+    # The abandoned wait's thread got the lock after the holder let go, and gave it back:
+    # both "processes" can still write, promptly.
+    await asyncio.wait_for(_add_user(first, "first@example.com"), 5)
+    await asyncio.wait_for(_add_user(second, "second@example.com"), 5)
+    assert await _emails(second) == ["first@example.com", "second@example.com"]
+
+
+async def test_waiting_too_long_is_a_clear_error(two_processes, monkeypatch) -> None:
+    first, second = two_processes
+    monkeypatch.setattr(database_module, "SQLITE_LOCK_WAIT", 0.3)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def long_transaction() -> None:
+        async with first.transaction():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(long_transaction())
+    await holding.wait()
+    with pytest.raises(OperationalError, match="database is locked"):
+        await _add_user(second, "late@example.com")
+    release.set()
+    await holder
+    await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
+    assert await _emails(first) == ["later@example.com"]
