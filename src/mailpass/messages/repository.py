@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from mailpass.storage.database import Connection, Database, PreparedRead
+from mailpass.storage.database import Connection, Database, PreparedInsert, PreparedRead
 from mailpass.storage.tables import captured_mail, events, messages
 
 __all__ = [
@@ -107,16 +107,28 @@ _MESSAGE_STATUS = PreparedRead(
 
 async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
     """Record a message; returns its primary key (the batch API's ``queue_id``)."""
+    if connection.dialect.name == "sqlite":
+        (key,) = await _message_insert(values).run(connection, [values])
+        return key
     result = await connection.execute(_INSERT_MESSAGE, values)
     return int(result.scalar_one())
 
 
 async def insert_messages(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Record many messages in one statement; their primary keys, in the order given."""
-    result = await connection.execute(
-        messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows
-    )
-    return [int(row.id) for row in result]
+    """Record many messages (rows with the same columns); their primary keys, in order."""
+    return await _message_insert(rows[0]).run(connection, rows)
+
+
+# /send and /send-batch insert rows with one of a few column sets (see messages.service).
+_MESSAGE_INSERTS: dict[frozenset[str], PreparedInsert] = {}
+
+
+def _message_insert(row: dict[str, Any]) -> PreparedInsert:
+    columns = frozenset(row)
+    insert = _MESSAGE_INSERTS.get(columns)
+    if insert is None:
+        insert = _MESSAGE_INSERTS[columns] = PreparedInsert(messages, sorted(columns))
+    return insert
 
 
 async def mark_sent(
