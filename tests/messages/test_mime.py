@@ -7,7 +7,6 @@ import dataclasses
 import email
 import email.policy
 import re
-import secrets
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mailpass.messages import mime
 from mailpass.messages.addresses import parse_mailbox
 from mailpass.messages.mime import compose
 from mailpass.messages.outgoing import Address, OutgoingMessage
@@ -318,15 +318,21 @@ def test_line_endings_are_normalised_to_crlf(content: str) -> None:
 
 
 def test_boundary_never_occurs_in_a_body(monkeypatch: pytest.MonkeyPatch) -> None:
-    candidates = iter(["collides", "fresh"])
-    monkeypatch.setattr(secrets, "token_hex", lambda _: next(candidates))
-    text = "This line mentions =_mailpass_collides on purpose.\n"
+    candidates = iter([0xC0111DE5, 0xF7E54])
+
+    class Scripted:
+        def getrandbits(self, _bits: int) -> int:
+            return next(candidates)
+
+    monkeypatch.setattr(mime, "_boundary_random", Scripted())
+    collides, fresh = f"=_mailpass_{0xC0111DE5:032x}", f"=_mailpass_{0xF7E54:032x}"
+    text = f"This line mentions {collides} on purpose.\n"
     data, parsed = compose_and_parse(make_message(text=text))
-    assert parsed.get_boundary() == "=_mailpass_fresh"
+    assert parsed.get_boundary() == fresh
     text_part = next(parsed.iter_parts())
     assert isinstance(text_part, EmailMessage)
     assert body_text(text_part) == text
-    assert data.count(b"=_mailpass_fresh") == 4  # the header, two delimiters, the close
+    assert data.count(fresh.encode()) == 4  # the header, two delimiters, the close
 
 
 def test_boundaries_differ_between_messages() -> None:
@@ -363,3 +369,10 @@ def test_non_ascii_extra_header_values_are_encoded() -> None:
 def test_header_injection_is_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - any ValueError; the message varies
         compose(make_message(**changes))
+
+
+def test_each_message_has_its_own_date_to_the_second() -> None:
+    first = datetime(2026, 12, 1, 13, 51, 44, 900_000, tzinfo=UTC)
+    dates = [first, first, first.replace(second=45, microsecond=1), first.replace(day=2)]
+    headers = [compose_and_parse(make_message(date=date))[1]["Date"].datetime for date in dates]
+    assert headers == [date.replace(microsecond=0) for date in dates]

@@ -14,8 +14,11 @@ module runs on every send, so it builds the bytes directly. The output is delibe
 from __future__ import annotations
 
 import binascii
+import functools
+import random
 import re
 import secrets
+from datetime import datetime
 from email.utils import format_datetime
 
 from mailpass.messages.outgoing import Address, OutgoingMessage
@@ -36,6 +39,8 @@ _ENCODED_WORD_OVERHEAD = len(_ENCODED_WORD_PREFIX) + len(_ENCODED_WORD_SUFFIX)
 _ENCODED_WORD_BYTES = 45
 # Smallest first word when a long header name leaves little room: one 4-byte character fits.
 _MIN_ENCODED_WORD_BYTES = 6
+
+_FROM_HEADER_CACHE_SIZE = 256  # distinct senders whose From header line is kept
 
 # RFC 5322 atext: a display name made of these, separated by single spaces, needs no quoting.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
@@ -73,7 +78,10 @@ _RESERVED_HEADERS = frozenset(
 # digits or a line break), so a collision is only possible, and astronomically unlikely, in a
 # 7bit body; _new_boundary() still checks every body.
 _BOUNDARY_PREFIX = "=_mailpass_"
-_BOUNDARY_RANDOM_BYTES = 16
+_BOUNDARY_RANDOM_BITS = 128
+# A boundary only has to be absent from the bodies, which _new_boundary() checks; it is no
+# secret, so a seeded generator serves, at a fraction of a system call per message.
+_boundary_random = random.Random(secrets.randbits(_BOUNDARY_RANDOM_BITS))
 
 
 def compose(message: OutgoingMessage) -> bytes:
@@ -87,8 +95,8 @@ def compose(message: OutgoingMessage) -> bytes:
     is malformed or duplicates one that compose() writes itself.
     """
     lines = [
-        "Date: " + format_datetime(message.date),
-        _address_header("From", (message.sender,)),
+        _date_header(message.date),
+        _from_header(message.sender),
         _address_header("To", message.to) if message.to else "To: undisclosed-recipients:;",
     ]
     if message.cc:
@@ -164,13 +172,32 @@ def _longest_line(text: str) -> int:
 
 def _new_boundary(encoded_bodies: list[bytes]) -> str:
     while True:
-        boundary = _BOUNDARY_PREFIX + secrets.token_hex(_BOUNDARY_RANDOM_BYTES)
+        boundary = _BOUNDARY_PREFIX + f"{_boundary_random.getrandbits(_BOUNDARY_RANDOM_BITS):032x}"
         marker = boundary.encode("ascii")
         if not any(marker in body for body in encoded_bodies):
             return boundary
 
 
 # --- headers ---------------------------------------------------------------------------------
+
+
+def _date_header(date: datetime) -> str:
+    """``Date: Tue, 01 Dec 2026 13:51:44 +0000``; it changes once a second, so the last one is
+    kept (RFC 5322's date has no fraction of a second)."""
+    global _last_date_header
+    second = date.replace(microsecond=0)
+    if _last_date_header[0] != second:
+        _last_date_header = (second, "Date: " + format_datetime(second))
+    return _last_date_header[1]
+
+
+_last_date_header: tuple[datetime | None, str] = (None, "")
+
+
+@functools.lru_cache(maxsize=_FROM_HEADER_CACHE_SIZE)
+def _from_header(sender: Address) -> str:
+    # An account sends from a handful of addresses, over and over.
+    return _address_header("From", (sender,))
 
 
 def _check_header_value(value: str) -> None:

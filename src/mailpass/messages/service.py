@@ -105,9 +105,12 @@ class MailService:
         self.wakeup = wakeup
         self.tracker = tracker
 
-    def build_outgoing(self, valid: ValidMessage, provider: Provider | None) -> OutgoingMessage:
-        """Fill in the provider's default sender and a fresh Message-ID; rewrite the html for
-        open and click tracking when the request or the provider turns it on."""
+    def build_outgoing(
+        self, valid: ValidMessage, provider: Provider | None, date: datetime | None = None
+    ) -> OutgoingMessage:
+        """Fill in the provider's default sender, a fresh Message-ID and the Date (``date``,
+        timezone-aware, or now); rewrite the html for open and click tracking when the request
+        or the provider turns it on."""
         sender = valid.sender
         if sender is None:
             if provider is None or not provider.from_email:
@@ -122,7 +125,7 @@ class MailService:
             sender=sender,
             to=valid.to,
             subject=valid.subject,
-            date=utcnow().replace(tzinfo=UTC),
+            date=date or utcnow().replace(tzinfo=UTC),
             html=valid.html,
             text=valid.text,
             cc=valid.cc,
@@ -222,13 +225,14 @@ class MailService:
             )
         queue_provider = None if key.is_test else provider
         now = utcnow()
+        date = now.replace(tzinfo=UTC)  # every message of the batch is accepted at once
         answers: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         for index, item in enumerate(batch.messages):
             to = item.get("to") if isinstance(item, dict) else None
             try:
                 valid = validate_batch_item(item, batch, index)
-                outgoing = self.build_outgoing(valid, provider)
+                outgoing = self.build_outgoing(valid, provider, date)
             except ValidationError as exc:
                 answers.append(
                     {
