@@ -132,3 +132,28 @@ async def test_waiting_too_long_is_a_clear_error(two_processes, monkeypatch) -> 
     await holder
     await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
     assert await _emails(first) == ["later@example.com"]
+
+
+async def test_a_commit_under_way_finishes_when_its_task_is_cancelled(two_processes) -> None:
+    first, second = two_processes
+    committing = asyncio.Event()
+
+    async def writer() -> None:
+        async with first.transaction() as connection:
+            await connection.execute(
+                users.insert().values(email="kept@example.com", created_at=utcnow())
+            )
+            committing.set()  # the next suspension is the COMMIT in its thread
+
+    task = asyncio.create_task(writer())
+    await committing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The COMMIT ran to its end: the row is there, the writer lock is free, and both
+    # "processes" write on.
+    assert await _emails(second) == ["kept@example.com"]
+    assert not _lock_file_is_held(first)
+    await asyncio.wait_for(_add_user(first, "after@example.com"), 5)
+    await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
+    assert len(await _emails(first)) == 3
