@@ -1,30 +1,57 @@
 """Running the ASGI app under uvicorn, with the fastest event loop and HTTP parser available.
 
-One process uses one core. ``processes > 1`` runs that many uvicorn worker processes on one
-listening socket (uvicorn's supervisor starts, watches and stops them): each has its own event
-loop, connection pools and, unless ``--no-worker``, its own queue worker, which is safe because
-workers claim messages with leases and tokens. Migrations run once, in the supervisor, before
-any of them starts.
+One process uses one core. ``processes > 1`` runs that many server processes on one port, each
+with a listening socket of its own (``SO_REUSEPORT``), so that the kernel spreads incoming
+connections evenly across them. With one socket shared by every process (uvicorn's own
+``--workers``), whichever process was awake took the connections as they came: a client's 16
+keep-alive connections all landed on one process and left the other core idle.
+
+Each process has its own event loop, connection pools and, unless ``--no-worker``, its own
+queue worker, which is safe because workers claim messages with leases and tokens. Migrations
+run once, in the supervisor, before any of them starts. The supervisor forwards SIGTERM and
+SIGINT, waits for every process to finish its graceful shutdown, and starts a new process in
+place of one that died.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import multiprocessing
 import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
 
 from mailpass.api.app import create_app
 from mailpass.config import Settings
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 
-__all__ = ["process_app", "run_server", "uvicorn_config"]
+__all__ = ["PortInUse", "ServerStartFailed", "run_server", "uvicorn_config"]
 
-# How the supervisor tells its worker processes (which import ``process_app``) whether to run a
-# queue worker; everything else they read from the same MAILPASS_* environment.
-_QUEUE_WORKER_VARIABLE = "MAILPASS_SERVE_QUEUE_WORKER"
+log = logging.getLogger("mailpass.server")
+
+LISTEN_BACKLOG = 2048  # pending connections per process, uvicorn's default
+RESTART_PAUSE = 1.0  # seconds before a process that died is replaced (no busy crash loop)
+SUPERVISOR_TICK = 0.5  # seconds between the supervisor's looks at its processes
+
+
+class PortInUse(OSError):
+    """Another program already listens on the address ``serve`` was given."""
+
+
+class ServerStartFailed(RuntimeError):
+    """A server process of ``serve --processes`` could not start (it logged why)."""
 
 
 def uvicorn_config(
@@ -64,27 +91,114 @@ def run_server(
         ).run()
         return
     asyncio.run(_migrate(settings))
-    os.environ[_QUEUE_WORKER_VARIABLE] = "1" if worker else "0"
-    uvicorn.run(
-        "mailpass.server:process_app",
-        factory=True,
-        workers=processes,
+    _check_port_free(host, port)
+    _Supervisor(
+        processes,
         host=host,
         port=port,
-        loop="auto",
-        http="auto",
-        lifespan="on",
         access_log=access_log,
         log_level=settings.log_level,
-        server_header=False,
-        proxy_headers=False,
-    )
+        worker=worker,
+    ).run()
 
 
-def process_app() -> FastAPI:
-    """The app of one of several ``serve`` processes (the supervisor has migrated already)."""
-    worker = os.environ.get(_QUEUE_WORKER_VARIABLE, "1") == "1"
-    return create_app(Settings(), migrate=False, worker=worker)
+class _Supervisor:
+    def __init__(
+        self,
+        processes: int,
+        *,
+        host: str,
+        port: int,
+        access_log: bool,
+        log_level: str,
+        worker: bool,
+    ) -> None:
+        self.count = processes
+        self.arguments = (host, port, access_log, log_level, worker)
+        self.context = multiprocessing.get_context("spawn")
+        self.children: list[BaseProcess] = []
+        self.stopping = threading.Event()
+        self.failed = False
+
+    def run(self) -> None:
+        previous = {
+            signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self.children = [self._start() for _ in range(self.count)]
+            while not self.stopping.wait(SUPERVISOR_TICK):
+                for index, child in enumerate(self.children):
+                    if not child.is_alive() and not self.stopping.is_set():
+                        if child.exitcode == STARTUP_FAILURE:
+                            # Another try would fail the same way: stop the others and say so.
+                            self.stopping.set()
+                            self.failed = True
+                            break
+                        log.error(
+                            "server process %s exited with %s; starting another",
+                            child.pid,
+                            child.exitcode,
+                        )
+                        time.sleep(RESTART_PAUSE)
+                        self.children[index] = self._start()
+            for child in self.children:
+                if child.is_alive() and child.pid is not None:
+                    os.kill(child.pid, signal.SIGTERM)
+            for child in self.children:
+                child.join()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if self.failed:
+            raise ServerStartFailed("a server process could not start; its log says why")
+
+    def _start(self) -> BaseProcess:
+        child = self.context.Process(target=_serve_one, args=self.arguments, daemon=False)
+        child.start()
+        return child
+
+    def _stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping.set()
+
+
+def _serve_one(host: str, port: int, access_log: bool, log_level: str, worker: bool) -> None:
+    """One server process (in a child spawned by the supervisor): its own listening socket."""
+    app = create_app(Settings(), migrate=False, worker=worker)
+    config = uvicorn_config(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    config.configure_logging()
+    server = uvicorn.Server(config)
+    server.run(sockets=[_reuse_port_socket(host, port)])
+    if not server.started:  # its start-up failed (and uvicorn logged why)
+        sys.exit(STARTUP_FAILURE)
+
+
+def _address_family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    listener = socket.socket(_address_family(host), socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(LISTEN_BACKLOG)
+    listener.set_inheritable(True)
+    return listener
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail now if something listens there: SO_REUSEPORT would otherwise let our processes
+    share the port with another ``serve``."""
+    probe = socket.socket(_address_family(host), socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"{host}:{port} is already in use") from None
+        raise
+    finally:
+        probe.close()
 
 
 async def _migrate(settings: Settings) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import os
 import re
 import signal
+import socket
+import sys
 
 import httpx
 
@@ -135,6 +137,44 @@ def _server_processes(pid: int) -> list[int]:
     return children
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _tcp_sockets(port: int) -> dict[str, str]:
+    """inode -> state of the IPv4 TCP sockets whose local port is ``port``."""
+    sockets = {}
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets[fields[9]] = fields[3]  # "0A": listening, "01": established
+    return sockets
+
+
+def _connections_per_process(pids: list[int], port: int) -> dict[int, int]:
+    established = {inode for inode, state in _tcp_sockets(port).items() if state == "01"}
+    return {pid: len(_socket_inodes(pid) & established) for pid in pids}
+
+
+async def _wait_until_listening(pids: list[int], port: int) -> None:
+    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+    while True:
+        listening = {inode for inode, state in _tcp_sockets(port).items() if state == "0A"}
+        if all(_socket_inodes(pid) & listening for pid in pids):
+            return
+        assert asyncio.get_running_loop().time() < deadline, "not every process listens"
+        await asyncio.sleep(0.1)
+
+
 async def test_serve_runs_several_processes_on_one_port(cli_env, mailpass, make_smtp_sink):
     """`serve --processes 2`: two server processes share the port and the queue; every mail,
     sent now or queued, arrives exactly once; SIGTERM stops them all."""
@@ -167,6 +207,18 @@ async def test_serve_runs_several_processes_on_one_port(cli_env, mailpass, make_
         while len(_server_processes(server.pid)) < 2:  # the supervisor starts them in turn
             assert asyncio.get_running_loop().time() < deadline, _server_processes(server.pid)
             await asyncio.sleep(0.1)
+        await _wait_until_listening(_server_processes(server.pid), port)
+        # Each process has a socket of its own: the kernel spreads connections over both.
+        connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(16)]
+        for reader, writer in connections:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: mailpass\r\n\r\n")
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        spread = _connections_per_process(_server_processes(server.pid), port)
+        assert sum(spread.values()) == 16, spread
+        assert min(spread.values()) > 0, spread
+        for _reader, writer in connections:
+            writer.close()
+
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
 
@@ -198,3 +250,28 @@ async def test_serve_runs_several_processes_on_one_port(cli_env, mailpass, make_
         assert await asyncio.wait_for(server.wait(), 15) in (0, -signal.SIGTERM)
         # The supervisor waited for each of them before exiting.
         assert not [child for child in children if os.path.exists(f"/proc/{child}")]
+
+
+async def test_serve_with_processes_refuses_a_port_in_use(cli_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mailpass",
+            "serve",
+            "--port",
+            str(port),
+            "--processes",
+            "2",
+            env=cli_env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _out, err = await asyncio.wait_for(process.communicate(), STARTUP_TIMEOUT)
+    assert process.returncode == 1
+    assert err.decode().strip().splitlines() == [
+        f"Error: PortInUse: 127.0.0.1:{port} is already in use"
+    ]
