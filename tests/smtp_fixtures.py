@@ -71,6 +71,7 @@ class ReceivedMessage:
 
     mail_from: str
     rcpt_tos: list[str]
+    mail_options: list[str]  # MAIL FROM parameters: SIZE=..., BODY=8BITMIME
     data: bytes  # exactly as transmitted, after undoing dot-stuffing; lines end in CRLF
     message: EmailMessage
     tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
@@ -417,6 +418,7 @@ class _Handler:
                 ReceivedMessage(
                     mail_from=envelope.mail_from or "",
                     rcpt_tos=list(envelope.rcpt_tos),
+                    mail_options=list(envelope.mail_options),
                     data=data,
                     message=email.message_from_bytes(data, policy=email.policy.default),
                     tls=transport is not None

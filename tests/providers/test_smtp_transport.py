@@ -98,6 +98,7 @@ async def test_delivers_exact_bytes_to_the_envelope_recipients(
     assert result.reply == "250 2.0.0 OK"
     assert result.refused == {}
     [received] = await sink.wait_for(1)
+    assert received.mail_options == [f"SIZE={len(data)}"]  # RFC 1870: the octets sent
     assert received.data == data
     assert received.mail_from == SENDER
     assert received.rcpt_tos == recipients
