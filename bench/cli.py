@@ -23,6 +23,7 @@ from typing import Any
 
 from bench.measure import MailPassFigures, Sizes, measure_mailpass
 from bench.processes import BenchError
+from bench.profile import Profiler
 from bench.report import build_rows, markdown_table, text_table
 from bench.sink import SmtpSink
 from bench.smtp import measure_ceiling, measure_postfix
@@ -83,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--keep-workdir", action="store_true", help="keep logs and databases after a good run"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the MailPass processes with py-spy during each /send, /send-batch and "
+        "/status measurement and the queue drain; raw stacks and summaries go to DIR",
     )
     parser.add_argument(
         "--require-targets",
@@ -206,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not databases:
         raise BenchError(f"--databases: choose from {', '.join(DATABASES)}")
     tools = ensure_tools(install=not args.no_install)
+    profiler = Profiler(args.profile) if args.profile else None
     workdir = Path(tempfile.mkdtemp(prefix="mailpass-bench-"))
     workdir.chmod(0o755)  # Postfix's unprivileged daemons must reach its queue inside
     _progress(f"work directory (logs): {workdir}")
@@ -234,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                     workdir / database,
                     postgres_url=args.postgres_url,
                     progress=_progress,
+                    profiler=profiler,
                 )
             )
         result["machine"]["load_average_at_end"] = os.getloadavg()[0]

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from bench.instance import BatchPoster, MailPassInstance, send_messages
 from bench.load import LoadResult, run_wrk
 from bench.payloads import BATCH_SIZE, batch_body, send_body
 from bench.processes import BenchError, ManagedProcess, Memory
+from bench.profile import Profiler
 from bench.sink import SmtpSink
 from bench.tools import Tools
 from mailpass.tracking.machines import DELIVERY_SCAN_WINDOW
@@ -121,6 +122,14 @@ def _settled(read: Callable[[], int], *, quiet: float) -> int:
     return value
 
 
+def _profiled(
+    profiler: Profiler | None, name: str, process: ManagedProcess
+) -> AbstractContextManager[None]:
+    if profiler is None:
+        return nullcontext()
+    return profiler.recording(name, process.server_pids())
+
+
 def _clients(n: int) -> str:
     return f"{n} client" if n == 1 else f"{n} clients"
 
@@ -195,16 +204,18 @@ def _drain(
     poster: BatchPoster,
     messages: int,
     figures: MailPassFigures,
+    profiler: Profiler | None,
 ) -> list[str]:
     ids = poster.post(messages, first=FIRST_DRAIN_NUMBER)
     target = sink.received() + messages
     started = time.monotonic()
     worker = instance.worker("drain-worker")
     try:
-        first_seen = sink.wait_for(
-            target - messages + 1, stall_timeout=STALL_TIMEOUT, watch=[worker]
-        )
-        finished = sink.wait_for(target, stall_timeout=STALL_TIMEOUT, watch=[worker])
+        with _profiled(profiler, f"{instance.database}-drain-worker", worker):
+            first_seen = sink.wait_for(
+                target - messages + 1, stall_timeout=STALL_TIMEOUT, watch=[worker]
+            )
+            finished = sink.wait_for(target, stall_timeout=STALL_TIMEOUT, watch=[worker])
         figures.drained = messages
         figures.drain_startup_seconds = first_seen - started
         figures.drain_seconds = finished - started
@@ -269,6 +280,7 @@ def measure_mailpass(
     *,
     postgres_url: str,
     progress: Progress,
+    profiler: Profiler | None = None,
 ) -> MailPassFigures:
     figures = MailPassFigures(database=database, api_processes=sizes.api_processes)
     instance = MailPassInstance(database, workdir, postgres_url=postgres_url)
@@ -298,21 +310,27 @@ def measure_mailpass(
         )
         for clients in sizes.send_clients:
             progress(f"{database}: /send with {_clients(clients)}")
-            load = run_wrk(
-                tools.wrk, url, connections=clients, seconds=sizes.seconds, script_args=send_args
-            )
+            with _profiled(profiler, f"{database}-send-c{clients}", api):
+                load = run_wrk(
+                    tools.wrk,
+                    url,
+                    connections=clients,
+                    seconds=sizes.seconds,
+                    script_args=send_args,
+                )
             figures.send[clients] = load
             _settled(sink.received, quiet=max(SETTLE_QUIET, 2 * load.max))
 
         progress(f"{database}: /send-batch with {sizes.batch_clients} clients")
         queued_before = instance.status_counts().get("queued", 0)
-        figures.batch = run_wrk(
-            tools.wrk,
-            url,
-            connections=sizes.batch_clients,
-            seconds=sizes.seconds,
-            script_args=batch_args,
-        )
+        with _profiled(profiler, f"{database}-send-batch", api):
+            figures.batch = run_wrk(
+                tools.wrk,
+                url,
+                connections=sizes.batch_clients,
+                seconds=sizes.seconds,
+                script_args=batch_args,
+            )
         figures.batch_queued = (
             _settled(
                 lambda: instance.status_counts().get("queued", 0),
@@ -340,18 +358,19 @@ def measure_mailpass(
             raise BenchError(f"after the soak, not every message was sent: {left}")
         progress(f"{database}: queue drain of {sizes.drain_messages:,} messages")
         drain_poster = BatchPoster(port, key, connections=POSTER_CONNECTIONS)
-        ids = _drain(instance, sink, drain_poster, sizes.drain_messages, figures)
+        ids = _drain(instance, sink, drain_poster, sizes.drain_messages, figures, profiler)
 
         progress(f"{database}: GET /status with {sizes.status_clients} clients")
         ids_file = workdir / "status-ids.txt"
         ids_file.write_text("\n".join(ids[: sizes.status_ids]) + "\n")
-        figures.status = run_wrk(
-            tools.wrk,
-            url,
-            connections=sizes.status_clients,
-            seconds=sizes.seconds,
-            script_args=["status", str(ids_file), key],
-        )
+        with _profiled(profiler, f"{database}-status", api):
+            figures.status = run_wrk(
+                tools.wrk,
+                url,
+                connections=sizes.status_clients,
+                seconds=sizes.seconds,
+                script_args=["status", str(ids_file), key],
+            )
 
         # Last: open tracking stays off for everything above, as it is by default.
         progress(

@@ -148,6 +148,10 @@ class ManagedProcess:
                 f"{log_tail(self.log)}"
             )
 
+    def server_pids(self) -> list[int]:
+        """For ``serve --processes N`` its server processes; otherwise the process itself."""
+        return _spawned_children(self.pid) or [self.pid]
+
     def memory(self) -> Memory:
         """Resident memory now and at its peak, from /proc/<pid>/status. For ``serve
         --processes N`` (a supervisor and N server processes) that of the largest server

@@ -55,6 +55,7 @@ TARGET_ROWS = {
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("bench") / "results.json"
+    profiles = results.parent / "profiles"
     env = {
         **os.environ,
         "MAILPASS_VENV": sys.prefix,  # the suite's own virtualenv, installed and current
@@ -68,6 +69,8 @@ def smoke_run(tmp_path_factory):
             ",".join(DATABASES),
             "--json",
             str(results),
+            "--profile",
+            str(profiles),
         ],
         cwd=REPO,
         env=env,
@@ -78,6 +81,11 @@ def smoke_run(tmp_path_factory):
     )
     assert done.returncode == 0, f"bench/run failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout, json.loads(results.read_text()), results.with_suffix(".md").read_text()
+
+
+@pytest.fixture(scope="module")
+def profiles(smoke_run, tmp_path_factory) -> Path:
+    return next(tmp_path_factory.getbasetemp().glob("bench*/profiles"))
 
 
 def test_the_table_has_every_figure_for_every_database(smoke_run):
@@ -140,3 +148,19 @@ def test_every_pixel_hit_was_a_valid_token_recorded_as_an_open(smoke_run):
         # image, so only the database shows it.
         assert pixel["failed"] == 0, pixel
         assert figures["pixel_opens"] >= pixel["requests"] > 0, figures["database"]
+
+
+def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
+    expected = {
+        f"{db}-{name}.summary.txt"
+        for db in DATABASES
+        for name in ("send-c1", "send-c16", "send-c64", "send-batch", "status", "drain-worker")
+    }
+    assert {path.name for path in profiles.glob("*.summary.txt")} == expected
+    for db in DATABASES:
+        batch = (profiles / f"{db}-send-batch.summary.txt").read_text()
+        assert "samples with the GIL held" in batch
+        # The endpoint's own code shows in its profile: the stacks are MailPass's.
+        assert "queue_batch (service.py)" in batch
+        drain = (profiles / f"{db}-drain-worker.summary.txt").read_text()
+        assert "worker (cli.py)" in drain  # the `mailpass worker` process
