@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,9 +17,29 @@ from mailpass.api.responses import success_response
 from mailpass.messages.request import BatchFields, MessageFields, parse_json_body
 from mailpass.services import Services
 
-__all__ = ["router"]
+__all__ = ["DirectRoute", "router"]
 
-router = APIRouter(prefix="/api/v1/mail")
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the request and its path parameters (as strings) and
+    returns a Response itself, called without FastAPI's dependency resolution.
+
+    The endpoints read and validate their bodies themselves; resolving ``request: Request``
+    and a ``str`` path parameter through FastAPI's dependency machinery cost ~10 % of a
+    /status request. FastAPI still builds the OpenAPI document from the signature.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            response: Response = await endpoint(request, **request.path_params)
+            return response
+
+        return handle
+
+
+router = APIRouter(prefix="/api/v1/mail", route_class=DirectRoute)
 
 
 def services_of(request: Request) -> Services:
