@@ -12,6 +12,8 @@ import asyncio
 import fcntl
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -59,53 +61,47 @@ async def _emails(database: Database) -> list[str]:
         return [str(email) for (email,) in rows.all()]
 
 
-async def test_a_waiting_writer_starts_as_soon_as_the_other_commits(two_processes) -> None:
-    first, second = two_processes
-    holding = asyncio.Event()
-    release = asyncio.Event()
+@asynccontextmanager
+async def _writing(database: Database) -> AsyncIterator[None]:
+    """Hold a write transaction of ``database`` open for the length of the block."""
+    holding, release = asyncio.Event(), asyncio.Event()
 
-    async def long_transaction() -> float:
-        async with first.transaction() as connection:
-            await connection.execute(
-                users.insert().values(email="a@example.com", created_at=utcnow())
-            )
+    async def hold() -> None:
+        async with database.transaction():
             holding.set()
             await release.wait()
-        return time.monotonic()
 
-    holder = asyncio.create_task(long_transaction())
+    holder = asyncio.create_task(hold())
     await holding.wait()
-    waiter = asyncio.create_task(_add_user(second, "b@example.com"))
-    await asyncio.sleep(0.3)
-    assert not waiter.done()  # it waits for the other "process"
-    assert _lock_file_is_held(first)
-    release.set()
-    committed_at = await holder
+    try:
+        yield
+    finally:
+        release.set()
+        await holder
+
+
+async def test_a_waiting_writer_starts_as_soon_as_the_other_commits(two_processes) -> None:
+    first, second = two_processes
+    async with _writing(first):
+        waiter = asyncio.create_task(_add_user(second, "b@example.com"))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()  # it waits for the other "process"
+        assert _lock_file_is_held(first)
+    committed_at = time.monotonic()
     await waiter
     assert time.monotonic() - committed_at < 1.0
     assert not _lock_file_is_held(first)
-    assert await _emails(first) == ["a@example.com", "b@example.com"]
+    assert await _emails(first) == ["b@example.com"]
 
 
 async def test_a_cancelled_wait_leaves_no_lock_behind(two_processes) -> None:
     first, second = two_processes
-    holding = asyncio.Event()
-    release = asyncio.Event()
-
-    async def long_transaction() -> None:
-        async with first.transaction():
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(long_transaction())
-    await holding.wait()
-    waiter = asyncio.create_task(_add_user(second, "gave-up@example.com"))
-    await asyncio.sleep(0.2)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    release.set()
-    await holder
+    async with _writing(first):
+        waiter = asyncio.create_task(_add_user(second, "gave-up@example.com"))
+        await asyncio.sleep(0.2)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
     # The abandoned wait's thread got the lock after the holder let go, and gave it back:
     # both "processes" can still write, promptly.
     await asyncio.wait_for(_add_user(first, "first@example.com"), 5)
@@ -116,20 +112,9 @@ async def test_a_cancelled_wait_leaves_no_lock_behind(two_processes) -> None:
 async def test_waiting_too_long_is_a_clear_error(two_processes, monkeypatch) -> None:
     first, second = two_processes
     monkeypatch.setattr(database_module, "SQLITE_LOCK_WAIT", 0.3)
-    holding = asyncio.Event()
-    release = asyncio.Event()
-
-    async def long_transaction() -> None:
-        async with first.transaction():
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(long_transaction())
-    await holding.wait()
-    with pytest.raises(OperationalError, match="database is locked"):
-        await _add_user(second, "late@example.com")
-    release.set()
-    await holder
+    async with _writing(first):
+        with pytest.raises(OperationalError, match="database is locked"):
+            await _add_user(second, "late@example.com")
     await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
     assert await _emails(first) == ["later@example.com"]
 
