@@ -33,7 +33,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,11 +163,39 @@ class _LoopConnection:
         return fn(self._connection, *args, **kwargs)
 
 
+Processor = Callable[[Any], Any] | None
+
+
 @dataclass(frozen=True, slots=True)
-class _CompiledRead:
+class _Compiled:
+    """A statement compiled for one dialect, with what turns values into the driver's."""
+
     sql: str
-    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # in positional order
-    columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # key, result processor
+    parameters: tuple[tuple[str, Processor], ...]  # name and bind processor, positional order
+    columns: tuple[tuple[str, Processor], ...] = ()  # key and result processor (SELECT)
+
+    @classmethod
+    def of(cls, statement: sa.Select[Any] | sa.Insert, dialect: Dialect) -> _Compiled:
+        compiled = statement.compile(dialect=dialect)
+        return cls(
+            sql=str(compiled),
+            parameters=tuple(
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in compiled.positiontup or []
+            ),
+            columns=tuple(
+                (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
+                for column in statement.selected_columns
+            )
+            if isinstance(statement, sa.Select)
+            else (),
+        )
+
+    def bind(self, values: Mapping[str, Any]) -> list[Any]:
+        """``values`` by name as the driver takes them: positional, through bind processors."""
+        return [
+            process(values[name]) if process else values[name] for name, process in self.parameters
+        ]
 
 
 class PreparedRead:
@@ -183,28 +211,13 @@ class PreparedRead:
 
     def __init__(self, statement: sa.Select[Any]) -> None:
         self.statement = statement
-        self._compiled: dict[str, _CompiledRead] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def compiled_for(self, dialect: Dialect) -> _CompiledRead:
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
+            compiled = self._compiled[dialect.name] = _Compiled.of(self.statement, dialect)
         return compiled
-
-    def _compile(self, dialect: Dialect) -> _CompiledRead:
-        compiled = self.statement.compile(dialect=dialect)
-        names = compiled.positiontup or []
-        return _CompiledRead(
-            sql=str(compiled),
-            parameters=tuple(
-                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in names
-            ),
-            columns=tuple(
-                (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
-                for column in self.statement.selected_columns
-            ),
-        )
 
 
 class PreparedInsert:
@@ -222,24 +235,17 @@ class PreparedInsert:
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
         self.table = table
         self.columns = tuple(columns)
-        self._compiled: dict[str, _CompiledInsert] = {}
+        self._compiled: dict[str, _Compiled] = {}
         (key,) = table.primary_key.columns
         self._returning_keys = table.insert().returning(key, sort_by_parameter_order=True)
 
-    def compiled_for(self, dialect: Dialect) -> _CompiledInsert:
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             statement = self.table.insert().values(
                 {name: sa.bindparam(name) for name in self.columns}
             )
-            sql = statement.compile(dialect=dialect)
-            compiled = self._compiled[dialect.name] = _CompiledInsert(
-                sql=str(sql),
-                parameters=tuple(
-                    (name, sql.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                    for name in sql.positiontup or []
-                ),
-            )
+            compiled = self._compiled[dialect.name] = _Compiled.of(statement, dialect)
         return compiled
 
     async def run(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -252,18 +258,8 @@ class PreparedInsert:
         sqlite = connection.driver_connection()
         keys = []
         for row in rows:
-            values = [
-                process(row[name]) if process else row[name]
-                for name, process in compiled.parameters
-            ]
-            keys.append(int(sqlite.execute(compiled.sql, values).lastrowid or 0))
+            keys.append(int(sqlite.execute(compiled.sql, compiled.bind(row)).lastrowid or 0))
         return keys
-
-
-@dataclass(frozen=True, slots=True)
-class _CompiledInsert:
-    sql: str
-    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # in positional order
 
 
 class Database:
@@ -385,10 +381,7 @@ class Database:
         Each call is one statement, so it sees one committed snapshot on either database.
         """
         compiled = read.compiled_for(self._dialect)
-        values = [
-            process(parameters[name]) if process else parameters[name]
-            for name, process in compiled.parameters
-        ]
+        values = compiled.bind(parameters)
         if self.is_sqlite:
             async with self._read_places:
                 pooled = self._sqlite_readers.raw_connection()
