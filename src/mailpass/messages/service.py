@@ -34,9 +34,9 @@ from mailpass.tracking.sending import MessageTracker
 __all__ = ["MailService", "SentMessage"]
 
 log = logging.getLogger("mailpass.messages")
+capture_log = logging.getLogger("mailpass.capture")
 
 ITEMS_BETWEEN_YIELDS = 10  # batch items validated and composed before the loop gets a turn
-capture_log = logging.getLogger("mailpass.capture")
 
 
 @dataclass(frozen=True, slots=True)

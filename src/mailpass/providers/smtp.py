@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -170,18 +170,6 @@ class _Client(aiosmtplib.SMTP):
         self._in_auth_exchange = response.code == aiosmtplib.SMTPStatus.auth_continue
         self.note_reply(response.code, response.message)
         return response
-
-    async def mail(
-        self,
-        sender: str,
-        /,
-        *,
-        options: Iterable[str] | None = None,
-        encoding: str = "ascii",
-        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
-    ) -> aiosmtplib.SMTPResponse:
-        self.envelope_open = True
-        return await super().mail(sender, options=options, encoding=encoding, timeout=timeout)
 
     async def data(
         self,
