@@ -26,7 +26,7 @@ from mailpass.providers.kinds import KINDS, SECURITY_MODES
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import ProbeError
 from mailpass.storage.database import Database, DatabaseUrlError
-from mailpass.storage.migrate import upgrade
+from mailpass.storage.migrate import upgrade, upgrade_url
 
 __all__ = ["main"]
 
@@ -220,12 +220,7 @@ def db() -> None:
 @run_async
 async def db_upgrade() -> None:
     """Apply every pending migration."""
-    settings = Settings()
-    database = Database(settings.resolved_database_url)
-    try:
-        await upgrade(database)
-    finally:
-        await database.dispose()
+    await upgrade_url(Settings().resolved_database_url)
     click.echo("database is up to date", err=True)
 
 

@@ -34,8 +34,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mailpass.api.app import create_app
 from mailpass.config import Settings
-from mailpass.storage.database import Database
-from mailpass.storage.migrate import upgrade
+from mailpass.storage.migrate import upgrade_url
 
 __all__ = ["PortInUse", "ServerStartFailed", "run_server", "uvicorn_config"]
 
@@ -90,7 +89,7 @@ def run_server(
             )
         ).run()
         return
-    asyncio.run(_migrate(settings))
+    asyncio.run(upgrade_url(settings.resolved_database_url))
     _check_port_free(host, port)
     _Supervisor(
         processes,
@@ -199,11 +198,3 @@ def _check_port_free(host: str, port: int) -> None:
         raise
     finally:
         probe.close()
-
-
-async def _migrate(settings: Settings) -> None:
-    database = Database(settings.resolved_database_url)
-    try:
-        await upgrade(database)
-    finally:
-        await database.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from mailpass.storage.database import Database
 
-__all__ = ["alembic_config", "upgrade"]
+__all__ = ["alembic_config", "upgrade", "upgrade_url"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every MailPass process.
@@ -34,6 +34,16 @@ async def upgrade(database: Database, revision: str = "head") -> None:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_MIGRATION_LOCK}
             )
         await connection.run_sync(_upgrade, revision)
+
+
+async def upgrade_url(url: str) -> None:
+    """``upgrade`` on a connection of its own, closed afterwards (``mailpass db upgrade``, and
+    ``serve --processes`` before it starts its processes)."""
+    database = Database(url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.dispose()
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
