@@ -90,8 +90,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="record the MailPass processes with py-spy during each /send, /send-batch and "
-        "/status measurement and the queue drain; raw stacks and summaries go to DIR",
+        help="record the MailPass processes with py-spy during each /send, /send-batch, "
+        "/status and pixel measurement and the queue drain; raw stacks and summaries go to DIR",
     )
     parser.add_argument(
         "--require-targets",

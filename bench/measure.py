@@ -233,6 +233,8 @@ def _pixel(
     sizes: Sizes,
     workdir: Path,
     figures: MailPassFigures,
+    api: ManagedProcess,
+    profiler: Profiler | None,
 ) -> None:
     instance.turn_on_open_tracking()
     ids = send_messages(
@@ -257,16 +259,18 @@ def _pixel(
         )
     paths_file = workdir / "pixel-paths.txt"
     paths_file.write_text("\n".join(paths) + "\n")
-    opens_before = instance.open_events()
+    # The open is written just after the image is answered.
+    opens_before = _settled(instance.open_events, quiet=SETTLE_QUIET)
     if opens_before != 1:
         raise BenchError(f"one pixel was fetched, and {opens_before} opens are recorded")
-    figures.pixel = run_wrk(
-        tools.wrk,
-        _url(port, "/"),
-        connections=sizes.pixel_clients,
-        seconds=sizes.seconds,
-        script_args=["get", str(paths_file), PIXEL_USER_AGENT],
-    )
+    with _profiled(profiler, f"{instance.database}-pixel", api):
+        figures.pixel = run_wrk(
+            tools.wrk,
+            _url(port, "/"),
+            connections=sizes.pixel_clients,
+            seconds=sizes.seconds,
+            script_args=["get", str(paths_file), PIXEL_USER_AGENT],
+        )
     opens = _settled(instance.open_events, quiet=max(SETTLE_QUIET, 2 * figures.pixel.max))
     figures.pixel_opens = opens - opens_before
 
@@ -377,7 +381,7 @@ def measure_mailpass(
             f"{database}: GET pixel with {sizes.pixel_clients} clients, "
             f"{sizes.pixel_messages:,} tracked messages"
         )
-        _pixel(instance, tools, port, key, sizes, workdir, figures)
+        _pixel(instance, tools, port, key, sizes, workdir, figures, api, profiler)
         figures.api_memory = api.memory()
         figures.status_counts = instance.status_counts()
     return figures

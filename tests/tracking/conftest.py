@@ -30,8 +30,23 @@ def send(app_client):
 
 
 @pytest.fixture
-def status_of(app_client):
+def opens_written(app_client):
+    """Wait until the opens the app has taken are written (they are written after the image
+    is answered)."""
+
+    async def flush():
+        await app_client.app.state.services.tracking.opens.flush()
+
+    return flush
+
+
+@pytest.fixture
+def status_of(app_client, opens_written):
+    """The message's status, read once the opens already taken are written: what a client sees
+    a moment later."""
+
     async def status(account, message_id):
+        await opens_written()
         response = await app_client.get(
             f"/api/v1/mail/status/{message_id}", headers=account.headers
         )

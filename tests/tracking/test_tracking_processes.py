@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from tracking_helpers import BROWSER, html_of, read_html
@@ -51,8 +53,15 @@ async def test_pixel_and_click_through_a_real_server_behind_a_trusted_proxy(
             assert forged.status_code == 404
             assert "location" not in forged.headers
 
-            status = await client.get(f"/api/v1/mail/status/{message_id}", headers=account.headers)
-    events = status.json()["data"]["events"]
+            # The open is written just after its image is answered: give it a moment.
+            for _ in range(100):
+                status = await client.get(
+                    f"/api/v1/mail/status/{message_id}", headers=account.headers
+                )
+                events = status.json()["data"]["events"]
+                if len(events) >= 2:
+                    break
+                await asyncio.sleep(0.05)
     assert [(e["event_type"], e["ip_address"], e["user_agent"]) for e in events] == [
         ("open", "203.0.113.50", BROWSER),
         ("click", "203.0.113.50", BROWSER),

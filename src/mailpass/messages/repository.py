@@ -34,8 +34,12 @@ __all__ = [
 # The statements of /send and /status are built once, with bound parameters: SQLAlchemy then only
 # looks them up in its compiled cache. Building one per call, with its values coerced into
 # literals, cost three to six times as much CPU as running it (measured on SQLite).
+# Events oldest first by when they happened: opens are written shortly after their hit, so a
+# click may be written before an open that came first.
 _EVENTS_OF_MESSAGE = (
-    sa.select(events).where(events.c.message_pk == sa.bindparam("message_pk")).order_by(events.c.id)
+    sa.select(events)
+    .where(events.c.message_pk == sa.bindparam("message_pk"))
+    .order_by(events.c.created_at, events.c.id)
 )
 _MARK_SENT = (
     messages.update()
@@ -103,7 +107,7 @@ _MESSAGE_STATUS = PreparedRead(
         messages.c.message_id == sa.bindparam("message_id"),
         messages.c.user_id == sa.bindparam("user_id"),
     )
-    .order_by(events.c.id)
+    .order_by(events.c.created_at, events.c.id)
 )
 
 

@@ -1,9 +1,15 @@
-"""Recording pixel hits with group commit: one transaction for all the hits that arrive while
-the previous one commits.
+"""Recording pixel hits in the background, with group commit: one transaction for all the hits
+that arrive while the previous one commits.
 
-Each hit still answers only after its event is committed, so an answered hit survives a crash,
-but the cost of a commit (an fsync on SQLite) is shared: under load hundreds of hits ride one
-transaction, and a lone hit is written at once, without waiting for company.
+The image is answered as soon as its hit is taken, before the hit is written. Waiting for the
+commit would protect nothing: a mail client never fetches a pixel again because the answer was
+slow or failed, so an open that a crash loses is lost whether or not its image went out. It
+would only make every image wait for an fsync (and, with several processes on one SQLite file,
+for their turn to write), which capped the route at a few hundred hits per second per process.
+Hits are written in the order they were taken, in transactions of up to ``MAX_BATCH``; a
+server that stops writes the ones it holds first (``flush``). Should the database fall behind,
+a request waits for the backlog to shrink below ``MAX_BACKLOG`` before it is answered, so
+memory stays bounded.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from mailpass.tracking.machines import machine_reason
 __all__ = ["Hit", "OpenRecorder", "event_row"]
 
 MAX_BATCH = 500  # hits per transaction
+MAX_BACKLOG = 10_000  # hits taken and not yet written, beyond which requests wait
 MAX_USER_AGENT_CHARS = 1000  # longer ones are cut: no real browser sends more
 
 log = logging.getLogger("mailpass.tracking")
@@ -51,7 +58,7 @@ def event_row(
     }
 
 
-_Pending = tuple[str, Hit, "asyncio.Future[None]"]
+_Pending = tuple[str, Hit]
 
 
 class OpenRecorder:
@@ -59,47 +66,53 @@ class OpenRecorder:
         self.database = database
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._backlog_shrank = asyncio.Event()
 
     async def record(self, tracking_id: str, hit: Hit) -> None:
-        """Record an open of the message with this tracking id; returns once it is committed.
+        """Take an open of the message with this tracking id, to be written shortly.
 
-        An unknown tracking id (a message deleted since) records nothing.
+        Returns at once, unless ``MAX_BACKLOG`` hits are already waiting to be written. An
+        unknown tracking id (a message deleted since) records nothing; a failed write is logged.
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((tracking_id, hit, future))
+        self._pending.append((tracking_id, hit))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        await future
+        while len(self._pending) > MAX_BACKLOG:
+            if self._flusher.done():  # stopped by a cancellation meanwhile
+                self._flusher = asyncio.create_task(self._flush())
+            self._backlog_shrank.clear()
+            await self._backlog_shrank.wait()
+
+    async def flush(self) -> None:
+        """Wait until every hit taken so far has been written (or its write has failed)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
 
     async def close(self) -> None:
-        """Wait for the hits already taken to be written."""
-        if self._flusher is not None:
-            await self._flusher
+        """Write the hits already taken."""
+        await self.flush()
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                log.exception("could not record %d open(s)", len(batch))
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                try:
+                    await self._write(batch)
+                except Exception:
+                    log.exception("could not record %d open(s)", len(batch))
+                self._backlog_shrank.set()
+        finally:
+            self._backlog_shrank.set()
 
     async def _write(self, batch: list[_Pending]) -> None:
         async with self.database.transaction() as connection:
             targets = await repository.find_open_targets(
-                connection, {tracking_id for tracking_id, _, _ in batch}
+                connection, {tracking_id for tracking_id, _ in batch}
             )
             rows = []
             first_opens: dict[int, datetime] = {}
-            for tracking_id, hit, _ in batch:
+            for tracking_id, hit in batch:
                 target = targets.get(tracking_id)
                 if target is None:
                     continue
