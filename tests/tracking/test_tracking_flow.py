@@ -306,3 +306,15 @@ async def test_test_key_mail_is_tracked_in_the_capture_inbox_too(
     assert b"/t/o/" in raw
     assert b"/t/c/" in raw
     assert (await status_of(account, message_id))["message"]["first_opened_at"] is None
+
+
+async def test_the_pixel_takes_only_get_and_head(app_client, make_account, smtp_sink, send):
+    account = await make_account(sink=smtp_sink, provider_options=TRACK_BOTH)
+    await send(account, to="user@example.com", subject="Order", html=HTML)
+    pixel = tracking_path(read_html(html_of(smtp_sink.messages[0])).images[0])
+    head = await app_client.head(pixel, headers={"User-Agent": BROWSER})
+    assert head.status_code == 200
+    assert head.headers["content-type"] == "image/gif"
+    posted = await app_client.post(pixel, headers={"User-Agent": BROWSER})
+    assert posted.status_code == 405
+    assert posted.json()["error"]["code"] == "METHOD_NOT_ALLOWED"

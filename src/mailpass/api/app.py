@@ -67,7 +67,6 @@ def create_app(
         openapi_url=None,
     )
     app.include_router(mail.router)
-    app.include_router(tracking.router)
     install_api_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -82,6 +81,7 @@ def create_app(
     # After the API's handlers: dashboard paths get HTML error pages, the API keeps its JSON.
     dashboard_install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    tracking.install(app)  # last: the pixel is answered in front of everything above
     return app
 
 

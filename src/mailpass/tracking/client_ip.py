@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
 __all__ = ["IPNetwork", "client_address", "parse_trusted_proxies"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_PEER_CACHE_SIZE = 1024  # peers remembered as trusted or not
 
 
 def parse_trusted_proxies(text: str) -> tuple[IPNetwork, ...]:
@@ -34,9 +37,10 @@ def client_address(
     address that is not one is the client. Anything left of it could have been written by the
     client itself, and an entry that is not an IP address ends the walk.
     """
-    address = _parse(peer)
-    if address is None or not _is_trusted(address, trusted):
+    if not trusted or not _is_trusted_peer(peer, trusted):
         return peer
+    address = _parse(peer)
+    assert address is not None  # a trusted peer is an address
     hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
     for hop in reversed(hops):
         if not _is_trusted(address, trusted):
@@ -46,6 +50,15 @@ def client_address(
             break
         address = hop_address
     return str(address)
+
+
+@functools.lru_cache(maxsize=_PEER_CACHE_SIZE)
+def _is_trusted_peer(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``peer`` is one of the trusted proxies. Cached: behind a proxy every request
+    comes from the same few peers, and parsing an address costs more than the rest of a hit's
+    bookkeeping."""
+    address = _parse(peer)
+    return address is not None and _is_trusted(address, trusted)
 
 
 def _parse(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -19,6 +19,7 @@ Every hit is recorded; the ones that are likely machines carry ``is_machine`` an
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -34,6 +35,8 @@ __all__ = [
 DELIVERY_SCAN_WINDOW = 5.0  # seconds after the provider accepted the message
 BURST_WINDOW = 1.0  # seconds
 BURST_MIN_LINKS = 3  # different links clicked within BURST_WINDOW: no person is that fast
+_USER_AGENT_CACHE_SIZE = 4096  # user agents remembered with their verdict...
+_USER_AGENT_CACHE_MAX_CHARS = 512  # ...when they are no longer than this
 
 HEAD_REASON = "HEAD request (link checker)"
 NO_USER_AGENT_REASON = "no user agent"
@@ -69,6 +72,22 @@ _USER_AGENTS = re.compile(
 )
 
 
+def _user_agent_reason(agent: str) -> str | None:
+    """The reason a known machine's user agent names, if it is one."""
+    known = _USER_AGENTS.search(agent.lower())
+    if known is None or known.lastgroup is None:
+        return None
+    return _USER_AGENT_RULES[known.lastgroup][0]
+
+
+# A handful of mail clients send most hits, and the pattern's many alternatives made matching
+# the costliest step of a pixel hit: verdicts on ordinary user agents are remembered (a long
+# one is matched every time, so nobody can fill the cache with megabytes of them).
+_remembered_user_agent_reason = functools.lru_cache(maxsize=_USER_AGENT_CACHE_SIZE)(
+    _user_agent_reason
+)
+
+
 def machine_reason(
     *,
     method: str,
@@ -84,9 +103,12 @@ def machine_reason(
         return NO_USER_AGENT_REASON
     if agent == _APPLE_PRIVACY_PROXY:
         return "Apple Mail Privacy Protection proxy"
-    known = _USER_AGENTS.search(agent.lower())
-    if known is not None and known.lastgroup is not None:
-        return _USER_AGENT_RULES[known.lastgroup][0]
+    if len(agent) <= _USER_AGENT_CACHE_MAX_CHARS:
+        known = _remembered_user_agent_reason(agent)
+    else:
+        known = _user_agent_reason(agent)
+    if known is not None:
+        return known
     if delivered_at is not None and (hit_at - delivered_at).total_seconds() < DELIVERY_SCAN_WINDOW:
         return EARLY_REASON
     return None
