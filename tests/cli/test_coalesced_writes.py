@@ -1,0 +1,74 @@
+"""The server's responses leave in one send each: what uvicorn writes in one step of the event
+loop goes out together, and nothing is lost, reordered or sent after a close."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from mailpass.server import _CoalescedWrites
+
+
+class RecordingTransport:
+    """Stands in for the socket's transport: records what reaches it."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+async def test_writes_of_one_step_leave_together_at_its_end():
+    transport = RecordingTransport()
+    coalesced = _CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    coalesced.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    coalesced.write(bytearray(b"ok"))
+    assert transport.sent == []
+    await asyncio.sleep(0)
+    assert transport.sent == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]
+    coalesced.writelines([b"a", memoryview(b"b")])
+    await asyncio.sleep(0)
+    assert transport.sent[1:] == [b"ab"]
+
+
+async def test_close_sends_what_is_pending_first_and_later_writes_go_nowhere():
+    transport = RecordingTransport()
+    coalesced = _CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    coalesced.write(b"last words")
+    coalesced.close()
+    assert transport.sent == [b"last words"]
+    assert transport.closed
+    coalesced.write(b"too late")
+    await asyncio.sleep(0)
+    assert transport.sent == [b"last words"]
+    assert coalesced.get_extra_info("peername") == "info:peername"
+
+
+def test_a_real_server_answers_keep_alive_head_and_large_responses(live_server):
+    with httpx.Client(base_url=live_server.base_url) as client:
+        for _ in range(3):  # one connection, kept alive
+            health = client.get("/healthz")
+            assert health.status_code == 200
+            assert health.json()["data"] == {"status": "ok"}
+        head = client.head("/healthz")
+        assert head.status_code in (200, 405)
+        assert head.content == b""
+        document = client.get("/openapi.json")
+        assert document.status_code == 200
+        assert document.json()["info"]["title"] == "MailPass"
+        bundle = client.get("/docs/assets/swagger-ui-bundle.js")  # a file, sent in chunks
+        assert bundle.status_code == 200
+        assert len(bundle.content) == int(bundle.headers["content-length"]) > 500_000
