@@ -1,41 +1,90 @@
 """MailPass: self-hosted transactional e-mail.
 
 ``import mailpass`` gives the Python SDK (``mailpass.Client``, ``mailpass.AsyncClient`` and
-their exceptions) and stays import-light on purpose: it loads httpx, never the server's own
-dependencies (FastAPI, SQLAlchemy, pydantic, aiosmtplib), which only ``mailpass.api`` and the
-other server packages import.
+their exceptions) and stays import-light on purpose: using it loads httpx, never the server's
+own dependencies (FastAPI, SQLAlchemy, pydantic, aiosmtplib), which only ``mailpass.api`` and
+the other server packages import.
 """
 
 # Set before the client is imported: the client's User-Agent reads it.
 __version__ = "0.1.0"
 
-from mailpass.client import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AsyncClient,
-    BatchItem,
-    BatchResult,
-    Client,
-    ConfigurationError,
-    Event,
-    ForbiddenError,
-    IdempotencyConflictError,
-    IdempotencyInProgressError,
-    InternalServerError,
-    MailPassError,
-    Message,
-    MessageStatus,
-    MethodNotAllowedError,
-    NoSmtpProviderError,
-    NotFoundError,
-    PayloadTooLargeError,
-    SendFailedError,
-    SendLimitExceededError,
-    SentMessage,
-    UnauthorizedError,
-    ValidationError,
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailpass.client import (
+        APIConnectionError,
+        APIError,
+        APITimeoutError,
+        AsyncClient,
+        BatchItem,
+        BatchResult,
+        Client,
+        ConfigurationError,
+        Event,
+        ForbiddenError,
+        IdempotencyConflictError,
+        IdempotencyInProgressError,
+        InternalServerError,
+        MailPassError,
+        Message,
+        MessageStatus,
+        MethodNotAllowedError,
+        NoSmtpProviderError,
+        NotFoundError,
+        PayloadTooLargeError,
+        SendFailedError,
+        SendLimitExceededError,
+        SentMessage,
+        UnauthorizedError,
+        ValidationError,
+    )
+
+# The SDK is loaded on first use (``mailpass.Client``, ``from mailpass import Client``): the
+# server, its workers and the CLI, which import ``mailpass.<package>``, then never load httpx
+# and the client (a tenth of a worker's start-up).
+_SDK_NAMES = frozenset(
+    {
+        "APIConnectionError",
+        "APIError",
+        "APITimeoutError",
+        "AsyncClient",
+        "BatchItem",
+        "BatchResult",
+        "Client",
+        "ConfigurationError",
+        "Event",
+        "ForbiddenError",
+        "IdempotencyConflictError",
+        "IdempotencyInProgressError",
+        "InternalServerError",
+        "MailPassError",
+        "Message",
+        "MessageStatus",
+        "MethodNotAllowedError",
+        "NoSmtpProviderError",
+        "NotFoundError",
+        "PayloadTooLargeError",
+        "SendFailedError",
+        "SendLimitExceededError",
+        "SentMessage",
+        "UnauthorizedError",
+        "ValidationError",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK_NAMES:
+        from mailpass import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'mailpass' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "APIConnectionError",
