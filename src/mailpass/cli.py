@@ -168,12 +168,13 @@ def queue_run(concurrency: int | None) -> None:
 
 
 async def _run_worker(settings: Settings, concurrency: int | None, *, until_idle: bool) -> None:
-    from mailpass.services import Services
+    from mailpass.services import Services, started
 
     services = Services.build(settings)
     try:
         await upgrade(services.database)
         queue_worker = services.worker(concurrency)
+        started()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, queue_worker.stop)

@@ -36,6 +36,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mailpass.api.app import create_app
 from mailpass.config import Settings
+from mailpass.services import started
 from mailpass.storage.migrate import upgrade_url
 
 __all__ = ["PortInUse", "ServerStartFailed", "run_server", "uvicorn_config"]
@@ -140,7 +141,7 @@ def run_server(
 ) -> None:
     if processes == 1:
         app = create_app(settings, worker=worker)
-        uvicorn.Server(
+        _Server(
             uvicorn_config(
                 app, host=host, port=port, access_log=access_log, log_level=settings.log_level
             )
@@ -156,6 +157,15 @@ def run_server(
         log_level=settings.log_level,
         worker=worker,
     ).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which tells the process when the app has started (``started``)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            started()
 
 
 class _Supervisor:
@@ -222,7 +232,7 @@ def _serve_one(host: str, port: int, access_log: bool, log_level: str, worker: b
     app = create_app(Settings(), migrate=False, worker=worker)
     config = uvicorn_config(app, host=host, port=port, access_log=access_log, log_level=log_level)
     config.configure_logging()
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run(sockets=[_reuse_port_socket(host, port)])
     if not server.started:  # its start-up failed (and uvicorn logged why)
         sys.exit(STARTUP_FAILURE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from mailpass.accounts.usage import KeyUsage
@@ -16,7 +17,7 @@ from mailpass.tracking.sending import MessageTracker
 from mailpass.tracking.service import TrackingService
 from mailpass.tracking.tokens import TokenSigner
 
-__all__ = ["Services"]
+__all__ = ["Services", "started"]
 
 
 @dataclass
@@ -63,3 +64,16 @@ class Services:
         await self.transports.close()
         await self.tracking.close()
         await self.database.dispose()
+
+
+def started() -> None:
+    """Call once a process has built what it holds for its whole life (its modules, app and
+    services): the garbage collector stops tracing those objects.
+
+    They never become garbage, yet every full collection walked all of them: ~120,000 objects,
+    135 ms here, during which the process answered nothing. Under load a full collection
+    came every few seconds and made the slowest requests (p99, max) of every route. After
+    ``gc.freeze()`` a full collection walks only what was allocated since.
+    """
+    gc.collect()
+    gc.freeze()
