@@ -154,7 +154,15 @@ def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
     expected = {
         f"{db}-{name}.summary.txt"
         for db in DATABASES
-        for name in ("send-c1", "send-c16", "send-c64", "send-batch", "status", "drain-worker")
+        for name in (
+            "send-c1",
+            "send-c16",
+            "send-c64",
+            "send-batch",
+            "status",
+            "pixel",
+            "drain-worker",
+        )
     }
     assert {path.name for path in profiles.glob("*.summary.txt")} == expected
     for db in DATABASES:
