@@ -40,42 +40,12 @@ if TYPE_CHECKING:
         ValidationError,
     )
 
+
 # The SDK is loaded on first use (``mailpass.Client``, ``from mailpass import Client``): the
 # server, its workers and the CLI, which import ``mailpass.<package>``, then never load httpx
 # and the client (a tenth of a worker's start-up).
-_SDK_NAMES = frozenset(
-    {
-        "APIConnectionError",
-        "APIError",
-        "APITimeoutError",
-        "AsyncClient",
-        "BatchItem",
-        "BatchResult",
-        "Client",
-        "ConfigurationError",
-        "Event",
-        "ForbiddenError",
-        "IdempotencyConflictError",
-        "IdempotencyInProgressError",
-        "InternalServerError",
-        "MailPassError",
-        "Message",
-        "MessageStatus",
-        "MethodNotAllowedError",
-        "NoSmtpProviderError",
-        "NotFoundError",
-        "PayloadTooLargeError",
-        "SendFailedError",
-        "SendLimitExceededError",
-        "SentMessage",
-        "UnauthorizedError",
-        "ValidationError",
-    }
-)
-
-
 def __getattr__(name: str) -> Any:
-    if name in _SDK_NAMES:
+    if name in __all__ and name != "__version__":
         from mailpass import client
 
         return getattr(client, name)
