@@ -82,9 +82,12 @@ class OpenPixel:
         return token[: -len(cls.suffix)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As the route's endpoint, for an app without ``PixelInFront`` in front of it."""
+        await self.answer(scope, receive, send, scope["path_params"]["token"])
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send, raw_token: str) -> None:
         services: Services = self.app.state.services
-        raw_token = scope.get("path_params", {}).get("token") or self.token_in_path(scope)
-        token = services.tracking.verify(raw_token) if raw_token else None
+        token = services.tracking.verify(raw_token)
         if token is None or token.kind != "open":
             await error_response(NotFound("unknown tracking link"))(scope, receive, send)
             return
@@ -104,10 +107,11 @@ class PixelInFront:
         self.pixel = pixel
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.pixel.token_in_path(scope) is not None:
-            await self.pixel(scope, receive, send)
-        else:
+        token = self.pixel.token_in_path(scope) if scope["type"] == "http" else None
+        if token is None:
             await self.app(scope, receive, send)
+        else:
+            await self.pixel.answer(scope, receive, send, token)
 
 
 async def click(request: Request) -> Response:
