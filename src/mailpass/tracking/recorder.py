@@ -88,10 +88,6 @@ class OpenRecorder:
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 
-    async def close(self) -> None:
-        """Write the hits already taken."""
-        await self.flush()
-
     async def _flush(self) -> None:
         try:
             while self._pending:

@@ -82,4 +82,4 @@ class TrackingService:
             await repository.set_first_clicked(connection, target.message_pk, hit.at)
 
     async def close(self) -> None:
-        await self.opens.close()
+        await self.opens.flush()  # the opens already taken
