@@ -97,3 +97,57 @@ async def test_each_account_sends_through_its_own_provider(
     await app_client.post("/api/v1/mail/send", json=REQUEST, headers=bob.headers)
     await app_client.post("/api/v1/mail/send", json=REQUEST, headers=bob.headers)
     assert (len(sink_a.messages), len(sink_b.messages)) == (1, 2)
+
+
+async def test_status_refuses_the_key_before_telling_about_the_message(
+    app_client, make_account, smtp_sink, database
+):
+    # /status reads the key in the same query as the message: a key that may not read must
+    # get 401 or 403 whether the message exists or not, never the message nor a 404.
+    owner = await make_account("owner@example.com", sink=smtp_sink)
+    reader = await make_account("reader@example.com", sink=smtp_sink, permissions=["providers"])
+    sent = await app_client.post("/api/v1/mail/send", json=REQUEST, headers=owner.headers)
+    message_id = sent.json()["data"]["message_id"]
+    unknown = "<nope.2@x>"
+    with_nul = quote("<a\x00b@x>", safe="")
+
+    async def codes(headers: dict[str, str]) -> list[tuple[int, str]]:
+        answers = [
+            await app_client.get(f"/api/v1/mail/status/{form}", headers=headers)
+            for form in (message_id, unknown, with_nul)
+        ]
+        return [(answer.status_code, answer.json()["error"]["code"]) for answer in answers]
+
+    forbidden = [(403, "FORBIDDEN")] * 3
+    assert await codes(reader.headers) == forbidden
+    assert (
+        await codes({"Authorization": "Bearer mp_live_" + "0" * 43}) == [(401, "UNAUTHORIZED")] * 3
+    )
+    own = await app_client.get(f"/api/v1/mail/status/{with_nul}", headers=owner.headers)
+    assert own.status_code == 404
+
+    async with database.read() as connection:
+        from mailpass.accounts.repository import list_keys
+
+        (key,) = await list_keys(connection, owner.user.id)
+    await accounts.revoke_key(database, key.id)
+    assert await codes(owner.headers) == [(401, "UNAUTHORIZED")] * 3
+
+
+async def test_send_batch_refuses_revoked_and_unpermitted_keys(
+    app_client, make_account, smtp_sink, database
+):
+    batch = {"messages": [REQUEST]}
+    reader = await make_account("reader@example.com", sink=smtp_sink, permissions=["providers"])
+    refused = await app_client.post("/api/v1/mail/send-batch", json=batch, headers=reader.headers)
+    assert refused.status_code == 403
+
+    owner = await make_account("owner@example.com", sink=smtp_sink)
+    async with database.read() as connection:
+        from mailpass.accounts.repository import list_keys
+
+        (key,) = await list_keys(connection, owner.user.id)
+    await accounts.revoke_key(database, key.id)
+    revoked = await app_client.post("/api/v1/mail/send-batch", json=batch, headers=owner.headers)
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["error"]["message"]

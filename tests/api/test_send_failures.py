@@ -98,3 +98,32 @@ async def test_unexpected_error_is_an_envelope_without_a_traceback(
     assert body["error"]["code"] == "INTERNAL_ERROR"
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_a_send_interrupted_by_a_bug_is_recorded_as_failed(
+    app_client, make_account, smtp_sink, monkeypatch
+):
+    account = await make_account(sink=smtp_sink)
+
+    class Broken:
+        async def send(self, *args, **kwargs):
+            raise RuntimeError("a bug in the transport")
+
+    services = app_client.app.state.services
+    monkeypatch.setattr(services.transports, "get", lambda provider: Broken())
+    response = await app_client.post("/api/v1/mail/send", json=REQUEST, headers=account.headers)
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "INTERNAL_ERROR"
+    assert "Traceback" not in response.text
+    assert "a bug" not in response.text
+    import sqlalchemy as sa
+
+    from mailpass.storage.tables import messages
+
+    async with services.database.read() as connection:
+        row = (await connection.execute(sa.select(messages))).mappings().one()
+    assert (row["status"], row["error_message"]) == (
+        "failed",
+        "interrupted before the provider answered",
+    )

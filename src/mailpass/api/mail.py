@@ -10,7 +10,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailpass.api.auth import authenticate
+from mailpass.accounts.keys import ApiKey
+from mailpass.api.auth import admit, authenticate_sender, key_hash_of
 from mailpass.api.idempotency import respond_idempotently
 from mailpass.api.openapi import SEND_BATCH_OPERATION, SEND_OPERATION, STATUS_OPERATION
 from mailpass.api.responses import success_response
@@ -50,12 +51,12 @@ def services_of(request: Request) -> Services:
 @router.post("/send", openapi_extra=SEND_OPERATION)
 async def send(request: Request) -> Response:
     services = services_of(request)
-    key = await authenticate(request, services, "mail")
+    key, provider = await authenticate_sender(request, services)
     body = await request.body()
 
     async def send_message() -> Response:
         fields = parse_json_body(body, MessageFields)
-        sent = await services.mail.send_now(key, fields)
+        sent = await services.mail.send_now(key, provider, fields)
         return success_response(sent.as_wire())
 
     return await respond_idempotently(request, services.database, key, body, send_message)
@@ -64,12 +65,12 @@ async def send(request: Request) -> Response:
 @router.post("/send-batch", openapi_extra=SEND_BATCH_OPERATION)
 async def send_batch(request: Request) -> Response:
     services = services_of(request)
-    key = await authenticate(request, services, "mail")
+    key, provider = await authenticate_sender(request, services)
     body = await request.body()
 
     async def queue_messages() -> Response:
         batch = parse_json_body(body, BatchFields)
-        return success_response(await services.mail.queue_batch(key, batch))
+        return success_response(await services.mail.queue_batch(key, provider, batch))
 
     return await respond_idempotently(request, services.database, key, body, queue_messages)
 
@@ -77,5 +78,10 @@ async def send_batch(request: Request) -> Response:
 @router.get("/status/{message_id:path}", openapi_extra=STATUS_OPERATION)
 async def status(request: Request, message_id: str) -> Response:
     services = services_of(request)
-    key = await authenticate(request, services, "mail")
-    return success_response(await services.mail.status(key, message_id))
+
+    async def admit_reader(key: ApiKey | None) -> ApiKey:
+        return await admit(services, key, "mail")
+
+    return success_response(
+        await services.mail.status(key_hash_of(request), message_id, admit_reader)
+    )

@@ -10,23 +10,33 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from mailpass.storage.database import Connection, Database, PreparedInsert, PreparedRead
-from mailpass.storage.tables import captured_mail, events, messages
+from mailpass.accounts.keys import ApiKey
+from mailpass.accounts.repository import KEY_COLUMNS, find_key_by_hash, key_in
+from mailpass.storage.database import (
+    Connection,
+    Database,
+    PreparedInsert,
+    PreparedRead,
+    PreparedWrite,
+)
+from mailpass.storage.tables import api_keys, captured_mail, events, messages
 
 __all__ = [
     "HourlyActivity",
     "MessageFilter",
+    "MessageStatus",
     "QueueDepth",
+    "find_key_and_message_status",
     "get_message",
     "hourly_activity",
     "insert_captured",
     "insert_message",
+    "insert_message_alone",
     "insert_messages",
     "list_events",
     "list_messages",
     "mark_failed",
     "mark_sent",
-    "message_status",
     "queue_depth",
 ]
 
@@ -41,7 +51,7 @@ _EVENTS_OF_MESSAGE = (
     .where(events.c.message_pk == sa.bindparam("message_pk"))
     .order_by(events.c.created_at, events.c.id)
 )
-_MARK_SENT = (
+_MARK_SENT = PreparedWrite(
     messages.update()
     .where(messages.c.id == sa.bindparam("message_pk"))
     .values(
@@ -53,7 +63,7 @@ _MARK_SENT = (
         next_attempt_at=None,
     )
 )
-_MARK_FAILED = (
+_MARK_FAILED = PreparedWrite(
     messages.update()
     .where(messages.c.id == sa.bindparam("message_pk"))
     .values(
@@ -98,17 +108,29 @@ STATUS_EVENT_COLUMNS = (
     events.c.machine_reason,
     events.c.created_at.label("event_created_at"),
 )
-# A message and its events in one query (a row per event; one row with NULL event columns when
-# there are none): /status is one round trip, and one snapshot on either database.
-_MESSAGE_STATUS = PreparedRead(
-    sa.select(*STATUS_COLUMNS, *STATUS_EVENT_COLUMNS)
-    .select_from(messages.outerjoin(events, events.c.message_pk == messages.c.id))
-    .where(
-        messages.c.message_id == sa.bindparam("message_id"),
-        messages.c.user_id == sa.bindparam("user_id"),
+# /status reads its key, the message and the message's events in one query: a row per event,
+# one row with NULL event columns when there are none, NULL message columns when the account has
+# no such message, and no row when there is no such key. One round trip, one snapshot.
+_KEY_AND_MESSAGE_STATUS = PreparedRead(
+    sa.select(*KEY_COLUMNS, *STATUS_COLUMNS, *STATUS_EVENT_COLUMNS)
+    .select_from(
+        api_keys.outerjoin(
+            messages.outerjoin(events, events.c.message_pk == messages.c.id),
+            sa.and_(
+                messages.c.user_id == api_keys.c.user_id,
+                messages.c.message_id == sa.bindparam("message_id"),
+            ),
+        )
     )
+    .where(api_keys.c.key_hash == sa.bindparam("key_hash"))
     .order_by(events.c.created_at, events.c.id)
 )
+_STATUS_KEYS = tuple(str(column.key) for column in STATUS_COLUMNS)
+_STATUS_EVENT_KEYS = tuple(str(column.key) for column in STATUS_EVENT_COLUMNS)
+
+# A message (its ``STATUS_COLUMNS``) and its events, oldest first (``STATUS_EVENT_COLUMNS``,
+# with ``created_at``).
+MessageStatus = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
@@ -134,33 +156,44 @@ def _message_insert(row: dict[str, Any]) -> PreparedInsert:
     return insert
 
 
+async def insert_message_alone(database: Database, values: dict[str, Any]) -> int:
+    """Record a message in a transaction of its own; returns its primary key."""
+    (row,) = await database.write_alone(_message_insert(values).alone, **values)
+    return int(row["id"])
+
+
 async def mark_sent(
-    connection: Connection, message_pk: int, now: datetime, note: str | None = None
+    database: Database, message_pk: int, now: datetime, note: str | None = None
 ) -> None:
-    await connection.execute(_MARK_SENT, {"message_pk": message_pk, "when": now, "note": note})
+    """The provider took the message (``note``: the recipients it refused, if any)."""
+    await database.write_alone(_MARK_SENT, message_pk=message_pk, when=now, note=note)
 
 
-async def mark_failed(connection: Connection, message_pk: int, error_message: str) -> None:
+async def mark_failed(database: Database, message_pk: int, error_message: str) -> None:
     """A permanent failure: the message gives back its slot of the provider's limits."""
-    await connection.execute(_MARK_FAILED, {"message_pk": message_pk, "reason": error_message})
+    await database.write_alone(_MARK_FAILED, message_pk=message_pk, reason=error_message)
 
 
-async def message_status(
-    database: Database, user_id: int, message_id: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The account's message with this Message-ID (its ``STATUS_COLUMNS``) and its events,
-    oldest first (``STATUS_EVENT_COLUMNS``, with ``created_at``); None when there is none."""
-    rows = await database.fetch(_MESSAGE_STATUS, message_id=message_id, user_id=user_id)
+async def find_key_and_message_status(
+    database: Database, key_hash: str, message_id: str
+) -> tuple[ApiKey | None, MessageStatus | None]:
+    """The API key with this hash and its account's message with this Message-ID, with the
+    message's events; None for either that is not there."""
+    if "\x00" in message_id:  # in no Message-ID, and PostgreSQL text cannot hold it
+        return await find_key_by_hash(database, key_hash), None
+    rows = await database.fetch(_KEY_AND_MESSAGE_STATUS, key_hash=key_hash, message_id=message_id)
     if not rows:
-        return None
-    event_keys = [str(column.key) for column in STATUS_EVENT_COLUMNS]
-    message = {key: value for key, value in rows[0].items() if key not in event_keys}
+        return None, None
+    key = key_in(rows[0])
+    if rows[0]["id"] is None:
+        return key, None
+    message = {name: rows[0][name] for name in _STATUS_KEYS}
     found = [
-        {"created_at": row["event_created_at"], **{key: row[key] for key in event_keys}}
+        {"created_at": row["event_created_at"], **{name: row[name] for name in _STATUS_EVENT_KEYS}}
         for row in rows
         if row["event_id"] is not None
     ]
-    return message, found
+    return key, (message, found)
 
 
 async def list_events(connection: Connection, message_pk: int) -> Sequence[sa.RowMapping]:

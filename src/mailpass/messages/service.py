@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from mailpass.messages.request import (
 )
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.registry import TransportRegistry
-from mailpass.providers.repository import Provider, get_default_provider
+from mailpass.providers.repository import Provider
 from mailpass.providers.transport import DeliveryError
 from mailpass.storage.database import Connection, Database
 from mailpass.tracking.sending import MessageTracker
@@ -141,15 +142,16 @@ class MailService:
             outgoing, provider, track_opens=valid.track_opens, track_clicks=valid.track_clicks
         )
 
-    async def send_now(self, key: ApiKey, fields: MessageFields) -> SentMessage:
-        """Deliver one message synchronously through the account's default provider.
+    async def send_now(
+        self, key: ApiKey, provider: Provider | None, fields: MessageFields
+    ) -> SentMessage:
+        """Deliver one message synchronously through ``provider``, the account's default.
 
         The message is recorded (status ``sending``, holding a slot of the provider's limits)
         before the provider is contacted and updated after, so that a crash in between leaves a
         visible record instead of a mail nobody knows was sent.
         """
         valid = validate_message(fields)
-        provider = await get_default_provider(self.database, key.user_id)
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
@@ -171,26 +173,30 @@ class MailService:
             status="sending",
             now=now,
         )
-        lock = not self.database.is_sqlite
+        if provider.has_limits:
+            # The slot is checked and taken in one transaction (the provider's row locked on
+            # PostgreSQL), so two requests never both take the last one.
+            lock = not self.database.is_sqlite
 
-        async def record(connection: Connection) -> int | LimitReached:
-            over = await check_slot_free(connection, provider, now, lock=lock)
-            return over if over is not None else await repository.insert_message(connection, row)
+            async def record(connection: Connection) -> int | LimitReached:
+                over = await check_slot_free(connection, provider, now, lock=lock)
+                return (
+                    over if over is not None else await repository.insert_message(connection, row)
+                )
 
-        recorded = await self.database.write(record)
-        if isinstance(recorded, LimitReached):
-            raise SendLimitExceeded(recorded.describe(), retry_after=recorded.retry_after)
-        message_pk = recorded
+            recorded = await self.database.write(record)
+            if isinstance(recorded, LimitReached):
+                raise SendLimitExceeded(recorded.describe(), retry_after=recorded.retry_after)
+            message_pk = recorded
+        else:
+            message_pk = await repository.insert_message_alone(self.database, row)
 
         try:
             result = await self.transports.get(provider).send(
                 outgoing.sender.email, recipients, data
             )
         except DeliveryError as exc:
-            reply = exc.reply
-            await self.database.write(
-                lambda connection: repository.mark_failed(connection, message_pk, reply)
-            )
+            await repository.mark_failed(self.database, message_pk, exc.reply)
             details: dict[str, Any] = {"smtp_reply": exc.reply}
             if exc.smtp_code is not None:
                 details["smtp_code"] = exc.smtp_code
@@ -200,28 +206,27 @@ class MailService:
         except BaseException:
             # A bug or a cancellation: the mail may or may not have left. Say so on the record
             # rather than leaving it "sending" forever.
-            async with self.database.transaction() as connection:
-                await repository.mark_failed(
-                    connection, message_pk, "interrupted before the provider answered"
-                )
+            await repository.mark_failed(
+                self.database, message_pk, "interrupted before the provider answered"
+            )
             raise
 
         sent_at, note = utcnow(), result.refusal_note()
-        await self.database.write(
-            lambda connection: repository.mark_sent(connection, message_pk, sent_at, note)
-        )
+        await repository.mark_sent(self.database, message_pk, sent_at, note)
         return SentMessage(
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
 
-    async def queue_batch(self, key: ApiKey, batch: BatchFields) -> dict[str, Any]:
-        """Queue up to 100 messages in one transaction; a bad item fails alone.
+    async def queue_batch(
+        self, key: ApiKey, provider: Provider | None, batch: BatchFields
+    ) -> dict[str, Any]:
+        """Queue up to 100 messages in one transaction, for ``provider`` (the account's default);
+        a bad item fails alone.
 
         Each item is validated and composed now, so the worker later sends fixed bytes and
         every attempt of a message is the same mail.
         """
         batch.check_size()
-        provider = await get_default_provider(self.database, key.user_id)
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
@@ -329,13 +334,24 @@ class MailService:
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
 
-    async def status(self, key: ApiKey, raw_message_id: str) -> dict[str, Any]:
+    async def status(
+        self,
+        key_hash: str,
+        raw_message_id: str,
+        admit: Callable[[ApiKey | None], Awaitable[ApiKey]],
+    ) -> dict[str, Any]:
+        """A message's status as ``/status`` shows it. The request's key (by ``key_hash``) is
+        read in the same query as the message; ``admit`` refuses a key that may not read it
+        before anything about the message is told."""
         message_id = normalize_message_id(raw_message_id)
-        if "\x00" in message_id:  # in no Message-ID, and PostgreSQL text cannot hold it
-            raise NotFound(f"no message {message_id!r}")
-        found = await repository.message_status(self.database, key.user_id, message_id)
+        key, found = await repository.find_key_and_message_status(
+            self.database, key_hash, message_id
+        )
+        await admit(key)
         if found is None:
-            raise NotFound(f"no message {message_id}")
+            raise NotFound(
+                f"no message {message_id!r}" if "\x00" in message_id else f"no message {message_id}"
+            )
         message, events = found
         return {
             "message": {

@@ -7,17 +7,19 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from mailpass.accounts.keys import ApiKey
+from mailpass.accounts.repository import KEY_COLUMNS, key_in
 from mailpass.providers.kinds import ConnectionSettings
 from mailpass.storage.database import Connection, Database, PreparedRead
-from mailpass.storage.tables import messages, providers
+from mailpass.storage.tables import api_keys, messages, providers
 
 __all__ = [
     "Provider",
     "ProviderUsage",
     "count_queued_for_provider",
     "delete_provider",
+    "find_key_and_default_provider",
     "find_provider",
-    "get_default_provider",
     "get_provider",
     "insert_provider",
     "list_providers",
@@ -147,17 +149,31 @@ async def get_provider(connection: Connection, provider_id: int, user_id: int) -
     return _provider(row) if row else None
 
 
-# Every /send and /send-batch runs this one: compiled once, run on the driver (PreparedRead).
-_DEFAULT_PROVIDER = PreparedRead(
-    sa.select(providers).where(
-        providers.c.user_id == sa.bindparam("user_id"), providers.c.is_default.is_(True)
+# /send and /send-batch read their key and the account's default provider in one query.
+_PROVIDER_FIELDS = tuple((f"provider_{column.key}", str(column.key)) for column in providers.c)
+_KEY_AND_DEFAULT_PROVIDER = PreparedRead(
+    sa.select(*KEY_COLUMNS, *(column.label(f"provider_{column.key}") for column in providers.c))
+    .select_from(
+        api_keys.outerjoin(
+            providers,
+            sa.and_(providers.c.user_id == api_keys.c.user_id, providers.c.is_default.is_(True)),
+        )
     )
+    .where(api_keys.c.key_hash == sa.bindparam("key_hash"))
 )
 
 
-async def get_default_provider(database: Database, user_id: int) -> Provider | None:
-    rows = await database.fetch(_DEFAULT_PROVIDER, user_id=user_id)
-    return Provider(**rows[0]) if rows else None
+async def find_key_and_default_provider(
+    database: Database, key_hash: str
+) -> tuple[ApiKey | None, Provider | None]:
+    """The API key with this hash and its account's default provider, in one query."""
+    rows = await database.fetch(_KEY_AND_DEFAULT_PROVIDER, key_hash=key_hash)
+    if not rows:
+        return None, None
+    (row,) = rows
+    if row["provider_id"] is None:
+        return key_in(row), None
+    return key_in(row), Provider(**{name: row[label] for label, name in _PROVIDER_FIELDS})
 
 
 async def _clear_default(connection: Connection, user_id: int, now: datetime) -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "DatabaseUrlError",
     "PreparedInsert",
     "PreparedRead",
+    "PreparedWrite",
     "normalize_database_url",
 ]
 
@@ -84,6 +85,7 @@ POOL_TIMEOUT = 60.0  # seconds to wait for a free connection before failing the 
 GROUP_COMMIT_MAX_JOBS = 64
 
 Dialect_ = Literal["sqlite", "postgresql"]
+Statement = sa.Select[Any] | sa.Insert | sa.Update
 P = ParamSpec("P")
 T = TypeVar("T")
 WriteJob = Callable[[AsyncConnection], Awaitable[Any]]
@@ -164,6 +166,7 @@ class _LoopConnection:
 
 
 Processor = Callable[[Any], Any] | None
+_GIVEN: Any = object()  # a statement's parameter whose value the caller gives
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,34 +174,67 @@ class _Compiled:
     """A statement compiled for one dialect, with what turns values into the driver's."""
 
     sql: str
-    parameters: tuple[tuple[str, Processor], ...]  # name and bind processor, positional order
-    columns: tuple[tuple[str, Processor], ...] = ()  # key and result processor (SELECT)
+    # Positional order: name, bind processor, and the value already processed when the statement
+    # itself holds it (``.values(status="sent")``), else _GIVEN: the caller gives it by name.
+    parameters: tuple[tuple[str, Processor, Any], ...]
+    columns: tuple[tuple[str, Processor], ...] = ()  # key and result processor
 
     @classmethod
-    def of(cls, statement: sa.Select[Any] | sa.Insert, dialect: Dialect) -> _Compiled:
+    def of(cls, statement: Statement, dialect: Dialect) -> _Compiled:
         compiled = statement.compile(dialect=dialect)
+        parameters = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                parameters.append((name, process, _GIVEN))
+            else:
+                value = bind.effective_value
+                parameters.append((name, None, process(value) if process else value))
         return cls(
             sql=str(compiled),
-            parameters=tuple(
-                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in compiled.positiontup or []
-            ),
+            parameters=tuple(parameters),
+            # A SELECT's columns, or what an INSERT or UPDATE returns (RETURNING).
             columns=tuple(
                 (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
-                for column in statement.selected_columns
-            )
-            if isinstance(statement, sa.Select)
-            else (),
+                for column in statement.exported_columns
+            ),
         )
 
     def bind(self, values: Mapping[str, Any]) -> list[Any]:
         """``values`` by name as the driver takes them: positional, through bind processors."""
         return [
-            process(values[name]) if process else values[name] for name, process in self.parameters
+            fixed if fixed is not _GIVEN else process(values[name]) if process else values[name]
+            for name, process, fixed in self.parameters
+        ]
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """The driver's rows as dicts by column key, through the result processors."""
+        columns = self.columns
+        return [
+            {
+                key: process(row[index]) if process else row[index]
+                for index, (key, process) in enumerate(columns)
+            }
+            for row in rows
         ]
 
 
-class PreparedRead:
+class _Prepared:
+    """A statement built once with SQLAlchemy Core, compiled once per dialect."""
+
+    def __init__(self, statement: Statement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _Compiled.of(self.statement, dialect)
+        return compiled
+
+
+class PreparedRead(_Prepared):
     """A SELECT built once with SQLAlchemy Core and run on the driver itself (``Database.fetch``).
 
     For the reads every API request makes (its key, its provider, a message's status). Through
@@ -210,21 +246,23 @@ class PreparedRead:
     """
 
     def __init__(self, statement: sa.Select[Any]) -> None:
-        self.statement = statement
-        self._compiled: dict[str, _Compiled] = {}
-
-    def compiled_for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = _Compiled.of(self.statement, dialect)
-        return compiled
+        super().__init__(statement)
 
 
-class PreparedInsert:
+class PreparedWrite(_Prepared):
+    """An INSERT or UPDATE built once, run as a transaction of its own on the driver
+    (``Database.write_alone``), for the single-statement writes of ``/send``."""
+
+    def __init__(self, statement: sa.Insert | sa.Update) -> None:
+        super().__init__(statement)
+
+
+class PreparedInsert(_Prepared):
     """An INSERT of one row with a fixed set of columns, compiled once, for the hot writes
     (``run``): on SQLite it runs row by row on the driver, which keeps the
     statement prepared and reads each new key from ``lastrowid``; on PostgreSQL it is one
-    SQLAlchemy statement for all the rows.
+    SQLAlchemy statement for all the rows. ``alone`` inserts one row as a transaction of its
+    own and returns its key (``Database.write_alone``).
 
     Through SQLAlchemy, a many-row insert that must return its keys in order ran one
     statement per row anyway on SQLite, after ~80 us of Python per row around it (parameter
@@ -233,20 +271,12 @@ class PreparedInsert:
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
-        self.table = table
+        statement = table.insert().values({name: sa.bindparam(name) for name in columns})
+        super().__init__(statement)
         self.columns = tuple(columns)
-        self._compiled: dict[str, _Compiled] = {}
         (key,) = table.primary_key.columns
         self._returning_keys = table.insert().returning(key, sort_by_parameter_order=True)
-
-    def compiled_for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            statement = self.table.insert().values(
-                {name: sa.bindparam(name) for name in self.columns}
-            )
-            compiled = self._compiled[dialect.name] = _Compiled.of(statement, dialect)
-        return compiled
+        self.alone = PreparedWrite(statement.returning(key))
 
     async def run(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` (each with exactly ``columns``) in the caller's write transaction;
@@ -392,24 +422,43 @@ class Database:
                 finally:
                     pooled.close()
         else:
-            pooled = await self._postgres.raw_connection()
-            try:
-                asyncpg = pooled.driver_connection
-                assert asyncpg is not None
-                rows = await asyncpg.fetch(compiled.sql, *values)
-            except BaseException:
-                pooled.invalidate()  # a failed or cancelled query may leave it mid-protocol
-                raise
-            finally:
-                pooled.close()
-        columns = compiled.columns
-        return [
-            {
-                key: process(row[index]) if process else row[index]
-                for index, (key, process) in enumerate(columns)
-            }
-            for row in rows
-        ]
+            rows = await self._postgres_alone(compiled.sql, values)
+        return compiled.rows(rows)
+
+    async def write_alone(self, write: PreparedWrite, **parameters: Any) -> list[dict[str, Any]]:
+        """Run a prepared INSERT or UPDATE as a transaction of its own; the rows it returns
+        (RETURNING), once it is committed.
+
+        On PostgreSQL it runs on the driver in autocommit mode: one round trip, where a
+        transaction through SQLAlchemy takes three (BEGIN, the statement, COMMIT) and its
+        Python around them. PostgreSQL still flushes concurrent commits together. On SQLite
+        it joins the group commit of ``write``.
+        """
+        compiled = write.compiled_for(self._dialect)
+        values = compiled.bind(parameters)
+        if self.is_sqlite:
+
+            async def run(connection: Connection) -> list[Any]:
+                sqlite = cast(_LoopConnection, connection).driver_connection()
+                return sqlite.execute(compiled.sql, values).fetchall()
+
+            rows = await self.write(run)
+        else:
+            rows = await self._postgres_alone(compiled.sql, values)
+        return compiled.rows(rows)
+
+    async def _postgres_alone(self, sql: str, values: list[Any]) -> list[Any]:
+        """One statement on a pooled asyncpg connection, in autocommit mode."""
+        pooled = await self._postgres.raw_connection()
+        try:
+            asyncpg = pooled.driver_connection
+            assert asyncpg is not None
+            return cast(list[Any], await asyncpg.fetch(sql, *values))
+        except BaseException:
+            pooled.invalidate()  # a failed or cancelled query may leave it mid-protocol
+            raise
+        finally:
+            pooled.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:

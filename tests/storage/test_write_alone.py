@@ -1,0 +1,85 @@
+"""``Database.write_alone``: one INSERT or UPDATE committed on its own (on PostgreSQL in
+autocommit mode on the driver, on SQLite in the group commit), on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from mailpass.clock import utcnow
+from mailpass.storage.database import Database, PreparedInsert, PreparedWrite
+from mailpass.storage.tables import messages, users
+
+ROW = {
+    "from_email": "a@example.com",
+    "to_email": "b@example.com",
+    "subject": "Subject ü",
+    "envelope_to": ["b@example.com"],
+    "cc": [],
+    "bcc": [],
+    "tags": ["x"],
+    "user_metadata": {"order": "42"},
+    "is_test": False,
+    "raw": b"raw \x00\xff",
+    "status": "sending",
+}
+INSERT = PreparedInsert(messages, [*ROW, "user_id", "message_id", "created_at"])
+MARK_SENT = PreparedWrite(
+    messages.update()
+    .where(messages.c.id == sa.bindparam("pk"))
+    .values(status="sent", sent_at=sa.bindparam("when"), attempts=messages.c.attempts + 1)
+)
+
+
+async def make_user(database: Database) -> int:
+    async with database.transaction() as connection:
+        return int(
+            (
+                await connection.execute(
+                    users.insert()
+                    .values(email="owner@example.com", created_at=utcnow())
+                    .returning(users.c.id)
+                )
+            ).scalar_one()
+        )
+
+
+async def stored(database: Database) -> list[dict[str, object]]:
+    async with database.read() as connection:
+        result = await connection.execute(sa.select(messages).order_by(messages.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+async def test_an_insert_returns_its_key_and_is_committed(database: Database) -> None:
+    user_id = await make_user(database)
+    now = utcnow()
+    values = {**ROW, "user_id": user_id, "message_id": "<one@example.com>", "created_at": now}
+
+    (returned,) = await database.write_alone(INSERT.alone, **values)
+    sent_at = now + timedelta(microseconds=5)
+    assert await database.write_alone(MARK_SENT, pk=returned["id"], when=sent_at) == []
+
+    (row,) = await stored(database)
+    assert row["id"] == returned["id"]
+    assert {name: row[name] for name in ROW if name != "status"} == {
+        name: value for name, value in ROW.items() if name != "status"
+    }
+    assert (row["status"], row["sent_at"], row["attempts"]) == ("sent", sent_at, 1)
+
+
+async def test_a_failed_write_leaves_nothing_and_the_next_one_works(database: Database) -> None:
+    user_id = await make_user(database)
+    values = {**ROW, "user_id": user_id, "message_id": "<same@example.com>", "created_at": utcnow()}
+    await database.write_alone(INSERT.alone, **values)
+
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        await database.write_alone(INSERT.alone, **{**values, "subject": "the second"})
+
+    await database.write_alone(INSERT.alone, **{**values, "message_id": "<other@example.com>"})
+    assert [row["message_id"] for row in await stored(database)] == [
+        "<same@example.com>",
+        "<other@example.com>",
+    ]
+    assert {row["subject"] for row in await stored(database)} == {"Subject ü"}
