@@ -102,6 +102,8 @@ class SmtpSink:
             the moment a client cannot tell whether it was delivered).
         delay_data: seconds to wait before replying to DATA; an accepted message is recorded
             before the wait (the server has queued it, it is just slow to confirm).
+        pipelining: offer PIPELINING in EHLO (RFC 2920), as real servers do; aiosmtpd takes
+            pipelined commands either way, but does not offer it by itself.
 
     Recorded: ``messages``, ``connections_opened``, ``max_concurrent_connections``.
     """
@@ -119,6 +121,7 @@ class SmtpSink:
         drop_on_mail: int = 0,
         drop_on_data: int = 0,
         delay_data: float = 0.0,
+        pipelining: bool = True,
         ca: trustme.CA | None = None,
         ca_file: Path | None = None,
         hostname: str = SINK_HOSTNAME,
@@ -135,6 +138,7 @@ class SmtpSink:
         self.drop_on_mail = drop_on_mail
         self.drop_on_data = drop_on_data
         self.delay_data = delay_data
+        self.pipelining = pipelining
         self.ca = ca or default_ca()
         self.hostname = hostname
 
@@ -381,6 +385,8 @@ class _Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname  # aiosmtpd leaves this to a handler that has the hook
+        if self.sink.pipelining:
+            responses = [responses[0], "250-PIPELINING", *responses[1:]]
         if self.sink.auth is None:
             return [line for line in responses if not line[4:].upper().startswith("AUTH")]
         return responses

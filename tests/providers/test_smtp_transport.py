@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mailpass.providers.smtp import ProbeError, SmtpTransport, probe
+from mailpass.providers.smtp import ProbeError, SmtpEndpoint, SmtpTransport, probe
 from mailpass.providers.transport import (
     DeliveryError,
     PermanentDeliveryError,
@@ -81,12 +81,18 @@ async def transports() -> Any:
 # -- delivery ----------------------------------------------------------------------------------
 
 
+PIPELINING = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+
+
 @pytest.mark.parametrize("tls_mode", ["none", "starttls", "tls"])
 @pytest.mark.parametrize("with_auth", [False, True], ids=["anonymous", "auth"])
+@PIPELINING
 async def test_delivers_exact_bytes_to_the_envelope_recipients(
-    make_smtp_sink: MakeSink, transports: Any, tls_mode: str, with_auth: bool
+    make_smtp_sink: MakeSink, transports: Any, tls_mode: str, with_auth: bool, pipelining: bool
 ) -> None:
-    sink = await make_smtp_sink(tls_mode=tls_mode, auth=USERS, require_auth=with_auth)
+    sink = await make_smtp_sink(
+        tls_mode=tls_mode, auth=USERS, require_auth=with_auth, pipelining=pipelining
+    )
     credentials = {"username": "mailer", "password": USERS["mailer"]} if with_auth else {}
     transport = transports(sink.endpoint(**credentials))
     data = mime()
@@ -119,11 +125,12 @@ async def test_certificate_is_checked_against_the_host_name(
     assert received.tls
 
 
+@PIPELINING
 async def test_partial_refusal_delivers_to_the_rest_and_lists_the_refused(
-    make_smtp_sink: MakeSink, transports: Any
+    make_smtp_sink: MakeSink, transports: Any, pipelining: bool
 ) -> None:
     refusal = "550 5.1.1 <gone@example.com>: Recipient address rejected"
-    sink = await make_smtp_sink(rcpt_replies={"gone@example.com": refusal})
+    sink = await make_smtp_sink(rcpt_replies={"gone@example.com": refusal}, pipelining=pipelining)
     transport = transports(sink)
 
     result = await transport.send(SENDER, ["ann@example.com", "gone@example.com"], mime())
@@ -131,6 +138,107 @@ async def test_partial_refusal_delivers_to_the_rest_and_lists_the_refused(
     assert result.refused == {"gone@example.com": refusal}
     [received] = await sink.wait_for(1)
     assert received.rcpt_tos == ["ann@example.com"]
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+async def scripted_server() -> Any:
+    """``await scripted_server(script)``: an endpoint whose server greets, answers EHLO with
+    PIPELINING, runs ``script`` for the transaction, then answers QUIT; for what aiosmtpd
+    cannot be made to do (hold replies back, split them anywhere)."""
+    servers: list[asyncio.Server] = []
+    failures: list[BaseException] = []
+
+    async def start(script: Script) -> SmtpEndpoint:
+        async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                writer.write(b"220 scripted.test ESMTP\r\n")
+                assert (await reader.readline()).startswith(b"EHLO ")
+                writer.write(b"250-scripted.test\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n")
+                await script(reader, writer)
+                assert await reader.readline() == b"QUIT\r\n"
+                writer.write(b"221 2.0.0 Bye\r\n")
+                await writer.drain()
+            except BaseException as exc:  # reported by the test, not lost in the server
+                failures.append(exc)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return SmtpEndpoint(
+            host="127.0.0.1", port=port, security="none", local_hostname="client.test", timeout=2
+        )
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+    if failures:
+        raise failures[0]
+
+
+async def test_pipelining_sends_the_envelope_without_waiting_for_replies(
+    scripted_server: Any, transports: Any
+) -> None:
+    arrived: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Nothing is answered before MAIL, both RCPTs and DATA are in: a client that waited
+        # for the reply to MAIL would time out here.
+        arrived.extend([await reader.readline() for _ in range(4)])
+        writer.write(b"250 2.1.0 Sender ok\r\n250 2.1.5 Ok\r\n550 5.1.1 No such user\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        writer.write(b"354 Go ahead\r\n")
+        arrived.append(await reader.readuntil(b"\r\n.\r\n"))
+        # The final reply in pieces that end mid-line and mid-reply.
+        for piece in (b"250-2.0.0 Queued\r", b"\n250 2.0.0 as ", b"A1B2\r\n"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    transport = transports(await scripted_server(script))
+    data = mime()
+
+    result = await transport.send(SENDER, ["ann@example.com", "gone@example.com"], data)
+
+    assert arrived[:4] == [
+        f"MAIL FROM:<{SENDER}> SIZE={len(data)}\r\n".encode(),
+        b"RCPT TO:<ann@example.com>\r\n",
+        b"RCPT TO:<gone@example.com>\r\n",
+        b"DATA\r\n",
+    ]
+    assert arrived[4] == data.replace(b"\r\n.a line", b"\r\n..a line") + b".\r\n"
+    assert result.reply == "250 2.0.0 Queued 2.0.0 as A1B2"
+    assert result.refused == {"gone@example.com": "550 5.1.1 No such user"}
+
+
+async def test_pipelining_ends_an_accepted_data_at_once_when_no_recipient_was(
+    scripted_server: Any, transports: Any
+) -> None:
+    after_data: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(3):
+            await reader.readline()
+        # A server that says 354 although it refused the only recipient (RFC 2920 3.1).
+        writer.write(b"250 2.1.0 Ok\r\n450 4.2.0 Mailbox busy\r\n354 Go ahead\r\n")
+        after_data.append(await reader.readline())
+        writer.write(b"554 5.5.1 No valid recipients\r\n")
+        after_data.append(await reader.readline())
+        writer.write(b"250 2.0.0 Reset\r\n")
+
+    transport = transports(await scripted_server(script))
+
+    error = await send_expecting_error(transport)
+
+    assert after_data == [b".\r\n", b"RSET\r\n"]  # no message, then a clean envelope
+    assert isinstance(error, TransientDeliveryError)
+    assert error.smtp_code == 450
 
 
 # -- failures and their classification -----------------------------------------------------------
@@ -194,6 +302,7 @@ async def test_untrusted_certificate_is_permanent(
         ),
     ],
 )  # fmt: skip
+@PIPELINING
 async def test_server_refusals_are_classified_with_the_servers_reply(
     make_smtp_sink: MakeSink,
     transports: Any,
@@ -202,8 +311,9 @@ async def test_server_refusals_are_classified_with_the_servers_reply(
     kind: type[DeliveryError],
     reply: str,
     code: int | None,
+    pipelining: bool,
 ) -> None:
-    sink = await make_smtp_sink(**options)
+    sink = await make_smtp_sink(**options, pipelining=pipelining)
     transport = transports(sink.endpoint(**endpoint_options))
 
     error = await send_expecting_error(transport)
@@ -222,15 +332,19 @@ async def test_server_refusals_are_classified_with_the_servers_reply(
     ],
     ids=["all-temporary", "one-permanent"],
 )
+@PIPELINING
 async def test_all_recipients_refused_is_transient_only_if_every_refusal_was(
     make_smtp_sink: MakeSink,
     transports: Any,
     replies: list[str],
     kind: type[DeliveryError],
     code: int,
+    pipelining: bool,
 ) -> None:
     recipients = ["ann@example.com", "bob@example.com"]
-    sink = await make_smtp_sink(rcpt_replies=dict(zip(recipients, replies, strict=True)))
+    sink = await make_smtp_sink(
+        rcpt_replies=dict(zip(recipients, replies, strict=True)), pipelining=pipelining
+    )
     transport = transports(sink)
 
     error = await send_expecting_error(transport, *recipients)
@@ -443,6 +557,7 @@ async def test_probe_plain_transcript(smtp_sink: SmtpSink) -> None:
         "S: 220 sink.mailpass.test MailPass test sink",
         "C: EHLO client.mailpass.test",
         "S: 250-sink.mailpass.test",
+        "S: 250-PIPELINING",
         "S: 250-SIZE 33554432",
         "S: 250-8BITMIME",
         "S: 250 HELP",
