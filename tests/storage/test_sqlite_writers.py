@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailpass.clock import utcnow
 from mailpass.storage import database as database_module
-from mailpass.storage.database import Database
+from mailpass.storage.database import Database, PreparedWrite
 from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import users
 
@@ -142,3 +143,58 @@ async def test_a_commit_under_way_finishes_when_its_task_is_cancelled(two_proces
     await asyncio.wait_for(_add_user(first, "after@example.com"), 5)
     await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
     assert len(await _emails(first)) == 3
+
+
+# Single-statement writes (write_alone) take the writer lock in a thread of their own and run
+# their whole transaction there: the same rules hold for them.
+ADD_USER = PreparedWrite(
+    users.insert().values(email=sa.bindparam("email"), created_at=sa.bindparam("now"))
+)
+
+
+async def _add_user_alone(database: Database, email: str) -> None:
+    await database.write_alone(ADD_USER, email=email, now=utcnow())
+
+
+async def test_a_waiting_statement_runs_as_soon_as_the_other_commits(two_processes) -> None:
+    first, second = two_processes
+    async with _writing(first):
+        waiter = asyncio.create_task(_add_user_alone(second, "b@example.com"))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+    committed_at = time.monotonic()
+    await waiter
+    assert time.monotonic() - committed_at < 1.0
+    assert not _lock_file_is_held(first)
+    assert await _emails(first) == ["b@example.com"]
+
+
+async def test_a_statement_that_waited_too_long_is_never_written(
+    two_processes, monkeypatch
+) -> None:
+    first, second = two_processes
+    monkeypatch.setattr(database_module, "SQLITE_LOCK_WAIT", 0.3)
+    async with _writing(first):
+        with pytest.raises(OperationalError, match="database is locked"):
+            await _add_user_alone(second, "late@example.com")
+    # Its thread got the lock once the holder let go, and gave it back untouched.
+    await asyncio.wait_for(_add_user_alone(second, "later@example.com"), 5)
+    await asyncio.wait_for(_add_user(first, "first@example.com"), 5)
+    assert await _emails(first) == ["first@example.com", "later@example.com"]
+    assert not _lock_file_is_held(first)
+
+
+async def test_statements_wait_for_a_writer_that_does_not_take_the_lock_file(
+    two_processes,
+) -> None:
+    first, _second = two_processes
+    assert first.url.database is not None
+    outsider = sqlite3.connect(first.url.database, isolation_level=None)
+    outsider.execute("BEGIN IMMEDIATE")  # the sqlite3 shell, say
+    waiter = asyncio.create_task(_add_user_alone(first, "a@example.com"))
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    outsider.execute("COMMIT")
+    outsider.close()
+    await asyncio.wait_for(waiter, 5)
+    assert await _emails(first) == ["a@example.com"]

@@ -3,6 +3,7 @@ autocommit mode on the driver, on SQLite in the group commit), on both databases
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -83,3 +84,26 @@ async def test_a_failed_write_leaves_nothing_and_the_next_one_works(database: Da
         "<other@example.com>",
     ]
     assert {row["subject"] for row in await stored(database)} == {"Subject ü"}
+
+
+async def test_a_failing_statement_does_not_take_the_others_of_its_group_down(
+    database: Database,
+) -> None:
+    user_id = await make_user(database)
+    values = {**ROW, "user_id": user_id, "created_at": utcnow()}
+    await database.write_alone(INSERT.alone, **values, message_id="<taken@example.com>")
+
+    # Sent together, so that they are committed as one group.
+    outcomes = await asyncio.gather(
+        database.write_alone(INSERT.alone, **values, message_id="<a@example.com>"),
+        database.write_alone(INSERT.alone, **values, message_id="<taken@example.com>"),
+        database.write_alone(INSERT.alone, **values, message_id="<b@example.com>"),
+        return_exceptions=True,
+    )
+
+    assert [isinstance(outcome, Exception) for outcome in outcomes] == [False, True, False]
+    assert [row["message_id"] for row in await stored(database)] == [
+        "<taken@example.com>",
+        "<a@example.com>",
+        "<b@example.com>",
+    ]

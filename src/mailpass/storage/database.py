@@ -32,6 +32,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -390,9 +391,12 @@ class Database:
     async def _commit_group(self, group: list[tuple[WriteJob, asyncio.Future[Any]]]) -> None:
         results: list[Any] = []
         try:
-            async with self.transaction() as connection:
-                for job, _future in group:
-                    results.append(await job(connection))
+            if self.is_sqlite and all(isinstance(job, _Statement) for job, _future in group):
+                results = await self._sqlite_statements([cast(_Statement, job) for job, _ in group])
+            else:
+                async with self.transaction() as connection:
+                    for job, _future in group:
+                        results.append(await job(connection))
         except Exception as exc:
             if len(group) == 1:
                 if not group[0][1].done():
@@ -432,17 +436,13 @@ class Database:
         On PostgreSQL it runs on the driver in autocommit mode: one round trip, where a
         transaction through SQLAlchemy takes three (BEGIN, the statement, COMMIT) and its
         Python around them. PostgreSQL still flushes concurrent commits together. On SQLite
-        it joins the group commit of ``write``.
+        it joins the group commit of ``write``; a group made only of such statements runs in a
+        thread from the writer lock to the COMMIT (``_sqlite_statements``).
         """
         compiled = write.compiled_for(self._dialect)
         values = compiled.bind(parameters)
         if self.is_sqlite:
-
-            async def run(connection: Connection) -> list[Any]:
-                sqlite = cast(_LoopConnection, connection).driver_connection()
-                return sqlite.execute(compiled.sql, values).fetchall()
-
-            rows = await self.write(run)
+            rows = await self.write(_Statement(compiled.sql, values))
         else:
             rows = await self._postgres_alone(compiled.sql, values)
         return compiled.rows(rows)
@@ -471,6 +471,59 @@ class Database:
             with self._sqlite_readers.connect() as sqlite, sqlite.begin():
                 yield cast(Connection, _LoopConnection(sqlite))
 
+    async def _sqlite_statements(self, statements: list[_Statement]) -> list[list[Any]]:
+        """Run ``statements`` in one write transaction, all of it in a thread: waiting for the
+        writer lock, BEGIN IMMEDIATE, the statements, COMMIT, and letting the next writer in.
+
+        The other processes wait for as long as a writer holds the lock. Holding it only while
+        SQLite works keeps that short: on the loop, the holder also waited for the loop to come
+        back to it after every step (behind whatever else the loop had to do), and two
+        ``/send`` processes spent most of their time waiting for each other's turns.
+        """
+        fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        turn = _Turn()
+        async with self._write_turn:
+            running = asyncio.ensure_future(
+                asyncio.to_thread(self._run_statements, fd, statements, turn)
+            )
+            try:
+                await asyncio.wait_for(asyncio.shield(running), SQLITE_LOCK_WAIT)
+            except TimeoutError:
+                if turn.give_up():
+                    raise _locked_too_long() from None
+            except asyncio.CancelledError:
+                if turn.give_up():
+                    raise
+                # It has the lock already: it runs to its end (its COMMIT cannot be stopped
+                # halfway), then the cancellation goes on.
+                await _uncancellable(running)
+                raise
+            await _uncancellable(running)  # the same if a cancellation comes from now on
+            return cast(list[list[Any]], running.result())
+
+    def _run_statements(self, fd: int, statements: list[_Statement], turn: _Turn) -> Any:
+        """``_sqlite_statements``'s thread. Closes ``fd`` (releasing the writer lock)."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not turn.start():
+                return None  # the caller gave up waiting: touch nothing
+            pooled = self._sqlite_writer.raw_connection()
+            try:
+                sqlite = pooled.driver_connection
+                assert isinstance(sqlite, sqlite3.Connection)
+                _begin_immediate(sqlite)
+                try:
+                    results = [sqlite.execute(job.sql, job.values).fetchall() for job in statements]
+                    sqlite.execute("COMMIT")
+                except BaseException:
+                    sqlite.rollback()
+                    raise
+                return results
+            finally:
+                pooled.close()
+        finally:
+            os.close(fd)
+
     async def _take_writer_lock(self) -> int:
         """Queue behind other processes writing this SQLite file; returns the descriptor whose
         ``flock`` is held (close it to release).
@@ -495,14 +548,7 @@ class Database:
             await asyncio.wait_for(asyncio.shield(waiting), SQLITE_LOCK_WAIT)
         except TimeoutError:
             waiting.add_done_callback(lambda _: os.close(fd))
-            raise OperationalError(
-                "BEGIN IMMEDIATE",
-                None,
-                sqlite3.OperationalError(
-                    f"database is locked: another process has been writing for "
-                    f"{SQLITE_LOCK_WAIT:g} s"
-                ),
-            ) from None
+            raise _locked_too_long() from None
         except BaseException:
             waiting.add_done_callback(lambda _: os.close(fd))
             raise
@@ -530,6 +576,66 @@ class Database:
             self._sqlite_readers.dispose()
         else:
             await self._postgres.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """A write job that is one statement on the driver: ``Database.write_alone`` on SQLite.
+    It runs on the loop in a group with other jobs, or with statements only in a thread."""
+
+    sql: str
+    values: list[Any]
+
+    async def __call__(self, connection: Connection) -> list[Any]:
+        sqlite = cast(_LoopConnection, connection).driver_connection()
+        return sqlite.execute(self.sql, self.values).fetchall()
+
+
+class _Turn:
+    """Decides, once, between a thread that got the writer lock and starts its transaction and
+    a caller that gave up waiting for it: exactly one of them wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: Literal["waiting", "started", "given up"] = "waiting"
+
+    def start(self) -> bool:
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "started"
+            return self._state == "started"
+
+    def give_up(self) -> bool:
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "given up"
+            return self._state == "given up"
+
+
+def _begin_immediate(sqlite: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` in a thread. Other MailPass writers wait on the lock file first;
+    this waits for a writer that does not (the sqlite3 shell, a backup)."""
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
+    pause = SQLITE_LOCK_POLL_MIN
+    while True:
+        try:
+            sqlite.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, SQLITE_LOCK_POLL_MAX)
+
+
+def _locked_too_long() -> OperationalError:
+    return OperationalError(
+        "BEGIN IMMEDIATE",
+        None,
+        sqlite3.OperationalError(
+            f"database is locked: another process has been writing for {SQLITE_LOCK_WAIT:g} s"
+        ),
+    )
 
 
 def _commit_and_unlock(sqlite: sa.Connection, writer_lock: int) -> None:
