@@ -107,3 +107,20 @@ async def test_a_failing_statement_does_not_take_the_others_of_its_group_down(
         "<a@example.com>",
         "<b@example.com>",
     ]
+
+
+async def test_statements_sent_together_each_get_their_own_rows_back(database: Database) -> None:
+    user_id = await make_user(database)
+    values = {**ROW, "user_id": user_id, "created_at": utcnow()}
+    names = [f"<{n}@example.com>" for n in range(40)]
+
+    returned = await asyncio.gather(
+        *(database.write_alone(INSERT.alone, **values, message_id=name) for name in names)
+    )
+    await asyncio.gather(
+        *(database.write_alone(MARK_SENT, pk=row["id"], when=utcnow()) for (row,) in returned[::2])
+    )
+
+    by_name = {row["message_id"]: row for row in await stored(database)}
+    assert [by_name[name]["id"] for name in names] == [row["id"] for (row,) in returned]
+    assert [by_name[name]["status"] for name in names] == ["sent", "sending"] * 20

@@ -256,6 +256,11 @@ class PreparedWrite(_Prepared):
 
     def __init__(self, statement: sa.Insert | sa.Update) -> None:
         super().__init__(statement)
+        # Rows each run returns, when that is known: then runs of it made at the same time can
+        # be sent together and their rows told apart (on PostgreSQL, see Database.write_alone).
+        self.rows_each: int | None = (
+            0 if not statement.exported_columns else 1 if isinstance(statement, sa.Insert) else None
+        )
 
 
 class PreparedInsert(_Prepared):
@@ -325,6 +330,9 @@ class Database:
         )
         self._write_jobs: list[tuple[WriteJob, asyncio.Future[Any]]] = []
         self._write_flusher: asyncio.Task[None] | None = None
+        # PostgreSQL's write_alone: statements waiting for a round trip, by their SQL.
+        self._postgres_writes: dict[str, list[tuple[list[Any], asyncio.Future[list[Any]]]]] = {}
+        self._postgres_flushers: dict[str, asyncio.Task[None]] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -435,25 +443,82 @@ class Database:
 
         On PostgreSQL it runs on the driver in autocommit mode: one round trip, where a
         transaction through SQLAlchemy takes three (BEGIN, the statement, COMMIT) and its
-        Python around them. PostgreSQL still flushes concurrent commits together. On SQLite
-        it joins the group commit of ``write``; a group made only of such statements runs in a
-        thread from the writer lock to the COMMIT (``_sqlite_statements``).
+        Python around them. Runs of the same statement made while one is under way go together
+        in the next round trip (asyncpg's ``fetchmany``: one implicit transaction, so all or
+        none), and if that fails each runs again alone, as in ``write``. On SQLite it joins
+        the group commit of ``write``; a group made only of such statements runs in a thread
+        from the writer lock to the COMMIT (``_sqlite_statements``).
         """
         compiled = write.compiled_for(self._dialect)
         values = compiled.bind(parameters)
         if self.is_sqlite:
             rows = await self.write(_Statement(compiled.sql, values))
-        else:
+        elif write.rows_each is None:
             rows = await self._postgres_alone(compiled.sql, values)
+        else:
+            future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+            pending = self._postgres_writes.setdefault(compiled.sql, [])
+            pending.append((values, future))
+            flusher = self._postgres_flushers.get(compiled.sql)
+            if flusher is None or flusher.done():
+                self._postgres_flushers[compiled.sql] = asyncio.create_task(
+                    self._flush_postgres_writes(compiled.sql, write.rows_each)
+                )
+            rows = await future
         return compiled.rows(rows)
+
+    async def _flush_postgres_writes(self, sql: str, rows_each: int) -> None:
+        pending = self._postgres_writes[sql]
+        while pending:
+            group = pending[:GROUP_COMMIT_MAX_JOBS]
+            del pending[:GROUP_COMMIT_MAX_JOBS]
+            try:
+                await self._postgres_group(sql, rows_each, group)
+            except BaseException as exc:  # the flusher itself was cancelled (shutdown)
+                for _values, future in group + pending:
+                    if not future.done():
+                        future.set_exception(exc)
+                pending.clear()
+                raise
+
+    async def _postgres_group(
+        self, sql: str, rows_each: int, group: list[tuple[list[Any], asyncio.Future[list[Any]]]]
+    ) -> None:
+        try:
+            if len(group) == 1:
+                results = [await self._postgres_alone(sql, group[0][0])]
+            else:
+                rows = await self._postgres_many(sql, [values for values, _future in group])
+                if len(rows) != rows_each * len(group):
+                    raise RuntimeError(f"{len(rows)} rows back from {len(group)} statements")
+                results = [rows[i * rows_each : (i + 1) * rows_each] for i in range(len(group))]
+        except Exception as exc:
+            if len(group) == 1:
+                if not group[0][1].done():
+                    group[0][1].set_exception(exc)
+                return
+            for single in group:
+                await self._postgres_group(sql, rows_each, [single])
+            return
+        for (_values, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     async def _postgres_alone(self, sql: str, values: list[Any]) -> list[Any]:
         """One statement on a pooled asyncpg connection, in autocommit mode."""
+        return await self._on_asyncpg(lambda asyncpg: asyncpg.fetch(sql, *values))
+
+    async def _postgres_many(self, sql: str, values: list[list[Any]]) -> list[Any]:
+        """A statement run once for each of ``values`` in one round trip and one transaction;
+        the rows of every run, in order."""
+        return await self._on_asyncpg(lambda asyncpg: asyncpg.fetchmany(sql, values))
+
+    async def _on_asyncpg(self, run: Callable[[Any], Awaitable[Any]]) -> list[Any]:
         pooled = await self._postgres.raw_connection()
         try:
             asyncpg = pooled.driver_connection
             assert asyncpg is not None
-            return cast(list[Any], await asyncpg.fetch(sql, *values))
+            return cast(list[Any], await run(asyncpg))
         except BaseException:
             pooled.invalidate()  # a failed or cancelled query may leave it mid-protocol
             raise
