@@ -1,10 +1,10 @@
 """Waking workers the moment new mail is queued, instead of on their next poll.
 
 In one process (``mailpass serve`` with its built-in worker) an ``asyncio.Event`` does it. Across
-processes on PostgreSQL, ``NOTIFY mailpass_queue`` is issued inside the transaction that queues
-the mail (PostgreSQL delivers it at commit, never before) and every worker ``LISTEN``s on a
-connection of its own. SQLite has no such channel: other processes find new mail on their next
-poll (``MAILPASS_QUEUE_POLL_INTERVAL``).
+processes on PostgreSQL, ``NOTIFY mailpass_queue`` is issued right after the transaction that
+queues the mail has committed, and every worker ``LISTEN``s on a connection of its own. SQLite
+has no such channel: other processes find new mail on their next poll
+(``MAILPASS_QUEUE_POLL_INTERVAL``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ import logging
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+import sqlalchemy as sa
 
-from mailpass.storage.database import Connection, Database
+from mailpass.storage.database import Database, PreparedRead
 
 __all__ = ["CHANNEL", "QueueWakeup"]
 
 CHANNEL = "mailpass_queue"
+# NOTIFY as a query of its own, run in autocommit mode: heard by the listeners at once.
+_NOTIFY = PreparedRead(sa.select(sa.func.pg_notify(CHANNEL, "")))
 RECONNECT_DELAY = 2.0  # seconds between attempts to re-establish a lost LISTEN connection
 
 log = logging.getLogger("mailpass.delivery")
@@ -34,13 +36,21 @@ class QueueWakeup:
         self._event = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
-    async def announce(self, connection: Connection) -> None:
-        """Call inside the transaction that queues mail; other processes hear it at commit."""
-        if not self._database.is_sqlite:
-            await connection.execute(text(f"NOTIFY {CHANNEL}"))
+    async def announce(self) -> None:
+        """Call once the transaction that queued mail has committed: the worker in this process
+        wakes now, and on PostgreSQL every listening one (NOTIFY)."""
+        self._event.set()
+        if self._database.is_sqlite:
+            return
+        try:
+            await self._database.fetch(_NOTIFY)
+        except Exception as exc:  # the mail is queued: the request must not fail for this
+            log.warning(
+                "cannot NOTIFY the workers (%s); they find the mail on their next poll", exc
+            )
 
     def wake(self) -> None:
-        """Call after that transaction committed, for the worker in this process."""
+        """Wake the worker in this process (to stop, say)."""
         self._event.set()
 
     async def wait(self, seconds: float) -> None:

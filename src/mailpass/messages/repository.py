@@ -32,7 +32,7 @@ __all__ = [
     "insert_captured",
     "insert_message",
     "insert_message_alone",
-    "insert_messages",
+    "insert_messages_alone",
     "list_events",
     "list_messages",
     "mark_failed",
@@ -139,9 +139,10 @@ async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
     return key
 
 
-async def insert_messages(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Record many messages (rows with the same columns); their primary keys, in order."""
-    return await _message_insert(rows[0]).run(connection, rows)
+async def insert_messages_alone(database: Database, rows: list[dict[str, Any]]) -> list[int]:
+    """Record many messages (rows with the same columns) in a transaction of their own; their
+    primary keys, in order."""
+    return await database.insert_alone(_message_insert(rows[0]), rows)
 
 
 # /send and /send-batch insert rows with one of a few column sets (see messages.service).

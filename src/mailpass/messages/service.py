@@ -275,14 +275,8 @@ class MailService:
                 }
             )
         if rows:
-
-            async def insert(connection: Connection) -> list[int]:
-                queue_ids = await repository.insert_messages(connection, rows)
-                await self.wakeup.announce(connection)
-                return queue_ids
-
-            queue_ids = await self.database.write(insert)
-            self.wakeup.wake()
+            queue_ids = await repository.insert_messages_alone(self.database, rows)
+            await self.wakeup.announce()
             queued_answers = iter(answer for answer in answers if answer["status"] == "queued")
             for queue_id, answer in zip(queue_ids, queued_answers, strict=True):
                 answer["queue_id"] = queue_id

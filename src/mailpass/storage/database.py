@@ -452,7 +452,7 @@ class Database:
         compiled = write.compiled_for(self._dialect)
         values = compiled.bind(parameters)
         if self.is_sqlite:
-            rows = await self.write(_Statement(compiled.sql, values))
+            rows = await self.write(_Statement(compiled.sql, [values]))
         elif write.rows_each is None:
             rows = await self._postgres_alone(compiled.sql, values)
         else:
@@ -466,6 +466,28 @@ class Database:
                 )
             rows = await future
         return compiled.rows(rows)
+
+    async def insert_alone(
+        self, insert: PreparedInsert, rows: Sequence[Mapping[str, Any]]
+    ) -> list[int]:
+        """Insert ``rows`` (each with exactly the insert's columns) as one transaction of their
+        own; their primary keys, in order.
+
+        Their values are made the driver's before anything waits for the database. On SQLite
+        the rows join the group commit (in a thread, with other such writes: the writer lock
+        is held only while SQLite works); on PostgreSQL they go in one round trip (asyncpg's
+        ``fetchmany``: one implicit transaction, all rows or none), without the ~100 us of
+        SQLAlchemy's many-row INSERT per row.
+        """
+        if self.is_sqlite:
+            compiled = insert.compiled_for(self._dialect)
+            keys = await self.write(
+                _Statement(compiled.sql, [compiled.bind(row) for row in rows], keys=True)
+            )
+            return cast(list[int], keys)
+        compiled = insert.alone.compiled_for(self._dialect)
+        records = await self._postgres_many(compiled.sql, [compiled.bind(row) for row in rows])
+        return [int(record[0]) for record in records]
 
     async def _flush_postgres_writes(self, sql: str, rows_each: int) -> None:
         pending = self._postgres_writes[sql]
@@ -578,7 +600,7 @@ class Database:
                 assert isinstance(sqlite, sqlite3.Connection)
                 _begin_immediate(sqlite)
                 try:
-                    results = [sqlite.execute(job.sql, job.values).fetchall() for job in statements]
+                    results = [job.run(sqlite) for job in statements]
                     sqlite.execute("COMMIT")
                 except BaseException:
                     sqlite.rollback()
@@ -645,15 +667,23 @@ class Database:
 
 @dataclass(frozen=True, slots=True)
 class _Statement:
-    """A write job that is one statement on the driver: ``Database.write_alone`` on SQLite.
-    It runs on the loop in a group with other jobs, or with statements only in a thread."""
+    """A write job made of statements on the driver: ``sql`` run once with each of ``runs``.
+    It returns the rows of its one run, or with ``keys`` the new row id of every run. It runs
+    on the loop in a group with other jobs, or, in a group of such jobs only, in a thread
+    (``Database._sqlite_statements``)."""
 
     sql: str
-    values: list[Any]
+    runs: list[list[Any]]
+    keys: bool = False
+
+    def run(self, sqlite: sqlite3.Connection) -> list[Any]:
+        if self.keys:
+            return [int(sqlite.execute(self.sql, values).lastrowid or 0) for values in self.runs]
+        (values,) = self.runs
+        return sqlite.execute(self.sql, values).fetchall()
 
     async def __call__(self, connection: Connection) -> list[Any]:
-        sqlite = cast(_LoopConnection, connection).driver_connection()
-        return sqlite.execute(self.sql, self.values).fetchall()
+        return self.run(cast(_LoopConnection, connection).driver_connection())
 
 
 class _Turn:
