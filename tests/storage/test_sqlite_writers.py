@@ -56,6 +56,17 @@ async def _add_user(database: Database, email: str) -> None:
         await connection.execute(users.insert().values(email=email, created_at=utcnow()))
 
 
+# Single-statement writes (write_alone) take the writer lock in a thread of their own and run
+# their whole transaction there: the same rules hold for them.
+ADD_USER = PreparedWrite(
+    users.insert().values(email=sa.bindparam("email"), created_at=sa.bindparam("now"))
+)
+
+
+async def _add_user_alone(database: Database, email: str) -> None:
+    await database.write_alone(ADD_USER, email=email, now=utcnow())
+
+
 async def _emails(database: Database) -> list[str]:
     async with database.read() as connection:
         rows = await connection.execute(sa.select(users.c.email).order_by(users.c.email))
@@ -81,10 +92,18 @@ async def _writing(database: Database) -> AsyncIterator[None]:
         await holder
 
 
-async def test_a_waiting_writer_starts_as_soon_as_the_other_commits(two_processes) -> None:
+WRITES = pytest.mark.parametrize(
+    "add_user", [_add_user, _add_user_alone], ids=["transaction", "single-statement"]
+)
+
+
+@WRITES
+async def test_a_waiting_writer_starts_as_soon_as_the_other_commits(
+    two_processes, add_user
+) -> None:
     first, second = two_processes
     async with _writing(first):
-        waiter = asyncio.create_task(_add_user(second, "b@example.com"))
+        waiter = asyncio.create_task(add_user(second, "b@example.com"))
         await asyncio.sleep(0.3)
         assert not waiter.done()  # it waits for the other "process"
         assert _lock_file_is_held(first)
@@ -110,14 +129,18 @@ async def test_a_cancelled_wait_leaves_no_lock_behind(two_processes) -> None:
     assert await _emails(second) == ["first@example.com", "second@example.com"]
 
 
-async def test_waiting_too_long_is_a_clear_error(two_processes, monkeypatch) -> None:
+@WRITES
+async def test_waiting_too_long_is_a_clear_error(two_processes, monkeypatch, add_user) -> None:
     first, second = two_processes
     monkeypatch.setattr(database_module, "SQLITE_LOCK_WAIT", 0.3)
     async with _writing(first):
         with pytest.raises(OperationalError, match="database is locked"):
-            await _add_user(second, "late@example.com")
-    await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
+            await add_user(second, "late@example.com")
+    # The wait that was given up got the lock once the holder let go, and gave it back
+    # without writing.
+    await asyncio.wait_for(add_user(second, "later@example.com"), 5)
     assert await _emails(first) == ["later@example.com"]
+    assert not _lock_file_is_held(first)
 
 
 async def test_a_commit_under_way_finishes_when_its_task_is_cancelled(two_processes) -> None:
@@ -143,45 +166,6 @@ async def test_a_commit_under_way_finishes_when_its_task_is_cancelled(two_proces
     await asyncio.wait_for(_add_user(first, "after@example.com"), 5)
     await asyncio.wait_for(_add_user(second, "later@example.com"), 5)
     assert len(await _emails(first)) == 3
-
-
-# Single-statement writes (write_alone) take the writer lock in a thread of their own and run
-# their whole transaction there: the same rules hold for them.
-ADD_USER = PreparedWrite(
-    users.insert().values(email=sa.bindparam("email"), created_at=sa.bindparam("now"))
-)
-
-
-async def _add_user_alone(database: Database, email: str) -> None:
-    await database.write_alone(ADD_USER, email=email, now=utcnow())
-
-
-async def test_a_waiting_statement_runs_as_soon_as_the_other_commits(two_processes) -> None:
-    first, second = two_processes
-    async with _writing(first):
-        waiter = asyncio.create_task(_add_user_alone(second, "b@example.com"))
-        await asyncio.sleep(0.3)
-        assert not waiter.done()
-    committed_at = time.monotonic()
-    await waiter
-    assert time.monotonic() - committed_at < 1.0
-    assert not _lock_file_is_held(first)
-    assert await _emails(first) == ["b@example.com"]
-
-
-async def test_a_statement_that_waited_too_long_is_never_written(
-    two_processes, monkeypatch
-) -> None:
-    first, second = two_processes
-    monkeypatch.setattr(database_module, "SQLITE_LOCK_WAIT", 0.3)
-    async with _writing(first):
-        with pytest.raises(OperationalError, match="database is locked"):
-            await _add_user_alone(second, "late@example.com")
-    # Its thread got the lock once the holder let go, and gave it back untouched.
-    await asyncio.wait_for(_add_user_alone(second, "later@example.com"), 5)
-    await asyncio.wait_for(_add_user(first, "first@example.com"), 5)
-    assert await _emails(first) == ["first@example.com", "later@example.com"]
-    assert not _lock_file_is_held(first)
 
 
 async def test_statements_wait_for_a_writer_that_does_not_take_the_lock_file(

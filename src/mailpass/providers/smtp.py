@@ -8,7 +8,7 @@ A reused connection that turns out to be dead before DATA (the server timed it o
 sat in the pool) is replaced once, transparently. Nothing is retried once DATA has started:
 the server may already hold the message, and a second attempt could deliver it twice.
 
-To a server that offers PIPELINING (RFC 2920; Postfix, Exim, SES, SendGrid and Mailgun all do),
+To a server that offers PIPELINING (RFC 2920; Postfix and Exim, among many, offer it),
 MAIL, every RCPT and DATA go out in one write and their replies are read together: a message
 costs two round trips instead of three plus one per recipient. aiosmtplib reads one reply per
 command it sent and cannot do this, so while a transaction is pipelined, ``_Replies`` stands in

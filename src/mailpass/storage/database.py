@@ -328,10 +328,10 @@ class Database:
         self._dialect = (
             self._sqlite_readers.dialect if self.dialect == "sqlite" else self._postgres.dialect
         )
-        self._write_jobs: list[tuple[WriteJob, asyncio.Future[Any]]] = []
+        self._write_jobs: Pending = []
         self._write_flusher: asyncio.Task[None] | None = None
         # PostgreSQL's write_alone: statements waiting for a round trip, by their SQL.
-        self._postgres_writes: dict[str, list[tuple[list[Any], asyncio.Future[list[Any]]]]] = {}
+        self._postgres_writes: dict[str, Pending] = {}
         self._postgres_flushers: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -384,38 +384,17 @@ class Database:
         return await future
 
     async def _flush_writes(self) -> None:
-        while self._write_jobs:
-            group = self._write_jobs[:GROUP_COMMIT_MAX_JOBS]
-            del self._write_jobs[:GROUP_COMMIT_MAX_JOBS]
-            try:
-                await self._commit_group(group)
-            except BaseException as exc:  # the flusher itself was cancelled (shutdown)
-                for _job, future in group + self._write_jobs:
-                    if not future.done():
-                        future.set_exception(exc)
-                self._write_jobs.clear()
-                raise
+        await _flush(self._write_jobs, self._run_jobs)
 
-    async def _commit_group(self, group: list[tuple[WriteJob, asyncio.Future[Any]]]) -> None:
-        results: list[Any] = []
-        try:
-            if self.is_sqlite and all(isinstance(job, _Statement) for job, _future in group):
-                results = await self._sqlite_statements([cast(_Statement, job) for job, _ in group])
-            else:
-                async with self.transaction() as connection:
-                    for job, _future in group:
-                        results.append(await job(connection))
-        except Exception as exc:
-            if len(group) == 1:
-                if not group[0][1].done():
-                    group[0][1].set_exception(exc)
-                return
-            for single in group:
-                await self._commit_group([single])
-            return
-        for (_job, future), result in zip(group, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+    async def _run_jobs(self, jobs: list[WriteJob]) -> list[Any]:
+        """``jobs`` in one transaction; their results."""
+        if self.is_sqlite and all(isinstance(job, _Statement) for job in jobs):
+            return await self._sqlite_statements([cast(_Statement, job) for job in jobs])
+        results = []
+        async with self.transaction() as connection:
+            for job in jobs:
+                results.append(await job(connection))
+        return results
 
     async def fetch(self, read: PreparedRead, **parameters: Any) -> list[dict[str, Any]]:
         """Run a prepared SELECT on a connection of its own; its rows as dicts by column key.
@@ -488,41 +467,15 @@ class Database:
         return cast(list[int], keys)
 
     async def _flush_postgres_writes(self, sql: str, rows_each: int) -> None:
-        pending = self._postgres_writes[sql]
-        while pending:
-            group = pending[:GROUP_COMMIT_MAX_JOBS]
-            del pending[:GROUP_COMMIT_MAX_JOBS]
-            try:
-                await self._postgres_group(sql, rows_each, group)
-            except BaseException as exc:  # the flusher itself was cancelled (shutdown)
-                for _values, future in group + pending:
-                    if not future.done():
-                        future.set_exception(exc)
-                pending.clear()
-                raise
+        async def run(runs: list[list[Any]]) -> list[list[Any]]:
+            if len(runs) == 1:
+                return [await self._postgres_alone(sql, runs[0])]
+            rows = await self._postgres_many(sql, runs)
+            if len(rows) != rows_each * len(runs):
+                raise RuntimeError(f"{len(rows)} rows back from {len(runs)} statements")
+            return [rows[i * rows_each : (i + 1) * rows_each] for i in range(len(runs))]
 
-    async def _postgres_group(
-        self, sql: str, rows_each: int, group: list[tuple[list[Any], asyncio.Future[list[Any]]]]
-    ) -> None:
-        try:
-            if len(group) == 1:
-                results = [await self._postgres_alone(sql, group[0][0])]
-            else:
-                rows = await self._postgres_many(sql, [values for values, _future in group])
-                if len(rows) != rows_each * len(group):
-                    raise RuntimeError(f"{len(rows)} rows back from {len(group)} statements")
-                results = [rows[i * rows_each : (i + 1) * rows_each] for i in range(len(group))]
-        except Exception as exc:
-            if len(group) == 1:
-                if not group[0][1].done():
-                    group[0][1].set_exception(exc)
-                return
-            for single in group:
-                await self._postgres_group(sql, rows_each, [single])
-            return
-        for (_values, future), result in zip(group, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        await _flush(self._postgres_writes[sql], run)
 
     async def _postgres_alone(self, sql: str, values: list[Any]) -> list[Any]:
         """One statement on a pooled asyncpg connection, in autocommit mode."""
@@ -565,9 +518,9 @@ class Database:
         back to it after every step (behind whatever else the loop had to do), and two
         ``/send`` processes spent most of their time waiting for each other's turns.
         """
-        fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         turn = _Turn()
         async with self._write_turn:
+            fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             running = asyncio.ensure_future(
                 asyncio.to_thread(self._run_statements, fd, statements, turn)
             )
@@ -661,6 +614,44 @@ class Database:
             self._sqlite_readers.dispose()
         else:
             await self._postgres.dispose()
+
+
+Pending = list[tuple[Any, asyncio.Future[Any]]]  # what waits to be written, and who waits
+
+
+async def _flush(pending: Pending, run: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
+    """Write what is ``pending``, a group at a time (``run`` takes a group's items together
+    and returns one result each), until nothing is; what joins meanwhile goes in the next
+    group. If the flushing task itself is cancelled (shutdown), everyone waiting is told."""
+    while pending:
+        group = pending[:GROUP_COMMIT_MAX_JOBS]
+        del pending[:GROUP_COMMIT_MAX_JOBS]
+        try:
+            await _settle(group, run)
+        except BaseException as exc:
+            for _item, future in group + pending:
+                if not future.done():
+                    future.set_exception(exc)
+            pending.clear()
+            raise
+
+
+async def _settle(group: Pending, run: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
+    """``run`` the group; if that fails, each item again alone, so that one failing item never
+    takes the others down with it. Each waiter gets its own result or exception."""
+    try:
+        results = await run([item for item, _future in group])
+    except Exception as exc:
+        if len(group) == 1:
+            if not group[0][1].done():
+                group[0][1].set_exception(exc)
+            return
+        for single in group:
+            await _settle([single], run)
+        return
+    for (_item, future), result in zip(group, results, strict=True):
+        if not future.done():
+            future.set_result(result)
 
 
 @dataclass(frozen=True, slots=True)
