@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailpass.accounts.keys import ApiKey
-from mailpass.storage.database import Connection, Database, PreparedRead
+from mailpass.storage.database import Connection, Database, Prefixed, PreparedRead
 from mailpass.storage.tables import api_keys, users
 
 __all__ = [
@@ -133,13 +133,13 @@ async def find_key_by_hash(database: Database, key_hash: str) -> ApiKey | None:
 # The key's columns, named ``key_<column>``, for a read that fetches a request's key together
 # with what the request asks about: one query instead of two. ``api_keys`` must be the table
 # the read starts from (``key_hash == :key_hash``), the rest joined to it.
-KEY_COLUMNS = tuple(column.label(f"key_{column.key}") for column in api_keys.c)
-_KEY_FIELDS = tuple((f"key_{column.key}", str(column.key)) for column in api_keys.c)
+_KEY = Prefixed(api_keys, "key")
+KEY_COLUMNS = _KEY.columns
 
 
 def key_in(row: Mapping[str, Any]) -> ApiKey:
     """The key in a row of a read that selected ``KEY_COLUMNS``."""
-    return _key_of({name: row[label] for label, name in _KEY_FIELDS})
+    return _key_of(_KEY.of(row))
 
 
 async def list_keys(connection: Connection, user_id: int | None = None) -> list[ApiKey]:

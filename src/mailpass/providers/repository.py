@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, key_in
 from mailpass.providers.kinds import ConnectionSettings
-from mailpass.storage.database import Connection, Database, PreparedRead
+from mailpass.storage.database import Connection, Database, Prefixed, PreparedRead
 from mailpass.storage.tables import api_keys, messages, providers
 
 __all__ = [
@@ -150,9 +150,9 @@ async def get_provider(connection: Connection, provider_id: int, user_id: int) -
 
 
 # /send and /send-batch read their key and the account's default provider in one query.
-_PROVIDER_FIELDS = tuple((f"provider_{column.key}", str(column.key)) for column in providers.c)
+_PROVIDER = Prefixed(providers, "provider")
 _KEY_AND_DEFAULT_PROVIDER = PreparedRead(
-    sa.select(*KEY_COLUMNS, *(column.label(f"provider_{column.key}") for column in providers.c))
+    sa.select(*KEY_COLUMNS, *_PROVIDER.columns)
     .select_from(
         api_keys.outerjoin(
             providers,
@@ -173,7 +173,7 @@ async def find_key_and_default_provider(
     (row,) = rows
     if row["provider_id"] is None:
         return key_in(row), None
-    return key_in(row), Provider(**{name: row[label] for label, name in _PROVIDER_FIELDS})
+    return key_in(row), Provider(**_PROVIDER.of(row))
 
 
 async def _clear_default(connection: Connection, user_id: int, now: datetime) -> None:

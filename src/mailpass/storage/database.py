@@ -59,6 +59,7 @@ __all__ = [
     "Connection",
     "Database",
     "DatabaseUrlError",
+    "Prefixed",
     "PreparedInsert",
     "PreparedRead",
     "PreparedWrite",
@@ -235,6 +236,18 @@ class _Prepared:
         return compiled
 
 
+class Prefixed:
+    """A table's columns named ``<prefix>_<column>``, for a read that joins it to other tables
+    without their column names colliding; ``of(row)`` gives them back under their own names."""
+
+    def __init__(self, table: sa.Table, prefix: str) -> None:
+        self.columns = tuple(column.label(f"{prefix}_{column.key}") for column in table.c)
+        self._names = tuple((f"{prefix}_{column.key}", str(column.key)) for column in table.c)
+
+    def of(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: row[label] for label, name in self._names}
+
+
 class PreparedRead(_Prepared):
     """A SELECT built once with SQLAlchemy Core and run on the driver itself (``Database.fetch``).
 
@@ -291,11 +304,8 @@ class PreparedInsert(_Prepared):
             result = await connection.execute(self._returning_keys, list(rows))
             return [int(key) for (key,) in result]
         compiled = self.compiled_for(connection.dialect)
-        sqlite = connection.driver_connection()
-        keys = []
-        for row in rows:
-            keys.append(int(sqlite.execute(compiled.sql, compiled.bind(row)).lastrowid or 0))
-        return keys
+        keys = _Statement(compiled.sql, [compiled.bind(row) for row in rows], keys=True)
+        return keys.run(connection.driver_connection())
 
 
 class Database:
