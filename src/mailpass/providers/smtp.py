@@ -68,6 +68,7 @@ _RCPT_ACCEPTED = (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_fo
 _LINE_START_PERIOD = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2)
 _COMMAND_BREAKING = re.compile(rb"[\x00-\x1f\x7f]")  # would end or corrupt a command line
 MAX_REPLY_LENGTH = 32768  # bytes of one reply, continuation lines included
+Command = tuple[bytes, ...]  # an SMTP command's words
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,19 +212,15 @@ class _Client(aiosmtplib.SMTP):
         if self.supports_extension("size"):
             # RFC 1870: octets as transmitted, with CRLF line endings.
             options.insert(0, b"SIZE=%d" % len(message))
-        mail = b"MAIL FROM:<" + sender.encode("ascii") + b">"
-        commands = [b" ".join([mail, *options])]
-        commands += [b"RCPT TO:<" + recipient.encode("ascii") + b">" for recipient in recipients]
-        for command in commands:
-            if _COMMAND_BREAKING.search(command):
-                raise ValueError("Command arg contains a prohibited control character")
-        refused: list[aiosmtplib.SMTPRecipientRefused] = []
+        # Each command as its words, as aiosmtplib's execute_command takes them.
+        commands = [(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">", *options)]
+        commands += [(b"RCPT", b"TO:<" + rcpt.encode("ascii") + b">") for rcpt in recipients]
+        if any(_COMMAND_BREAKING.search(word) for command in commands for word in command):
+            raise ValueError("Command arg contains a prohibited control character")
+        transaction = self._pipelined if self.supports_extension("pipelining") else self._one_by_one
         try:
             self.envelope_open = True
-            if self.supports_extension("pipelining"):
-                refused, response = await self._pipelined(sender, recipients, commands, message)
-            else:
-                refused, response = await self._one_by_one(sender, recipients, commands, message)
+            refused, response = await transaction(sender, recipients, commands, message)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             # The failure that matters is the one being raised, not one of the RSET.
             with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
@@ -235,25 +232,20 @@ class _Client(aiosmtplib.SMTP):
         return errors, response.message
 
     async def _one_by_one(
-        self, sender: str, recipients: Sequence[str], commands: list[bytes], message: bytes
+        self, sender: str, recipients: Sequence[str], commands: list[Command], message: bytes
     ) -> tuple[list[aiosmtplib.SMTPRecipientRefused], aiosmtplib.SMTPResponse]:
         """The transaction a command at a time, each waiting for its reply."""
-        response = await self.execute_command(*commands[0].split(b" "))
-        if response.code != aiosmtplib.SMTPStatus.completed:
-            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
-        refused = []
-        for recipient, command in zip(recipients, commands[1:], strict=True):
-            response = await self.execute_command(*command.split(b" "))
-            if response.code not in _RCPT_ACCEPTED:
-                refused.append(
-                    aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
-                )
+        mail = await self.execute_command(*commands[0])
+        if mail.code != aiosmtplib.SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+        answers = [await self.execute_command(*command) for command in commands[1:]]
+        refused = _refusals(recipients, answers)
         if len(refused) == len(recipients):
             raise aiosmtplib.SMTPRecipientsRefused(refused)
         return refused, await self.data(message)
 
     async def _pipelined(
-        self, sender: str, recipients: Sequence[str], commands: list[bytes], message: bytes
+        self, sender: str, recipients: Sequence[str], commands: list[Command], message: bytes
     ) -> tuple[list[aiosmtplib.SMTPRecipientRefused], aiosmtplib.SMTPResponse]:
         """MAIL, the RCPTs and DATA in one write; then the message, once DATA got 354."""
         smtp_protocol = self.protocol
@@ -262,22 +254,18 @@ class _Client(aiosmtplib.SMTP):
         if transport is None or smtp_protocol is None or transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("Server not connected")
         timeout = self.timeout
-        commands = [*commands, b"DATA"]
+        commands = [*commands, (b"DATA",)]
         for command in commands:
-            self.note_command(command)
+            self.note_command(*command)
         replies = _Replies(smtp_protocol)
         transport.set_protocol(replies)
         try:
-            transport.write(b"\r\n".join(commands) + b"\r\n")
+            transport.write(b"".join(b" ".join(command) + b"\r\n" for command in commands))
             answers = [await replies.next(timeout) for _command in commands]
             for answer in answers:
                 self.note_reply(answer.code, answer.message)
             mail, data = answers[0], answers[-1]
-            refused = [
-                aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, recipient)
-                for recipient, answer in zip(recipients, answers[1:-1], strict=True)
-                if answer.code not in _RCPT_ACCEPTED
-            ]
+            refused = _refusals(recipients, answers[1:-1])
             deliverable = mail.code == aiosmtplib.SMTPStatus.completed and len(refused) < len(
                 recipients
             )
@@ -314,6 +302,17 @@ class _Client(aiosmtplib.SMTP):
         response = await super().rset(timeout=timeout)
         self.envelope_open = False
         return response
+
+
+def _refusals(
+    recipients: Sequence[str], answers: Sequence[aiosmtplib.SMTPResponse]
+) -> list[aiosmtplib.SMTPRecipientRefused]:
+    """The recipients whose RCPT was not accepted, with the server's reply to each."""
+    return [
+        aiosmtplib.SMTPRecipientRefused(answer.code, answer.message, recipient)
+        for recipient, answer in zip(recipients, answers, strict=True)
+        if answer.code not in _RCPT_ACCEPTED
+    ]
 
 
 class _Replies(asyncio.Protocol):
