@@ -9,10 +9,20 @@ from urllib.parse import unquote
 __all__ = ["new_message_id", "normalize_message_id"]
 
 RANDOM_PART_BYTES = 10  # 20 hex characters
+# The random part starts with the time in milliseconds, in hex, so that ids made one after the
+# other sort together. Each message row is found by its id through a unique index: with ids
+# in random order, every new row landed on a different page of that index, and a commit of
+# 100 rows wrote 100 of those pages (1.6 MiB of SQLite's WAL instead of 0.6, and twice the
+# time). Eleven digits hold milliseconds until the year 2527, so the ids also sort as text.
+TIME_PART_DIGITS = 11
 
 
 def new_message_id(domain: str) -> str:
-    return f"<{secrets.token_hex(RANDOM_PART_BYTES)}.{int(time.time())}@{domain}>"
+    now = time.time()
+    return (
+        f"<{int(now * 1000):0{TIME_PART_DIGITS}x}{secrets.token_hex(RANDOM_PART_BYTES)}"
+        f".{int(now)}@{domain}>"
+    )
 
 
 def normalize_message_id(raw: str) -> str:
