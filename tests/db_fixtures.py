@@ -51,6 +51,15 @@ async def _admin(statement: str) -> None:
         await connection.close()
 
 
+async def downgrade_to(database: Database, revision: str) -> None:
+    from alembic import command
+
+    from mailpass.storage.migrate import alembic_config
+
+    async with database.transaction() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session."""

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from db_fixtures import downgrade_to
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import metadata
@@ -36,12 +37,3 @@ async def test_the_migration_goes_down_and_up_again(tmp_path):
             assert await connection.run_sync(_differences) == []
     finally:
         await database.dispose()
-
-
-async def downgrade_to(database: Database, revision: str) -> None:
-    from alembic import command
-
-    from mailpass.storage.migrate import alembic_config
-
-    async with database.transaction() as connection:
-        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))

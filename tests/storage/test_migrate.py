@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 
+import asyncpg
+import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
-from mailpass.storage.migrate import HEAD_REVISION, alembic_config
+from db_fixtures import DATABASES, POSTGRES_URL, _admin, _asyncpg_dsn, downgrade_to
+from mailpass.storage.database import Database
+from mailpass.storage.migrate import HEAD_REVISION, alembic_config, upgrade
 
 PROBE = """
 import asyncio, sys
@@ -41,3 +47,34 @@ def test_a_current_schema_is_left_alone_without_loading_alembic(database_url):
     if database_url.startswith("sqlite"):  # a new file: every migration runs, through Alembic
         assert first == "True"
     assert run_upgrade(database_url) == "False"  # now current: one query says so
+
+
+async def _body_compression(url: str) -> dict[str, str]:
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        rows = await connection.fetch(
+            "SELECT attname, attcompression::text FROM pg_attribute"
+            " WHERE attrelid = 'messages'::regclass AND attname IN ('raw', 'html', 'text')"
+        )
+        return {row["attname"]: row["attcompression"] for row in rows}
+    finally:
+        await connection.close()
+
+
+@pytest.mark.skipif("postgresql" not in DATABASES, reason="PostgreSQL is not tested here")
+async def test_message_bodies_are_compressed_with_lz4_on_postgresql() -> None:
+    # On a database of its own: the downgrade must not touch the session's.
+    name = f"mailpass_migrate_{secrets.token_hex(4)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
+    try:
+        await upgrade(database)
+        assert await _body_compression(url) == {"raw": "l", "html": "l", "text": "l"}
+        await downgrade_to(database, "0005")
+        assert await _body_compression(url) == {"raw": "", "html": "", "text": ""}
+        await upgrade(database)
+        assert await _body_compression(url) == {"raw": "l", "html": "l", "text": "l"}
+    finally:
+        await database.dispose()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
