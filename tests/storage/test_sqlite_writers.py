@@ -182,38 +182,3 @@ async def test_statements_wait_for_a_writer_that_does_not_take_the_lock_file(
     outsider.close()
     await asyncio.wait_for(waiter, 5)
     assert await _emails(first) == ["a@example.com"]
-
-
-def _emails_in_the_database_file(database: Database, tmp_path: Path) -> list[str]:
-    """The users in the database file itself, without its WAL: what a checkpoint copied."""
-    copy = tmp_path / "without-wal.sqlite3"
-    copy.write_bytes(Path(str(database.url.database)).read_bytes())
-    connection = sqlite3.connect(copy)
-    try:
-        return [email for (email,) in connection.execute("SELECT email FROM users ORDER BY email")]
-    except sqlite3.OperationalError:  # not even the tables yet
-        return []
-    finally:
-        connection.close()
-
-
-@WRITES
-async def test_a_commit_is_copied_from_the_wal_soon_after_by_a_checkpoint_of_our_own(
-    two_processes, add_user, tmp_path: Path
-) -> None:
-    # A few pages, far from the 1,000 that start SQLite's automatic checkpoint: only ours
-    # copies them into the file.
-    first, _second = two_processes
-    await add_user(first, "a@example.com")
-    deadline = time.monotonic() + 5
-    while "a@example.com" not in _emails_in_the_database_file(first, tmp_path):
-        assert time.monotonic() < deadline, "the commit stayed in the WAL"
-        await asyncio.sleep(0.05)
-    assert await _emails(first) == ["a@example.com"]
-
-
-def test_a_checkpoint_never_creates_a_database(tmp_path: Path) -> None:
-    missing = tmp_path / "gone.sqlite3"
-    with pytest.raises(sqlite3.OperationalError):
-        database_module._checkpoint_passive(missing)
-    assert not missing.exists()

@@ -30,12 +30,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
-import logging
 import os
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -68,8 +66,6 @@ __all__ = [
     "normalize_database_url",
 ]
 
-log = logging.getLogger("mailpass.storage")
-
 SQLITE_LOCK_WAIT = 15.0  # seconds another process's write may keep us waiting
 SQLITE_LOCK_POLL_MIN = 0.001  # seconds, first pause when the write lock is taken...
 SQLITE_LOCK_POLL_MAX = 0.05  # ...doubling up to this
@@ -78,13 +74,6 @@ SQLITE_LOCK_POLL_MAX = 0.05  # ...doubling up to this
 SQLITE_READ_BUSY_TIMEOUT = 100  # milliseconds
 SQLITE_PAGE_SIZE = 16384  # bytes, for new database files
 SQLITE_READ_CONNECTIONS = 8  # read transactions open at once in one process
-# After a write, the WAL is copied into the database file by a checkpoint of our own, in a
-# thread, this long after the commit (writes made meanwhile join it). SQLite's automatic
-# checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages (16 MiB): that writer
-# holds the lock while 16 MiB are written and flushed (50-240 ms here), and every other writer,
-# of every process, waits for it. Ours runs beside the writers (PASSIVE), so the automatic one,
-# still there, finds little left to copy.
-SQLITE_CHECKPOINT_DELAY = 0.1  # seconds
 # Connections kept open per process. A request beyond them waits for one to come back instead
 # of opening a connection of its own: under a steady load, such overflow connections were opened
 # and closed again hundreds of times a second, and PostgreSQL's process per connection made
@@ -335,10 +324,7 @@ class Database:
                 self.url, begin="BEGIN", size=SQLITE_READ_CONNECTIONS
             )
             self._write_turn = asyncio.Lock()
-            self._sqlite_path = Path(self.url.database).expanduser()
-            self._writer_lock_path = Path(f"{self._sqlite_path}-writer.lock")
-            self._wal_to_copy = False
-            self._checkpoints: asyncio.Task[None] | None = None
+            self._writer_lock_path = Path(f"{Path(self.url.database).expanduser()}-writer.lock")
             self._read_places = asyncio.Semaphore(SQLITE_READ_CONNECTIONS)
         else:
             self._postgres = create_async_engine(
@@ -391,7 +377,6 @@ class Database:
             finally:
                 if unlock_here:
                     os.close(writer_lock)  # closing the descriptor releases its flock
-        self._checkpoint_soon()
 
     async def write(self, job: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``job`` in a write transaction that may be shared with other ``write`` calls
@@ -562,8 +547,7 @@ class Database:
                 await _uncancellable(running)
                 raise
             await _uncancellable(running)  # the same if a cancellation comes from now on
-        self._checkpoint_soon()
-        return cast(list[list[Any]], running.result())
+            return cast(list[list[Any]], running.result())
 
     def _run_statements(self, fd: int, statements: list[_Statement], turn: _Turn) -> Any:
         """``_sqlite_statements``'s thread. Closes ``fd`` (releasing the writer lock)."""
@@ -634,28 +618,8 @@ class Database:
             await asyncio.sleep(pause)
             pause = min(pause * 2, SQLITE_LOCK_POLL_MAX)
 
-    def _checkpoint_soon(self) -> None:
-        """After a commit: copy the WAL into the database file ``SQLITE_CHECKPOINT_DELAY``
-        from now, unless a checkpoint is already due (see the constant)."""
-        self._wal_to_copy = True
-        if self._checkpoints is None or self._checkpoints.done():
-            self._checkpoints = asyncio.create_task(self._checkpoint_while_written())
-
-    async def _checkpoint_while_written(self) -> None:
-        while self._wal_to_copy:
-            await asyncio.sleep(SQLITE_CHECKPOINT_DELAY)
-            self._wal_to_copy = False  # a commit from now on asks for the next round
-            try:
-                await asyncio.to_thread(_checkpoint_passive, self._sqlite_path)
-            except sqlite3.Error as exc:
-                # Nothing is lost: the WAL holds every commit, and SQLite's own checkpoint
-                # still copies it.
-                log.warning("SQLite checkpoint failed: %s", exc)
-
     async def dispose(self) -> None:
         if self.is_sqlite:
-            if self._checkpoints is not None:
-                self._checkpoints.cancel()
             self._sqlite_writer.dispose()
             self._sqlite_readers.dispose()
         else:
@@ -766,18 +730,6 @@ def _locked_too_long() -> OperationalError:
             f"database is locked: another process has been writing for {SQLITE_LOCK_WAIT:g} s"
         ),
     )
-
-
-def _checkpoint_passive(path: Path) -> None:
-    """``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own, in a thread: it copies
-    what no reader still needs, waiting for nobody, while writers go on appending to the WAL.
-    The database must exist already (``mode=rw``): a checkpoint never creates one."""
-    uri = f"file:{urllib.parse.quote(str(path))}?mode=rw"
-    connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    finally:
-        connection.close()
 
 
 def _commit_and_unlock(sqlite: sa.Connection, writer_lock: int) -> None:
