@@ -4,12 +4,14 @@ autocommit mode on the driver, on SQLite in the group commit), on both databases
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
+from mailpass.storage import database as database_module
 from mailpass.storage.database import Database, PreparedInsert, PreparedWrite
 from mailpass.storage.tables import messages, users
 
@@ -124,3 +126,37 @@ async def test_statements_sent_together_each_get_their_own_rows_back(database: D
     by_name = {row["message_id"]: row for row in await stored(database)}
     assert [by_name[name]["id"] for name in names] == [row["id"] for (row,) in returned]
     assert [by_name[name]["status"] for name in names] == ["sent", "sending"] * 20
+
+
+async def test_rows_inserted_together_get_their_keys_in_order(database: Database) -> None:
+    user_id = await make_user(database)
+    now = utcnow()
+
+    def rows(*names: str) -> list[dict[str, object]]:
+        return [
+            {**ROW, "user_id": user_id, "message_id": f"<{name}@example.com>", "created_at": now}
+            for name in names
+        ]
+
+    first = await database.insert_alone(INSERT, rows("a", "b", "c"))
+    async with database.transaction() as connection:  # the newest row goes: its key is free
+        await connection.execute(sa.delete(messages).where(messages.c.id == first[-1]))
+    keys = await database.insert_alone(INSERT, rows("d", "e", "f", "g"))
+    by_key = {row["id"]: row["message_id"] for row in await stored(database)}
+    assert [by_key[key] for key in first[:2] + keys] == [
+        f"<{name}@example.com>" for name in "abdefg"
+    ]
+
+
+def test_on_sqlite_rows_beyond_the_limit_of_bound_values_go_in_further_statements() -> None:
+    sqlite = sqlite3.connect(":memory:")
+    sqlite.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")
+    sqlite.execute("INSERT INTO t (name, n) VALUES ('before', 0)")
+    sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 7)  # three rows of two values
+    names = [f"row {i}" for i in range(10)]
+    keys = database_module._insert_rows(
+        sqlite, "INSERT INTO t (name, n) VALUES (?, ?)", [[name, i] for i, name in enumerate(names)]
+    )
+    assert keys == list(range(2, 12))
+    stored_names = dict(sqlite.execute("SELECT id, name FROM t WHERE id > 1"))
+    assert stored_names == dict(zip(keys, names, strict=True))
