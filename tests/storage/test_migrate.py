@@ -49,6 +49,17 @@ def test_a_current_schema_is_left_alone_without_loading_alembic(database_url):
     assert run_upgrade(database_url) == "False"  # now current: one query says so
 
 
+async def _compression_methods(url: str) -> list[str]:
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        methods = await connection.fetchval(
+            "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        return list(methods or [])
+    finally:
+        await connection.close()
+
+
 async def _body_compression(url: str) -> dict[str, str]:
     connection = await asyncpg.connect(_asyncpg_dsn(url))
     try:
@@ -69,12 +80,14 @@ async def test_message_bodies_are_compressed_with_lz4_on_postgresql() -> None:
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     database = Database(url)
     try:
+        # A server built without lz4 keeps the default ("").
+        lz4 = "l" if "lz4" in await _compression_methods(url) else ""
         await upgrade(database)
-        assert await _body_compression(url) == {"raw": "l", "html": "l", "text": "l"}
+        assert await _body_compression(url) == {"raw": lz4, "html": lz4, "text": lz4}
         await downgrade_to(database, "0005")
         assert await _body_compression(url) == {"raw": "", "html": "", "text": ""}
         await upgrade(database)
-        assert await _body_compression(url) == {"raw": "l", "html": "l", "text": "l"}
+        assert await _body_compression(url) == {"raw": lz4, "html": lz4, "text": lz4}
     finally:
         await database.dispose()
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -691,8 +691,8 @@ def _insert_rows(sqlite: sqlite3.Connection, sql: str, rows: list[list[Any]]) ->
 
     One statement for a whole batch, where one a row ran each: the sqlite3 module lets go of the
     GIL around every statement, and a thread that must take it back from a busy event loop
-    waits up to the switch interval (5 ms) each time, with the writer lock held. 100 rows took
-    ~600 ms so beside a busy loop, against ~40 ms as one statement.
+    waits up to the switch interval (5 ms) each time, with the writer lock held. Beside a thread
+    kept busy, 100 rows took ~600 ms one a statement, and ~40 ms as one statement.
 
     The keys are counted back from the last one: a table whose key is its rowid gives each
     new row the largest rowid plus one, and no other writer can come between the rows of a

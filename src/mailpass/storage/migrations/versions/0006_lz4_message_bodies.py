@@ -5,10 +5,10 @@ Revises: 0005
 Create Date: 2026-12-01
 
 A message row (its raw MIME, html and text) is ~3 KB, past PostgreSQL's 2 KB threshold, so
-every insert compresses its bodies. With the default pglz that was a fifth of the time of a
-100-row insert here; lz4 compresses as well and several times faster. Rows written before keep
-their pglz values, which stay readable. A server built without lz4 (or older than 14) keeps
-pglz. SQLite does not compress.
+every insert compresses its bodies. With the default pglz, 100 rows took 3.3-3.9 ms to insert
+here; with lz4 2.6-2.7 ms, stored as small (~1.4 KB a row). Rows written before keep their pglz
+values, which stay readable. A server built without lz4 (or older than 14) keeps pglz. SQLite
+does not compress.
 """
 
 from __future__ import annotations
