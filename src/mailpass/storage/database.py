@@ -278,15 +278,15 @@ class PreparedWrite(_Prepared):
 
 class PreparedInsert(_Prepared):
     """An INSERT of one row with a fixed set of columns, compiled once, for the hot writes
-    (``run``): on SQLite it runs row by row on the driver, which keeps the
-    statement prepared and reads each new key from ``lastrowid``; on PostgreSQL it is one
-    SQLAlchemy statement for all the rows. ``alone`` inserts one row as a transaction of its
-    own and returns its key (``Database.write_alone``).
+    (``run``): on SQLite it runs on the driver as one many-row INSERT (``_insert_rows``),
+    whose keys are counted back from the last rowid; on PostgreSQL it is one SQLAlchemy
+    statement for all the rows. ``alone`` inserts one row as a transaction of its own and
+    returns its key (``Database.write_alone``).
 
     Through SQLAlchemy, a many-row insert that must return its keys in order ran one
     statement per row anyway on SQLite, after ~80 us of Python per row around it (parameter
     processing, the ordered-RETURNING bookkeeping); on the driver a row costs what SQLite
-    itself takes (~35 us here, the indexes included) plus its values' bind processors.
+    itself takes plus its values' bind processors.
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
@@ -689,7 +689,7 @@ def _insert_rows(sqlite: sqlite3.Connection, sql: str, rows: list[list[Any]]) ->
     """Run a one-row ``INSERT ... VALUES (?, ...)`` for every row of ``rows``, as few many-row
     statements as SQLite's limit on bound values allows; the new rows' keys, in order.
 
-    One statement for a whole batch, where one a row ran each: the sqlite3 module lets go of the
+    One statement for a whole batch, not one for each row: the sqlite3 module lets go of the
     GIL around every statement, and a thread that must take it back from a busy event loop
     waits up to the switch interval (5 ms) each time, with the writer lock held. Beside a thread
     kept busy, 100 rows took ~600 ms one a statement, and ~40 ms as one statement.
