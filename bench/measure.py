@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.instance import BatchPoster, MailPassInstance, send_messages
 from bench.load import LoadResult, run_wrk
-from bench.payloads import BATCH_SIZE, batch_body, send_body
+from bench.payloads import BATCH_SIZE, batch_bodies, send_bodies
 from bench.processes import BenchError, ManagedProcess, Memory
 from bench.profile import Profiler
 from bench.sink import SmtpSink
@@ -296,10 +296,10 @@ def measure_mailpass(
         api, port = instance.serve("api", worker=False, processes=sizes.api_processes)
         cleanup.callback(figures.stop, api)
 
-        send_file = workdir / "send.json"
-        send_file.write_bytes(send_body())
-        batch_file = workdir / "send-batch.json"
-        batch_file.write_bytes(batch_body(0))
+        send_file = workdir / "send.jsonl"
+        send_file.write_bytes(send_bodies())
+        batch_file = workdir / "send-batch.jsonl"
+        batch_file.write_bytes(batch_bodies())
         send_args = ["post", "/api/v1/mail/send", str(send_file), key]
         batch_args = ["post", "/api/v1/mail/send-batch", str(batch_file), key]
         url = _url(port, "/")

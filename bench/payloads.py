@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["BATCH_SIZE", "batch_body", "message", "send_body"]
+__all__ = [
+    "BATCH_SIZE",
+    "RECIPIENTS",
+    "batch_bodies",
+    "batch_body",
+    "message",
+    "send_bodies",
+    "send_body",
+]
 
 BATCH_SIZE = 100  # messages per /send-batch request, the API's maximum
+# Distinct recipients the load cycles through, as a real stream of mail has: more than any
+# cache MailPass keeps of addresses (4,096), so no request is flattered by an earlier one.
+RECIPIENTS = 10_000
 
 HTML = (
     "<html><body><h1>Your order has been confirmed</h1>"
@@ -46,3 +57,14 @@ def send_body(number: int = 1) -> bytes:
 
 def batch_body(first: int, count: int = BATCH_SIZE) -> bytes:
     return json.dumps({"messages": [message(first + i) for i in range(count)]}).encode()
+
+
+def send_bodies(count: int = RECIPIENTS) -> bytes:
+    """``count`` distinct ``/send`` bodies, one a line (the wrk script's round robin)."""
+    return b"\n".join(send_body(number) for number in range(count)) + b"\n"
+
+
+def batch_bodies(recipients: int = RECIPIENTS) -> bytes:
+    """``/send-batch`` bodies, one a line, that between them write to ``recipients`` people."""
+    firsts = range(0, recipients, BATCH_SIZE)
+    return b"\n".join(batch_body(first) for first in firsts) + b"\n"

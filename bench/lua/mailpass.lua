@@ -1,6 +1,7 @@
 -- wrk script for the MailPass API.
 --
---   wrk ... -s mailpass.lua URL -- post PATH BODY_FILE API_KEY   POST the file's JSON to PATH
+--   wrk ... -s mailpass.lua URL -- post PATH BODIES_FILE API_KEY POST each JSON body of the file,
+--                                                                  one a line, to PATH, round robin
 --   wrk ... -s mailpass.lua URL -- status IDS_FILE API_KEY        GET /status/<id>, one id a line,
 --                                                                  round robin
 --   wrk ... -s mailpass.lua URL -- get PATHS_FILE USER_AGENT      GET each path, one a line, round
@@ -12,22 +13,19 @@
 local requests = {}
 local next_request = 0
 
-local function read_file(path)
-  local file = assert(io.open(path, "rb"))
-  local content = file:read("*a")
-  file:close()
-  return content
-end
-
 function init(args)
   local mode = args[1]
   if mode == "post" then
-    local path, body_file, key = args[2], args[3], args[4]
+    local path, bodies_file, key = args[2], args[3], args[4]
     local headers = {
       ["Authorization"] = "Bearer " .. key,
       ["Content-Type"] = "application/json",
     }
-    requests[1] = wrk.format("POST", path, headers, read_file(body_file))
+    for body in io.lines(bodies_file) do
+      if body ~= "" then
+        requests[#requests + 1] = wrk.format("POST", path, headers, body)
+      end
+    end
   elseif mode == "status" then
     local ids_file, key = args[2], args[3]
     local headers = { ["Authorization"] = "Bearer " .. key }
