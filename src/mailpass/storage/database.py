@@ -171,6 +171,25 @@ Processor = Callable[[Any], Any] | None
 _GIVEN: Any = object()  # a statement's parameter whose value the caller gives
 
 
+def _remembering_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` that answers again without calling it when given the very object it was
+    given last. For date-times, which are immutable: every row of a batch holds the same
+    ``now``, up to three times, and SQLAlchemy's SQLite DATETIME processor formats it anew
+    each time (~2 µs, 6 % of a batch's samples on SQLite)."""
+    last: tuple[Any, Any] = (_GIVEN, None)
+
+    def remembered(value: Any) -> Any:
+        nonlocal last
+        given, processed = last  # one tuple, replaced whole, so a thread sees a matching pair
+        if value is given:
+            return processed
+        processed = process(value)
+        last = (value, processed)
+        return processed
+
+    return remembered
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     """A statement compiled for one dialect, with what turns values into the driver's."""
@@ -188,6 +207,8 @@ class _Compiled:
         for name in compiled.positiontup or []:
             bind = compiled.binds[name]
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None and isinstance(bind.type, sa.DateTime):
+                process = _remembering_last(process)
             if bind.required:
                 parameters.append((name, process, _GIVEN))
             else:
