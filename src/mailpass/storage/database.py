@@ -206,7 +206,7 @@ class _Compiled:
         parameters = []
         for name in compiled.positiontup or []:
             bind = compiled.binds[name]
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            process: Processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None and isinstance(bind.type, sa.DateTime):
                 process = _remembering_last(process)
             if bind.required:
