@@ -28,6 +28,10 @@ _MAX_ECHOED_CHARS = 100
 # CR and LF would end the header line (header injection); NUL is refused by SMTP servers.
 _FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
 
+# An address alone, as most are sent: no whitespace, angle brackets, list separators, quotes,
+# CR, LF or NUL, so parse_mailbox has nothing to strip, split or refuse before validating it.
+_BARE_ADDRESS = re.compile(r'[^\s<>,;"\x00]+')
+
 # RFC 5322 "specials" other than ".", which RFC 5322's obs-phrase allows in names ("Dr. Who").
 # Each of them changes what an unquoted name means, so such a name must be put in quotes.
 _SPECIALS_IN_NAMES = re.compile(r'[()<>\[\]:;@\\,"]')
@@ -44,7 +48,9 @@ _MAX_ADDRESS_OCTETS = 254  # email-validator's limit, on each form of the addres
 # A local part that makes every domain's probe address valid: short, plain, not in RFC 2142.
 _PROBE_LOCAL_PART = "x"
 _DOMAIN_CACHE_SIZE = 4096  # domains; mail goes to far fewer than it has recipients
-_ADDRESS_CACHE_SIZE = 4096  # whole addresses: every message of an account repeats its sender
+# Mailboxes as given: every message of an account repeats its sender. Only successes are
+# cached (``lru_cache`` does not store exceptions).
+_ADDRESS_CACHE_SIZE = 4096
 
 
 class AddressError(ValueError):
@@ -82,6 +88,7 @@ def check_header_text(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=_ADDRESS_CACHE_SIZE)
 def parse_mailbox(raw: str) -> Address:
     """Parse one mailbox: ``user@example.com`` or ``Name <user@example.com>``.
 
@@ -90,6 +97,9 @@ def parse_mailbox(raw: str) -> Address:
     domain comes back as punycode. Addresses with non-ASCII characters before the ``@`` are
     refused because sending them needs SMTPUTF8, which MailPass does not use.
     """
+    if _BARE_ADDRESS.fullmatch(raw):
+        # Nothing below would change it or find a name in it.
+        return Address(email=_validate_addr_spec(raw, raw))
     if _FORBIDDEN_IN_HEADERS.search(raw):
         raise AddressError(raw, "it must not contain line breaks (CR, LF) or NUL characters")
     text = raw.strip(" \t")
@@ -170,7 +180,6 @@ def _validate_addr_spec(raw: str, addr_spec: str) -> str:
         raise AddressError(raw, str(exc)) from exc
 
 
-@functools.lru_cache(maxsize=_ADDRESS_CACHE_SIZE)
 def _ascii_email(addr_spec: str) -> str:
     """The validated ASCII form of ``addr_spec``, as email-validator gives it;
     `EmailNotValidError` if it is not valid.
@@ -181,8 +190,8 @@ def _ascii_email(addr_spec: str) -> str:
     is checked here, with the library's verdict on its domain cached per domain, and anything
     else (quoted or non-ASCII local parts, IDN hosts, RFC 2142 names, failures) goes through
     the library whole, which also words every error. A differential test holds the two paths
-    to the same answers. Only successes are cached, here and per domain (``lru_cache`` does
-    not store exceptions); the bounds keep a stream of distinct values from growing memory.
+    to the same answers. Only successes are cached (``lru_cache`` does not store exceptions),
+    and the bound keeps a stream of distinct domains from growing memory.
     """
     local_part, _, domain = addr_spec.rpartition("@")
     if (

@@ -96,7 +96,7 @@ def compose(message: OutgoingMessage) -> bytes:
     """
     lines = [
         _date_header(message.date),
-        _from_header(message.sender),
+        _from_header(message.sender.email, message.sender.name),
         _address_header("To", message.to) if message.to else "To: undisclosed-recipients:;",
     ]
     if message.cc:
@@ -174,7 +174,10 @@ def _new_boundary(encoded_bodies: list[bytes]) -> str:
     while True:
         boundary = _BOUNDARY_PREFIX + f"{_boundary_random.getrandbits(_BOUNDARY_RANDOM_BITS):032x}"
         marker = boundary.encode("ascii")
-        if not any(marker in body for body in encoded_bodies):
+        for body in encoded_bodies:
+            if marker in body:
+                break
+        else:
             return boundary
 
 
@@ -195,9 +198,10 @@ _last_date_header: tuple[datetime | None, str] = (None, "")
 
 
 @functools.lru_cache(maxsize=_FROM_HEADER_CACHE_SIZE)
-def _from_header(sender: Address) -> str:
-    # An account sends from a handful of addresses, over and over.
-    return _address_header("From", (sender,))
+def _from_header(email: str, name: str | None) -> str:
+    # An account sends from a handful of addresses, over and over. (Keyed by the strings: an
+    # Address's own hash is Python code, and took most of a cache hit.)
+    return _address_header("From", (Address(email, name),))
 
 
 def _check_header_value(value: str) -> None:

@@ -234,6 +234,7 @@ class MailService:
         queue_provider = None if key.is_test else provider
         now = utcnow()
         date = now.replace(tzinfo=UTC)  # every message of the batch is accepted at once
+        defaults = batch.item_defaults()
         answers: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         for index, item in enumerate(batch.messages):
@@ -244,7 +245,7 @@ class MailService:
                 await asyncio.sleep(0)
             to = item.get("to") if isinstance(item, dict) else None
             try:
-                valid = validate_batch_item(item, batch, index)
+                valid = validate_batch_item(item, defaults, index)
                 outgoing = self.build_outgoing(valid, provider, date)
             except ValidationError as exc:
                 answers.append(
