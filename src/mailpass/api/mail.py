@@ -15,7 +15,7 @@ from mailpass.api.auth import admit, authenticate_sender, key_hash_of
 from mailpass.api.idempotency import respond_idempotently
 from mailpass.api.openapi import SEND_BATCH_OPERATION, SEND_OPERATION, STATUS_OPERATION
 from mailpass.api.responses import success_response
-from mailpass.messages.request import BatchFields, MessageFields, parse_json_body
+from mailpass.messages.request import MessageFields, parse_batch, parse_json_body
 from mailpass.services import Services
 
 __all__ = ["DirectRoute", "router"]
@@ -69,7 +69,7 @@ async def send_batch(request: Request) -> Response:
     body = await request.body()
 
     async def queue_messages() -> Response:
-        batch = parse_json_body(body, BatchFields)
+        batch = parse_batch(body)
         return success_response(await services.mail.queue_batch(key, provider, batch))
 
     return await respond_idempotently(request, services.database, key, body, queue_messages)

@@ -29,6 +29,7 @@ __all__ = [
     "MessageFields",
     "ValidMessage",
     "field_errors",
+    "parse_batch",
     "parse_json_body",
     "validate_batch_item",
     "validate_message",
@@ -83,7 +84,8 @@ class BatchFields(BaseModel):
     """The seed's ``/send-batch`` body: ``messages`` plus defaults for the items.
 
     Items stay raw JSON objects here so that one bad item fails alone instead of failing the
-    whole request; ``validate_batch_item`` checks each.
+    whole request; ``validate_batch_item`` checks each. (When every item parses, they come as
+    ``MessageFields`` already: see ``parse_batch``.)
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -109,6 +111,23 @@ class BatchFields(BaseModel):
                 f"messages must hold 1 to {MAX_BATCH_MESSAGES} items, not {len(self.messages)}",
                 details=[{"field": "messages", "message": f"1 to {MAX_BATCH_MESSAGES} items"}],
             )
+
+
+class _ParsedBatch(BatchFields):
+    """A batch body whose items all parse, each straight from the JSON into its fields."""
+
+    messages: list[MessageFields]
+
+
+def parse_batch(body: bytes) -> BatchFields:
+    """The ``/send-batch`` body. Most batches are valid throughout, and their items are parsed
+    from the JSON into ``MessageFields`` in one pass: half the CPU of parsing them into dicts
+    and validating each dict again. If anything does not parse, the body is parsed with its
+    items left raw (``BatchFields``), so that each bad item can fail alone."""
+    try:
+        return _ParsedBatch.model_validate_json(body)
+    except PydanticValidationError:
+        return parse_json_body(body, BatchFields)
 
 
 @dataclass(slots=True)
@@ -280,6 +299,10 @@ def validate_batch_item(item: Any, defaults: dict[str, Any], index: int) -> Vali
     """One item of a batch with the batch's ``defaults`` (``BatchFields.item_defaults``) filled
     in where the item sets nothing."""
     prefix = f"messages.{index}."
+    if isinstance(item, MessageFields):  # parsed already (parse_batch)
+        unset = {name: value for name, value in defaults.items() if getattr(item, name) is None}
+        # The defaults were parsed as the same types as the item's fields.
+        return validate_message(item.model_copy(update=unset) if unset else item, prefix)
     if not isinstance(item, dict):
         raise ValidationError(
             "the item is not a JSON object",
