@@ -46,8 +46,6 @@ _FROM_HEADER_CACHE_SIZE = 256  # distinct senders whose From header line is kept
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 # Quoted names longer than this become encoded-words, which can be folded between words.
 _MAX_QUOTED_NAME = 60  # characters
-# A header-bound string must never carry a line break onto the wire, whatever let it through.
-_FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
 # Anything a lenient reader could take for an encoded-word (they contain no whitespace).
 _ENCODED_WORD_LIKE = re.compile(r"=\?\S*\?=")
 # RFC 5322 field name: printable ASCII except ":".
@@ -134,15 +132,20 @@ def compose(message: OutgoingMessage) -> bytes:
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
     for content_type, body, transfer_encoding in parts:
         chunks.append(delimiter)
-        chunks.append(
-            f"Content-Type: {content_type}; charset=utf-8\r\n"
-            f"Content-Transfer-Encoding: {transfer_encoding}\r\n\r\n".encode("ascii")
-        )
+        chunks.append(_part_headers(content_type, transfer_encoding))
         # The CRLF before the next delimiter belongs to the delimiter (RFC 2046), so the
         # body comes back exactly, with or without a final line break of its own.
         chunks.append(body)
     chunks.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
     return b"".join(chunks)
+
+
+@functools.cache  # two content types times two encodings
+def _part_headers(content_type: str, transfer_encoding: str) -> bytes:
+    return (
+        f"Content-Type: {content_type}; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: {transfer_encoding}\r\n\r\n"
+    ).encode("ascii")
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -186,15 +189,20 @@ def _new_boundary(encoded_bodies: list[bytes]) -> str:
 
 def _date_header(date: datetime) -> str:
     """``Date: Tue, 01 Dec 2026 13:51:44 +0000``; it changes once a second, so the last one is
-    kept (RFC 5322's date has no fraction of a second)."""
+    kept (RFC 5322's date has no fraction of a second), and the very date it was last asked
+    for (a batch's messages share one) is answered without looking at it again."""
     global _last_date_header
+    last_date, last_second, header = _last_date_header
+    if date is last_date:
+        return header
     second = date.replace(microsecond=0)
-    if _last_date_header[0] != second:
-        _last_date_header = (second, "Date: " + format_datetime(second))
-    return _last_date_header[1]
+    if second != last_second:
+        header = "Date: " + format_datetime(second)
+    _last_date_header = (date, second, header)  # one tuple, replaced whole
+    return header
 
 
-_last_date_header: tuple[datetime | None, str] = (None, "")
+_last_date_header: tuple[datetime | None, datetime | None, str] = (None, None, "")
 
 
 @functools.lru_cache(maxsize=_FROM_HEADER_CACHE_SIZE)
@@ -205,7 +213,9 @@ def _from_header(email: str, name: str | None) -> str:
 
 
 def _check_header_value(value: str) -> None:
-    if _FORBIDDEN_IN_HEADERS.search(value):
+    """A header-bound string must never carry a line break onto the wire, whatever let it
+    through. (Three scans for one character each took a fifth of a regex search's time.)"""
+    if "\r" in value or "\n" in value or "\x00" in value:
         raise ValueError(f"header value {value[:100]!r} contains CR, LF or NUL")
 
 
@@ -295,6 +305,10 @@ def _encoded_words(value: str, first_word_bytes: int = _ENCODED_WORD_BYTES) -> l
 def _address_header(name: str, addresses: tuple[Address, ...]) -> str:
     """An address-list header folded between words and addresses, never inside one."""
     prefix = name + ": "
+    if len(addresses) == 1 and not addresses[0].name:  # most To lines: one bare address
+        email = addresses[0].email
+        _check_header_value(email)
+        return prefix + email  # one token: never folded, however long
     tokens = _mailbox_tokens(addresses[0], _first_word_bytes(prefix))
     for address in addresses[1:]:
         tokens[-1] += ","
