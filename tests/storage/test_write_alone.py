@@ -160,3 +160,37 @@ def test_on_sqlite_rows_beyond_the_limit_of_bound_values_go_in_further_statement
     assert keys == list(range(2, 12))
     stored_names = dict(sqlite.execute("SELECT id, name FROM t WHERE id > 1"))
     assert stored_names == dict(zip(keys, names, strict=True))
+
+
+async def test_rows_inserted_together_store_what_a_row_inserted_alone_stores(
+    database: Database,
+) -> None:
+    user_id = await make_user(database)
+    now = utcnow()
+    varied = [
+        {"from_name": "Ü Shop", "reply_to": None, "tags": [], "user_metadata": {"n": [1, None]}},
+        {"from_name": None, "reply_to": "r@example.com", "raw": b"", "is_test": True},
+        {"from_name": None, "reply_to": None, "raw": None, "envelope_to": None},
+    ]
+    columns = [*ROW, "user_id", "message_id", "created_at", "from_name", "reply_to"]
+    insert = PreparedInsert(messages, columns)
+    rows = [
+        {**ROW, **values, "user_id": user_id, "message_id": f"<together{i}@x>", "created_at": now}
+        for i, values in enumerate(varied)
+    ]
+    alone = [{**row, "message_id": row["message_id"].replace("together", "alone")} for row in rows]
+
+    await database.insert_alone(insert, rows)
+    for row in alone:
+        await database.write_alone(insert.alone, **row)
+
+    stored_rows = {row["message_id"]: row for row in await stored(database)}
+    for together_row, alone_row in zip(rows, alone, strict=True):
+        together = stored_rows[together_row["message_id"]]
+        by_itself = stored_rows[alone_row["message_id"]]
+        assert {k: v for k, v in together.items() if k not in ("id", "message_id")} == {
+            k: v for k, v in by_itself.items() if k not in ("id", "message_id")
+        }
+        assert {name: together[name] for name in columns if name != "message_id"} == {
+            name: value for name, value in together_row.items() if name != "message_id"
+        }
