@@ -45,6 +45,8 @@ class OutgoingMessage:
     @property
     def envelope_recipients(self) -> list[str]:
         """Every RCPT TO address, de-duplicated in order: To, then Cc, then Bcc."""
+        if len(self.to) == 1 and not self.cc and not self.bcc:  # most messages
+            return [self.to[0].email]
         seen: dict[str, None] = {}
         for address in (*self.to, *self.cc, *self.bcc):
             seen.setdefault(address.email, None)

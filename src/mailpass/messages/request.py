@@ -290,9 +290,9 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
 
 def _list_length(addresses: tuple[Address, ...]) -> int:
     """Characters of the addresses as their column holds them, joined by ", "."""
-    if len(addresses) == 1:
-        return len(addresses[0].email)
-    return len(", ".join(address.email for address in addresses))
+    if len(addresses) <= 1:
+        return len(addresses[0].email) if addresses else 0
+    return len(", ".join([address.email for address in addresses]))
 
 
 def validate_batch_item(item: Any, defaults: dict[str, Any], index: int) -> ValidMessage:

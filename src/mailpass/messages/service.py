@@ -51,7 +51,9 @@ class SentMessage:
 
 
 def format_addresses(addresses: tuple[Address, ...]) -> str:
-    return ", ".join(address.email for address in addresses)
+    if len(addresses) == 1:  # most lists
+        return addresses[0].email
+    return ", ".join([address.email for address in addresses])
 
 
 def message_row(
