@@ -184,12 +184,12 @@ def _ascii_email(addr_spec: str) -> str:
 
     email-validator spends most of a call (~35 µs on the bench machine) on the domain (IDNA,
     special-use names), and a batch's recipients are mostly distinct while their domains
-    repeat. So the usual address
-    is checked here, with the library's verdict on its domain cached per domain, and anything
-    else (quoted or non-ASCII local parts, IDN hosts, RFC 2142 names, failures) goes through
-    the library whole, which also words every error. A differential test holds the two paths
-    to the same answers. Only successes are cached (``lru_cache`` does not store exceptions),
-    and the bound keeps a stream of distinct domains from growing memory.
+    repeat. So the usual address is checked here, with the library's verdict on its domain
+    cached per domain, and anything else (quoted or non-ASCII local parts, IDN hosts, RFC 2142
+    names, failures) goes through the library whole, which also words every error. A
+    differential test holds the two paths to the same answers. Only successes are cached
+    (``lru_cache`` does not store exceptions), and the bound keeps a stream of distinct
+    domains from growing memory.
     """
     local_part, _, domain = addr_spec.rpartition("@")
     if (
