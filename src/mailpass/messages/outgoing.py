@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["Address", "OutgoingMessage"]
+__all__ = ["Address", "OutgoingMessage", "format_addresses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +51,10 @@ class OutgoingMessage:
         for address in (*self.to, *self.cc, *self.bcc):
             seen.setdefault(address.email, None)
         return list(seen)
+
+
+def format_addresses(addresses: tuple[Address, ...]) -> str:
+    """The addresses as a list column holds them (``to_email``, ``reply_to``): joined by ", "."""
+    if len(addresses) == 1:  # most lists
+        return addresses[0].email
+    return ", ".join([address.email for address in addresses])

@@ -20,7 +20,7 @@ from mailpass.messages.addresses import (
     check_header_text,
     parse_mailbox,
 )
-from mailpass.messages.outgoing import Address
+from mailpass.messages.outgoing import Address, format_addresses
 
 __all__ = [
     "MAX_BATCH_MESSAGES",
@@ -237,7 +237,7 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
     if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
         problems.add("to", f"a message takes at most {MAX_RECIPIENTS} recipients (to, cc and bcc)")
     for name, addresses in (("to", to), ("reply_to", reply_to)):
-        if _list_length(addresses) > MAX_ADDRESS_LIST_CHARS:
+        if len(format_addresses(addresses)) > MAX_ADDRESS_LIST_CHARS:
             problems.add(name, f"the addresses are longer than {MAX_ADDRESS_LIST_CHARS} characters")
 
     subject = problems.header_text("subject", fields.subject, MAX_SUBJECT_CHARS)
@@ -286,13 +286,6 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
         track_opens=fields.track_opens,
         track_clicks=fields.track_clicks,
     )
-
-
-def _list_length(addresses: tuple[Address, ...]) -> int:
-    """Characters of the addresses as their column holds them, joined by ", "."""
-    if len(addresses) <= 1:
-        return len(addresses[0].email) if addresses else 0
-    return len(", ".join([address.email for address in addresses]))
 
 
 def validate_batch_item(item: Any, defaults: dict[str, Any], index: int) -> ValidMessage:

@@ -17,7 +17,7 @@ from mailpass.errors import NoSmtpProvider, NotFound, SendFailed, SendLimitExcee
 from mailpass.messages import repository
 from mailpass.messages.ids import new_message_id, normalize_message_id
 from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.messages.outgoing import Address, OutgoingMessage, format_addresses
 from mailpass.messages.request import (
     BatchFields,
     MessageFields,
@@ -48,12 +48,6 @@ class SentMessage:
 
     def as_wire(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "status": "sent", "to": self.to, "from": self.sender}
-
-
-def format_addresses(addresses: tuple[Address, ...]) -> str:
-    if len(addresses) == 1:  # most lists
-        return addresses[0].email
-    return ", ".join([address.email for address in addresses])
 
 
 def message_row(
