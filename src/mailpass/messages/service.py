@@ -239,17 +239,13 @@ class MailService:
                 # requests, and a database write this process is due to make, from waiting
                 # for all of it.
                 await asyncio.sleep(0)
-            to = (
-                item.to
-                if isinstance(item, MessageFields)
-                else item.get("to")
-                if isinstance(item, dict)
-                else None
-            )
             try:
                 valid = validate_batch_item(item, defaults, index)
                 outgoing = self.build_outgoing(valid, provider, date)
             except ValidationError as exc:
+                to = item.to if isinstance(item, MessageFields) else None
+                if isinstance(item, dict):
+                    to = item.get("to")
                 answers.append(
                     {
                         "to": to if isinstance(to, str) else None,
