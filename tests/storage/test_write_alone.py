@@ -148,6 +148,38 @@ async def test_rows_inserted_together_get_their_keys_in_order(database: Database
     ]
 
 
+async def test_a_failing_insert_of_rows_leaves_none_of_them_and_not_the_others_of_its_group(
+    database: Database,
+) -> None:
+    user_id = await make_user(database)
+    now = utcnow()
+
+    def rows(*names: str) -> list[dict[str, object]]:
+        return [
+            {**ROW, "user_id": user_id, "message_id": f"<{name}@example.com>", "created_at": now}
+            for name in names
+        ]
+
+    await database.insert_alone(INSERT, rows("taken"))
+    # Sent together, so that they are committed as one group.
+    outcomes = await asyncio.gather(
+        database.insert_alone(INSERT, rows("a", "b")),
+        database.insert_alone(INSERT, rows("c", "taken", "d")),
+        database.insert_alone(INSERT, rows("e")),
+        return_exceptions=True,
+    )
+
+    assert [isinstance(outcome, Exception) for outcome in outcomes] == [False, True, False]
+    assert "unique" in str(outcomes[1]).lower()
+    by_key = {row["id"]: row["message_id"] for row in await stored(database)}
+    assert sorted(by_key.values()) == sorted(
+        f"<{name}@example.com>" for name in ("taken", "a", "b", "e")
+    )
+    assert [by_key[key] for key in outcomes[0] + outcomes[2]] == [  # type: ignore[operator]
+        f"<{name}@example.com>" for name in "abe"
+    ]
+
+
 def test_on_sqlite_rows_beyond_the_limit_of_bound_values_go_in_further_statements() -> None:
     sqlite = sqlite3.connect(":memory:")
     sqlite.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")

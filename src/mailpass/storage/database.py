@@ -319,16 +319,18 @@ class PreparedWrite(_Prepared):
 class PreparedInsert(_Prepared):
     """An INSERT of one row with a fixed set of columns, compiled once, for the hot writes
     (``run``): on SQLite it runs on the driver as one many-row INSERT (``_insert_rows``),
-    whose keys are counted back from the last rowid; on PostgreSQL it is one statement that
-    takes each column's values as an array (``unnest``). ``alone`` inserts one row as a
-    transaction of its own and returns its key (``Database.write_alone``).
+    whose keys are counted back from the last rowid; on PostgreSQL the rows' keys are taken
+    from the table's sequence first and the rows go in with them by ``COPY``. ``alone``
+    inserts one row as a transaction of its own and returns its key (``Database.write_alone``).
 
     Through SQLAlchemy, a many-row insert that must return its keys in order ran one
     statement per row anyway on SQLite, after ~80 us of Python per row around it (parameter
     processing, the ordered-RETURNING bookkeeping); on the driver a row costs what SQLite
-    itself takes plus its values' bind processors. On PostgreSQL, SQLAlchemy's many-row
-    INSERT (a VALUES list of 23 parameters a row) cost the client ~203k instructions a row of
-    ``messages`` and the arrays ~165k.
+    itself takes plus its values' bind processors. On PostgreSQL, a row of ``messages`` cost
+    the client ~14 us as one statement taking each column's values as an array (``unnest``:
+    asyncpg checks every element of an array for a nested one, through two ``isinstance``
+    calls on abstract classes), and ~6 us by ``COPY`` (asyncpg's binary format, each value
+    through its column's codec). PostgreSQL's own CPU for a batch stayed about the same.
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
@@ -338,42 +340,38 @@ class PreparedInsert(_Prepared):
         self._table = table
         (self._key,) = table.primary_key.columns
         self.alone = PreparedWrite(statement.returning(self._key))
-        self._from_arrays: dict[str, str] = {}
 
     async def run(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` (each with exactly ``columns``) in the caller's write transaction;
         their primary keys, in the order given."""
         compiled = self.compiled_for(connection.dialect)
         if isinstance(connection, _LoopConnection):  # SQLite
-            keys = _Statement(compiled.sql, [compiled.bind(row) for row in rows], keys=True)
-            return keys.run(connection.driver_connection())
+            insert = _Statement(compiled.sql, [compiled.bind(row) for row in rows], keys=True)
+            return cast(list[int], insert.run(connection.driver_connection()))
         if not rows:
             return []
-        arrays = tuple(map(list, zip(*(compiled.bind(row) for row in rows), strict=True)))
-        result = await connection.exec_driver_sql(self._from_arrays_sql(connection.dialect), arrays)
-        # The rows go in in the order of their position, so their serial keys ascend in it:
-        # what SQLAlchemy's own ordered RETURNING assumes on PostgreSQL, sorting as here.
-        return sorted(int(key) for (key,) in result)
+        # The statement also begins the transaction that COPY then runs in, on the same
+        # connection. Keys ascend in the order of the rows, as they do when the rows take them
+        # from the column's default one by one.
+        result = await connection.exec_driver_sql(self._keys_sql(), (len(rows),))
+        keys = sorted(int(key) for (key,) in result)
+        records = [(key, *compiled.bind(row)) for key, row in zip(keys, rows, strict=True)]
+        asyncpg = (await connection.get_raw_connection()).driver_connection
+        assert asyncpg is not None
+        names = [self._key.name, *(name for name, _, _ in compiled.parameters)]
+        await asyncpg.copy_records_to_table(self._table.name, columns=names, records=records)
+        return keys
 
-    def _from_arrays_sql(self, dialect: Dialect) -> str:
-        """``INSERT ... SELECT ... FROM unnest($1::type[], ...) ... RETURNING key``, its
-        parameters in the order of ``compiled_for(dialect).bind``."""
-        sql = self._from_arrays.get(dialect.name)
-        if sql is None:
-            quote = dialect.identifier_preparer.quote
-            names = [name for name, _, _ in self.compiled_for(dialect).parameters]
-            columns = ", ".join(quote(name) for name in names)
-            arrays = ", ".join(
-                f"${position}::{self._table.c[name].type.compile(dialect)}[]"
-                for position, name in enumerate(names, 1)
-            )
-            # Only names from the table's own definition, quoted, go into the text.
-            sql = self._from_arrays[dialect.name] = (
-                f"INSERT INTO {quote(self._table.name)} ({columns}) SELECT {columns} "  # noqa: S608
-                f"FROM unnest({arrays}) WITH ORDINALITY AS batch({columns}, batch_position) "
-                f"ORDER BY batch_position RETURNING {quote(self._key.name)}"
-            )
-        return sql
+    def _keys_sql(self) -> str:
+        """``count`` new keys from the sequence of the table's serial key ($1: count)."""
+        # Only names from the table's own definition go into the text, as string literals
+        # (they hold no quote).
+        table, key = self._table.name, self._key.name
+        assert "'" not in table + key
+        return (
+            f"SELECT nextval(pg_get_serial_sequence('{table}', '{key}')) "  # noqa: S608
+            "FROM generate_series(1, $1)"
+        )
 
 
 class Database:
@@ -533,7 +531,7 @@ class Database:
         On SQLite their values are made the driver's before anything waits for the database,
         and the rows join the group commit as a statement job (in a thread with other such
         writes: the writer lock is held only while SQLite works). On PostgreSQL they are one
-        many-row INSERT in the group commit (``PreparedInsert.run``): asyncpg's ``fetchmany``
+        COPY in the group commit (``PreparedInsert.run``): asyncpg's ``fetchmany``
         of one INSERT a row cost twice the CPU for a batch of 100.
         """
         if not self.is_sqlite:
