@@ -3,23 +3,25 @@
 Repositories take a ``Connection``: ``await connection.execute(statement)`` returns a buffered
 SQLAlchemy result, whichever database is behind it.
 
-SQLite: one file in WAL mode with ``synchronous=FULL``, so an answered request survives a power
-cut. Statements run with the standard ``sqlite3`` driver directly on the event loop's thread.
-That is deliberate: an indexed read in WAL mode takes microseconds and never waits for a writer,
-while handing each statement to a driver thread (aiosqlite) cost about 300 µs of CPU per query
-here, most of the time of a request. Writers take turns on an ``asyncio.Lock`` (SQLite allows one
-writer at a time anyway) and start with ``BEGIN IMMEDIATE``; when another process holds the
-write lock, we wait for it with ``asyncio.sleep`` instead of blocking the loop in SQLite's busy
-handler. Between processes, writers queue on an ``flock`` of a lock file beside the database,
-taken in a thread: the next writer wakes the moment the lock is free, where polling SQLite's
-lock would wake on a timer. The COMMIT itself, which waits for the disk (fsync), runs in a
-thread, so the loop serves other requests meanwhile.
+SQLite: one file in WAL mode. An answered request survives a power cut: the writer commits with
+``synchronous=NORMAL`` and every write waits, before it returns, for an ``fdatasync`` of the WAL
+made after its COMMIT (``Database._wal_synced``), outside the writer lock. Statements run with
+the standard ``sqlite3`` driver directly on the event loop's thread. That is deliberate: an
+indexed read in WAL mode takes microseconds and never waits for a writer, while handing each
+statement to a driver thread (aiosqlite) cost about 300 µs of CPU per query here, most of the
+time of a request. Writers take turns on an ``asyncio.Lock`` (SQLite allows one writer at a
+time anyway) and start with ``BEGIN IMMEDIATE``; when another process holds the write lock, we
+wait for it with ``asyncio.sleep`` instead of blocking the loop in SQLite's busy handler.
+Between processes, writers queue on an ``flock`` of a lock file beside the database, taken in a
+thread: the next writer wakes the moment the lock is free, where polling SQLite's lock would
+wake on a timer. The COMMIT and the sync run in threads, so the loop serves other requests
+meanwhile.
 
 ``write(job)`` is group commit: concurrent small write transactions (``/send``'s two writes,
 ``/send-batch``'s inserts) are run back to back in one transaction and committed together, so
-one fsync (SQLite) or one BEGIN/COMMIT round trip pair (PostgreSQL) serves all of them. Nobody
-waits for a batch to fill: a job joins whatever is queued while the previous commit is under
-way.
+one COMMIT (SQLite) or one BEGIN/COMMIT round trip pair (PostgreSQL) serves all of them; on
+SQLite one sync also serves every commit made before it started. Nobody waits for a batch to
+fill: a job joins whatever is queued while the previous commit is under way.
 
 PostgreSQL: one asyncpg pool. Reads run in autocommit mode (no BEGIN/COMMIT round trips: each
 statement sees a committed snapshot of its own); writes are transactions.
