@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -47,6 +48,19 @@ async def make_user(database: Database) -> int:
                 )
             ).scalar_one()
         )
+
+
+def rows_of(user_id: int) -> Callable[..., list[dict[str, object]]]:
+    """Rows of ``user_id`` made now, one for each Message-ID name given."""
+    now = utcnow()
+
+    def rows(*names: str) -> list[dict[str, object]]:
+        return [
+            {**ROW, "user_id": user_id, "message_id": f"<{name}@example.com>", "created_at": now}
+            for name in names
+        ]
+
+    return rows
 
 
 async def stored(database: Database) -> list[dict[str, object]]:
@@ -129,14 +143,7 @@ async def test_statements_sent_together_each_get_their_own_rows_back(database: D
 
 
 async def test_rows_inserted_together_get_their_keys_in_order(database: Database) -> None:
-    user_id = await make_user(database)
-    now = utcnow()
-
-    def rows(*names: str) -> list[dict[str, object]]:
-        return [
-            {**ROW, "user_id": user_id, "message_id": f"<{name}@example.com>", "created_at": now}
-            for name in names
-        ]
+    rows = rows_of(await make_user(database))
 
     first = await database.insert_alone(INSERT, rows("a", "b", "c"))
     async with database.transaction() as connection:  # the newest row goes: its key is free
@@ -151,14 +158,7 @@ async def test_rows_inserted_together_get_their_keys_in_order(database: Database
 async def test_a_failing_insert_of_rows_leaves_none_of_them_and_not_the_others_of_its_group(
     database: Database,
 ) -> None:
-    user_id = await make_user(database)
-    now = utcnow()
-
-    def rows(*names: str) -> list[dict[str, object]]:
-        return [
-            {**ROW, "user_id": user_id, "message_id": f"<{name}@example.com>", "created_at": now}
-            for name in names
-        ]
+    rows = rows_of(await make_user(database))
 
     await database.insert_alone(INSERT, rows("taken"))
     # Sent together, so that they are committed as one group.
