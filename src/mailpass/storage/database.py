@@ -342,6 +342,13 @@ class PreparedInsert(_Prepared):
         self._table = table
         (self._key,) = table.primary_key.columns
         self.alone = PreparedWrite(statement.returning(self._key))
+        # PostgreSQL: ``$1`` new keys from the sequence of the table's serial key. Only names
+        # from the table's own definition go into the text, as string literals.
+        assert "'" not in table.name + self._key.name
+        self._keys_sql = (
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', '{self._key.name}')) "  # noqa: S608
+            "FROM generate_series(1, $1)"
+        )
 
     async def run(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` (each with exactly ``columns``) in the caller's write transaction;
@@ -355,7 +362,7 @@ class PreparedInsert(_Prepared):
         # The statement also begins the transaction that COPY then runs in, on the same
         # connection. Keys ascend in the order of the rows, as they do when the rows take them
         # from the column's default one by one.
-        result = await connection.exec_driver_sql(self._keys_sql(), (len(rows),))
+        result = await connection.exec_driver_sql(self._keys_sql, (len(rows),))
         keys = sorted(int(key) for (key,) in result)
         records = [(key, *compiled.bind(row)) for key, row in zip(keys, rows, strict=True)]
         asyncpg = (await connection.get_raw_connection()).driver_connection
@@ -363,17 +370,6 @@ class PreparedInsert(_Prepared):
         names = [self._key.name, *(name for name, _, _ in compiled.parameters)]
         await asyncpg.copy_records_to_table(self._table.name, columns=names, records=records)
         return keys
-
-    def _keys_sql(self) -> str:
-        """``count`` new keys from the sequence of the table's serial key ($1: count)."""
-        # Only names from the table's own definition go into the text, as string literals
-        # (they hold no quote).
-        table, key = self._table.name, self._key.name
-        assert "'" not in table + key
-        return (
-            f"SELECT nextval(pg_get_serial_sequence('{table}', '{key}')) "  # noqa: S608
-            "FROM generate_series(1, $1)"
-        )
 
 
 class Database:
