@@ -42,8 +42,7 @@ class HeldSync:
     """Stands in for the WAL sync: notes what was committed when it started, waits until
     released, then syncs for real."""
 
-    def __init__(self, database_file: Path) -> None:
-        self.database_file = database_file
+    def __init__(self) -> None:
         self.started = threading.Event()
         self.release = threading.Event()
         self.synced_files: list[str] = []
@@ -92,7 +91,7 @@ async def test_a_write_returns_only_after_the_wal_holding_it_is_synced(
     monkeypatch: pytest.MonkeyPatch,
     add_user: Callable[[Database, str], Awaitable[None]],
 ) -> None:
-    held = HeldSync(Path(str(sqlite_database.url.database)))
+    held = HeldSync()
     monkeypatch.setattr(database_module, "_sync_wal_file", held)
 
     writing = asyncio.create_task(add_user(sqlite_database, "a@example.com"))
@@ -111,7 +110,7 @@ async def test_rows_inserted_together_return_their_keys_only_after_the_sync(
 ) -> None:
     async with sqlite_database.transaction() as connection:
         await connection.execute(users.insert().values(id=1, email="o@x", created_at=utcnow()))
-    held = HeldSync(Path(str(sqlite_database.url.database)))
+    held = HeldSync()
     monkeypatch.setattr(database_module, "_sync_wal_file", held)
     row = {
         "user_id": 1,
