@@ -55,7 +55,9 @@ async def test_seed_batch_is_queued_in_order(app_client, make_account, smtp_sink
     assert message["next_attempt_at"] is not None
 
 
-async def test_defaults_apply_only_where_an_item_sets_nothing(app_client, make_account, smtp_sink):
+async def test_defaults_apply_only_where_an_item_sets_nothing(
+    app_client, make_account, smtp_sink, drain
+):
     account = await make_account(sink=smtp_sink)
     body = {
         "messages": [
@@ -86,7 +88,10 @@ async def test_defaults_apply_only_where_an_item_sets_nothing(app_client, make_a
     assert (second["from_email"], second["from_name"]) == ("own@yourdomain.com", "Own")
     assert second["reply_to"] == "own-reply@yourdomain.com"
     assert (second["tags"], second["user_metadata"]) == (["own"], {"k": "own"})
-    assert b"From: Default <default@yourdomain.com>" in first["raw"]
+    assert await drain() == 0
+    sent = {received.message["Subject"]: received.data for received in smtp_sink.messages}
+    assert b"From: Default <default@yourdomain.com>" in sent["A"]
+    assert b"From: Own <own@yourdomain.com>" in sent["B"]
 
 
 async def test_a_bad_item_fails_alone(app_client, make_account, smtp_sink):

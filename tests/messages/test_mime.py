@@ -318,17 +318,19 @@ def test_line_endings_are_normalised_to_crlf(content: str) -> None:
 
 
 def test_boundary_never_occurs_in_a_body(monkeypatch: pytest.MonkeyPatch) -> None:
-    candidates = iter([0xC0111DE5, 0xF7E54])
+    seeds: list[str] = []
+    digests = iter(["c0111de5" * 4, "0f7e54" * 5 + "00"])
 
-    class Scripted:
-        def getrandbits(self, _bits: int) -> int:
-            return next(candidates)
+    def scripted(seed: str) -> str:
+        seeds.append(seed)
+        return next(digests)
 
-    monkeypatch.setattr(mime, "_boundary_random", Scripted())
-    collides, fresh = f"=_mailpass_{0xC0111DE5:032x}", f"=_mailpass_{0xF7E54:032x}"
+    monkeypatch.setattr(mime, "_boundary_digest", scripted)
+    collides, fresh = "=_mailpass_" + "c0111de5" * 4, "=_mailpass_" + "0f7e54" * 5 + "00"
     text = f"This line mentions {collides} on purpose.\n"
     data, parsed = compose_and_parse(make_message(text=text))
     assert parsed.get_boundary() == fresh
+    assert seeds == [f"0:{MESSAGE_ID}", f"1:{MESSAGE_ID}"]
     text_part = next(parsed.iter_parts())
     assert isinstance(text_part, EmailMessage)
     assert body_text(text_part) == text
@@ -337,8 +339,18 @@ def test_boundary_never_occurs_in_a_body(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_boundaries_differ_between_messages() -> None:
     first = email.message_from_bytes(compose(make_message()), policy=email.policy.default)
-    second = email.message_from_bytes(compose(make_message()), policy=email.policy.default)
+    second = email.message_from_bytes(
+        compose(make_message(message_id="<other.1700000000@mailpass.example.com>")),
+        policy=email.policy.default,
+    )
     assert first.get_boundary() != second.get_boundary()
+
+
+def test_the_same_message_composes_to_the_same_bytes() -> None:
+    # Nothing random goes in: composed again when it is sent, a message is the mail accepted.
+    message = make_message(subject="Grüße " * 30, cc=(Address("cc@example.org"),))
+    assert compose(message) == compose(dataclasses.replace(message))
+    assert compose(make_message(html=None)) == compose(make_message(html=None))
 
 
 def test_non_ascii_extra_header_values_are_encoded() -> None:

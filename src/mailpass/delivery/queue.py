@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from mailpass.messages.mime import compose
+from mailpass.messages.outgoing import OutgoingMessage
+from mailpass.messages.stored import outgoing_from_columns
 from mailpass.providers.limits import provider_capacity
 from mailpass.providers.repository import Provider
 from mailpass.storage.database import Connection
@@ -46,10 +49,19 @@ class Claim:
     message_id: str
     envelope_from: str
     envelope_to: list[str]
-    raw: bytes
+    raw: bytes  # empty until ``composed()`` when the message was stored as its columns
     attempts: int  # attempts made before this one
     created_at: datetime
     is_test: bool
+    # The message to compose, when its bytes were not stored (``mailpass.messages.stored``).
+    message: OutgoingMessage | None = None
+
+    def composed(self) -> Claim:
+        """The claim with the bytes to send: those stored, or its message composed now.
+        Raises `ValueError` if the message cannot be composed (see ``compose``)."""
+        if self.message is None:
+            return self
+        return replace(self, raw=compose(self.message), message=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,15 @@ _CLAIM = (
         messages.c.attempts,
         messages.c.created_at,
         messages.c.is_test,
+        # What a message stored without its bytes is composed from.
+        messages.c.from_name,
+        messages.c.to_email,
+        messages.c.cc,
+        messages.c.bcc,
+        messages.c.reply_to,
+        messages.c.subject,
+        messages.c.html,
+        messages.c.text,
     )
 )
 
@@ -186,6 +207,7 @@ async def claim_due_messages(
             attempts=row.attempts,
             created_at=row.created_at,
             is_test=row.is_test,
+            message=outgoing_from_columns(row._mapping) if row.raw is None else None,
         )
         for row in result
     ]

@@ -142,6 +142,10 @@ class QueueWorker:
     # ------------------------------------------------------------------ one message
 
     async def _attempt(self, claim: Claim) -> Outcome:
+        try:
+            claim = claim.composed()
+        except ValueError as exc:  # what was checked when it was accepted: not expected
+            return Outcome(claim, "failed", f"the message cannot be composed: {exc}")
         if claim.is_test:  # test keys: the capture inbox, never the network
             return Outcome(claim, "sent", finished_at=utcnow())
         if claim.provider is None:

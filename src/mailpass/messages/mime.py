@@ -8,16 +8,19 @@ module runs on every send, so it builds the bytes directly. The output is delibe
 * header text that is not plain printable ASCII (or that could be mistaken for an encoded-word)
   becomes RFC 2047 ``B`` encoded-words in UTF-8, so the header section is pure ASCII;
 * bodies are ``7bit`` when they are ASCII with short lines, otherwise ``quoted-printable``;
-* Bcc recipients never appear: they exist only in the SMTP envelope.
+* Bcc recipients never appear: they exist only in the SMTP envelope;
+* the same message always composes to the same bytes: nothing is random (the multipart
+  boundary comes from the Message-ID), so a message composed again when it is sent, or at
+  each attempt, is the very mail that was accepted.
 """
 
 from __future__ import annotations
 
 import binascii
 import functools
-import random
+import hashlib
+import itertools
 import re
-import secrets
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -76,10 +79,7 @@ _RESERVED_HEADERS = frozenset(
 # digits or a line break), so a collision is only possible, and astronomically unlikely, in a
 # 7bit body; _new_boundary() still checks every body.
 _BOUNDARY_PREFIX = "=_mailpass_"
-_BOUNDARY_RANDOM_BITS = 128
-# A boundary only has to be absent from the bodies, which _new_boundary() checks; it is no
-# secret, so a seeded generator serves, at a fraction of a system call per message.
-_boundary_random = random.Random(secrets.randbits(_BOUNDARY_RANDOM_BITS))
+_BOUNDARY_DIGEST_BYTES = 16  # 32 hex digits
 
 
 def compose(message: OutgoingMessage) -> bytes:
@@ -125,7 +125,7 @@ def compose(message: OutgoingMessage) -> bytes:
             body += b"\r\n"
         return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
-    boundary = _new_boundary([body for _, body, _ in parts])
+    boundary = _new_boundary(message.message_id, [body for _, body, _ in parts])
     lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     lines.extend(_extra_headers(message.extra_headers))
     chunks = [("\r\n".join(lines) + "\r\n").encode("ascii")]
@@ -173,15 +173,23 @@ def _longest_line(text: str) -> int:
     return max(map(len, text.split("\n")))
 
 
-def _new_boundary(encoded_bodies: list[bytes]) -> str:
-    while True:
-        boundary = _BOUNDARY_PREFIX + f"{_boundary_random.getrandbits(_BOUNDARY_RANDOM_BITS):032x}"
+def _new_boundary(message_id: str, encoded_bodies: list[bytes]) -> str:
+    """A boundary absent from the bodies, the same each time for the same message. It only has
+    to be absent, and is no secret: a digest of the Message-ID (unique to the message) serves,
+    and the next digest, of a counter and the id, when a body happens to hold it."""
+    for attempt in itertools.count():
+        boundary = _BOUNDARY_PREFIX + _boundary_digest(f"{attempt}:{message_id}")
         marker = boundary.encode("ascii")
         for body in encoded_bodies:
             if marker in body:
                 break
         else:
             return boundary
+    raise AssertionError("unreachable")
+
+
+def _boundary_digest(seed: str) -> str:
+    return hashlib.blake2b(seed.encode(), digest_size=_BOUNDARY_DIGEST_BYTES).hexdigest()
 
 
 # --- headers ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from mailpass.messages.request import (
     validate_batch_item,
     validate_message,
 )
+from mailpass.messages.stored import kept_as_columns
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider
@@ -56,11 +57,12 @@ def message_row(
     provider: Provider | None,
     outgoing: OutgoingMessage,
     valid: ValidMessage,
-    raw: bytes,
+    raw: bytes | None,
     status: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """The ``messages`` row for a message that is about to be sent or queued."""
+    """The ``messages`` row for a message that is about to be sent or queued; ``raw`` None
+    when its columns are to be composed when it is sent (``mailpass.messages.stored``)."""
     return {
         "raw": raw,
         "envelope_to": outgoing.envelope_recipients,
@@ -219,8 +221,10 @@ class MailService:
         """Queue up to 100 messages in one transaction, for ``provider`` (the account's default);
         a bad item fails alone.
 
-        Each item is validated and composed now, so the worker later sends fixed bytes and
-        every attempt of a message is the same mail.
+        Each item is validated now, and its Message-ID and Date fixed. Most are stored as
+        their columns, and the worker composes them when it sends them, into the bytes they
+        would have had now (``mailpass.messages.stored``); the others are composed now and
+        stored whole. Either way every attempt of a message is the same mail.
         """
         batch.check_size()
         if provider is None and not key.is_test:
@@ -260,7 +264,7 @@ class MailService:
                 provider=queue_provider,
                 outgoing=outgoing,
                 valid=valid,
-                raw=compose(outgoing),
+                raw=None if kept_as_columns(outgoing, date) else compose(outgoing),
                 status="queued",
                 now=now,
             )

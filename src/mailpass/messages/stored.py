@@ -1,0 +1,65 @@
+"""A queued message kept as its columns, and composed from them when it is sent.
+
+Composing a message is a fifth of what accepting it costs, and its bytes (a second copy of
+the html and text, with the headers) were most of its row. So a message whose columns hold
+everything its headers and bodies say is stored without them, and the worker composes it
+before sending. Composition is deterministic (the Date comes from ``created_at``, the
+boundary from the Message-ID; see ``mailpass.messages.mime``), so every attempt sends the
+mail that would have been composed when it was accepted.
+
+A message whose headers say more than its columns keep, a display name in To, Cc or Reply-To
+(the columns hold the addresses alone) or html rewritten for tracking (the column holds the
+html as the client sent it), is composed when accepted and stored whole, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mailpass.messages.outgoing import Address, OutgoingMessage
+
+__all__ = ["kept_as_columns", "outgoing_from_columns"]
+
+# How ``to_email`` and ``reply_to`` join their addresses (``format_addresses``).
+_LIST_SEPARATOR = ", "
+
+
+def kept_as_columns(message: OutgoingMessage, created_at_utc: datetime) -> bool:
+    """Whether ``outgoing_from_columns`` gives ``message`` back from its ``messages`` row, so
+    that its bytes need not be stored. ``created_at_utc``: the row's ``created_at``, as an
+    aware UTC date-time."""
+    if message.tracking_id is not None or message.extra_headers or message.date != created_at_utc:
+        return False
+    for address in message.to:
+        if address.name or "," in address.email:
+            return False
+    for address in message.reply_to:
+        if address.name or "," in address.email:
+            return False
+    return all(not address.name for address in message.cc)
+
+
+def outgoing_from_columns(row: Mapping[Any, Any]) -> OutgoingMessage:
+    """The message a ``messages`` row without ``raw`` stands for (see ``kept_as_columns``):
+    its columns ``message_id``, ``from_email``, ``from_name``, ``to_email``, ``cc``, ``bcc``,
+    ``reply_to``, ``subject``, ``html``, ``text`` and ``created_at``."""
+    to_email: str = row["to_email"]
+    reply_to: str | None = row["reply_to"]
+    return OutgoingMessage(
+        message_id=row["message_id"],
+        sender=Address(row["from_email"], row["from_name"]),
+        to=_addresses(to_email.split(_LIST_SEPARATOR) if to_email else []),
+        subject=row["subject"],
+        date=row["created_at"].replace(tzinfo=UTC),
+        html=row["html"],
+        text=row["text"],
+        cc=_addresses(row["cc"]),
+        bcc=_addresses(row["bcc"]),
+        reply_to=_addresses(reply_to.split(_LIST_SEPARATOR) if reply_to else []),
+    )
+
+
+def _addresses(emails: list[str]) -> tuple[Address, ...]:
+    return tuple(Address(email) for email in emails)
