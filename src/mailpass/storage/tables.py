@@ -120,10 +120,10 @@ messages = sa.Table(
     sa.Column("next_attempt_at", sa.DateTime),
     sa.Column("lease_expires_at", sa.DateTime),
     sa.Column("claim_token", sa.String(32)),
-    # The composed mail, when its columns do not hold all it says (display names in To, Cc
-    # or Reply-To, html rewritten for tracking); otherwise NULL, and the worker composes it
-    # from the columns, into the same bytes (see ``mailpass.messages.stored``). The envelope,
-    # always. Both fixed when the message is accepted: every attempt is the very same mail.
+    # The composed mail and its envelope, fixed when the message is accepted, so that every
+    # attempt is the very same mail. ``raw`` is NULL for a queued message whose columns hold
+    # all its headers say (no display names in To, Cc or Reply-To, no html rewritten for
+    # tracking): the worker composes it from them into the same bytes (``messages.stored``).
     sa.Column("raw", sa.LargeBinary),
     sa.Column("envelope_to", sa.JSON),
     # Tracking: the random id that the message's tracking tokens name, the URLs its click
