@@ -32,10 +32,7 @@ def kept_as_columns(message: OutgoingMessage, created_at_utc: datetime) -> bool:
     aware UTC date-time."""
     if message.tracking_id is not None or message.extra_headers or message.date != created_at_utc:
         return False
-    for address in message.to:
-        if address.name or "," in address.email:
-            return False
-    for address in message.reply_to:
+    for address in (*message.to, *message.reply_to):  # columns of joined addresses
         if address.name or "," in address.email:
             return False
     return all(not address.name for address in message.cc)
