@@ -78,7 +78,7 @@ async def rows_by_message_id(app_client):  # type: ignore[no-untyped-def]
 async def test_mail_kept_as_columns_is_sent_as_it_was_accepted(
     fast_retries, make_account, make_smtp_sink, queue_batch, drain, app_client
 ):
-    # Every message's first attempt is refused for a while: what is sent is a retry's.
+    # The sink refuses the first three attempts, so some of the mail is sent by a retry.
     sink = await make_smtp_sink(data_replies=["451 4.3.0 Try again later"] * 3)
     account = await make_account(sink=sink)
     data = await queue_batch(account, AS_COLUMNS + WHOLE, **SENDER)
