@@ -15,7 +15,7 @@ slot in the window frees. Queued mail is never failed for being over a limit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import OutgoingMessage
 from mailpass.messages.stored import outgoing_from_columns
 from mailpass.providers.limits import provider_capacity
 from mailpass.providers.repository import Provider
@@ -53,15 +52,16 @@ class Claim:
     attempts: int  # attempts made before this one
     created_at: datetime
     is_test: bool
-    # The message to compose, when its bytes were not stored (``mailpass.messages.stored``).
-    message: OutgoingMessage | None = None
+    # The row's columns to compose it from, when its bytes were not stored
+    # (``mailpass.messages.stored``). Composed by ``composed()``, after the claim's transaction.
+    columns: Mapping[Any, Any] | None = None
 
     def composed(self) -> Claim:
-        """The claim with the bytes to send: those stored, or its message composed now.
+        """The claim with the bytes to send: those stored, or its columns composed now.
         Raises `ValueError` if the message cannot be composed (see ``compose``)."""
-        if self.message is None:
+        if self.columns is None:
             return self
-        return replace(self, raw=compose(self.message), message=None)
+        return replace(self, raw=compose(outgoing_from_columns(self.columns)), columns=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +207,7 @@ async def claim_due_messages(
             attempts=row.attempts,
             created_at=row.created_at,
             is_test=row.is_test,
-            message=outgoing_from_columns(row._mapping) if row.raw is None else None,
+            columns=row._mapping if row.raw is None else None,
         )
         for row in result
     ]
