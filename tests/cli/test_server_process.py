@@ -10,7 +10,7 @@ import gc
 import httpx
 
 from mailpass.server import _CoalescedWrites
-from mailpass.services import started
+from mailpass.services import YOUNG_COLLECTION_THRESHOLD, started
 
 
 class RecordingTransport:
@@ -77,8 +77,20 @@ def test_a_real_server_answers_keep_alive_head_and_large_responses(live_server):
         assert len(bundle.content) == int(bundle.headers["content-length"]) > 500_000
 
 
+class Cyclic:
+    """An object in a reference cycle with itself, which tells when the collector frees it."""
+
+    def __init__(self, freed: list[bool]) -> None:
+        self.me = self
+        self.freed = freed
+
+    def __del__(self) -> None:
+        self.freed.append(True)
+
+
 def test_once_started_a_full_collection_skips_what_start_up_built():
     gc.unfreeze()
+    threshold = gc.get_threshold()
     start_up = [[index] for index in range(10_000)]  # containers that live as long as we do
     try:
         started()
@@ -89,3 +101,23 @@ def test_once_started_a_full_collection_skips_what_start_up_built():
         assert gc.collect() >= 1
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_once_started_the_young_are_collected_less_often_but_still_without_being_asked():
+    threshold = gc.get_threshold()
+    try:
+        started()
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *threshold[1:])
+        freed: list[bool] = []
+        Cyclic(freed)  # garbage only the collector can find
+        gc.collect(0)  # nothing is waiting from before
+        Cyclic(freed)
+        few = [[] for _ in range(YOUNG_COLLECTION_THRESHOLD // 2)]
+        assert len(freed) == 1  # a request's worth of new objects: no collection yet
+        many = [[] for _ in range(YOUNG_COLLECTION_THRESHOLD)]
+        assert len(freed) == 2  # past the threshold, the collector ran by itself
+        del few, many
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
