@@ -6,6 +6,8 @@ databases keeps comparisons (rolling limit windows, due times) identical on each
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 __all__ = [
@@ -22,7 +24,7 @@ __all__ = [
 ]
 
 
-def _where_set(column: str) -> dict[str, sa.ColumnElement[bool]]:
+def _where_set(column: str) -> dict[str, Any]:
     """An index's options that make it partial: only rows where ``column`` is not NULL."""
     condition = sa.column(column).is_not(None)
     return {"postgresql_where": condition, "sqlite_where": condition}
