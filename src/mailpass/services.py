@@ -81,9 +81,10 @@ def started() -> None:
     Then the youngest generation is collected after ``YOUNG_COLLECTION_THRESHOLD`` new objects
     instead of Python's 700. A /send-batch request holds a few thousand objects while it
     works (its parsed messages, their rows), none of them in a cycle, so at 700 the collector
-    ran several times a request to walk them and free nothing: ~4.5 µs of every queued
-    message's ~45 µs of API CPU, measured with ``gc.callbacks``. Memory freed by reference
-    counting, nearly all of it, is freed as before; only garbage in cycles waits longer.
+    ran several times a request to walk them and free nothing: 3-6 µs of every queued
+    message's 40-50 µs in the API (``gc.callbacks`` timing the collections), and 3 % of the
+    instructions the API process ran for it. Memory freed by reference counting, nearly all
+    of it, is freed as before; only garbage in cycles waits longer.
     """
     gc.collect()
     gc.freeze()
