@@ -8,10 +8,13 @@ from datetime import UTC
 import pytest
 import sqlalchemy as sa
 
+from mailpass.accounts.keys import ApiKey
 from mailpass.clock import utcnow
 from mailpass.messages.addresses import parse_mailbox
 from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import Address, OutgoingMessage, format_addresses
+from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.messages.request import MessageFields, validate_message
+from mailpass.messages.service import message_row
 from mailpass.messages.stored import kept_as_columns, outgoing_from_columns
 from mailpass.storage.tables import messages
 
@@ -119,19 +122,11 @@ def test_a_message_is_kept_as_columns_only_when_they_give_it_back(item) -> None:
     message = as_accepted(item, "<a.1@shop.example.com>", now)
     if item.get("track_opens"):
         message.tracking_id = "t" * 22
-    columns = {  # as messages.service.message_row stores them
-        "message_id": message.message_id,
-        "from_email": message.sender.email,
-        "from_name": message.sender.name,
-        "to_email": format_addresses(message.to),
-        "cc": [a.email for a in message.cc],
-        "bcc": [a.email for a in message.bcc],
-        "reply_to": format_addresses(message.reply_to) or None,
-        "subject": message.subject,
-        "html": message.html,
-        "text": message.text,
-        "created_at": now,
-    }
+    valid = validate_message(MessageFields.model_validate({**SENDER, **item}))
+    key = ApiKey(1, 1, "k", "mp_", frozenset({"mail"}), False, now, None, None)
+    columns = message_row(  # as /send-batch stores the message
+        key=key, provider=None, outgoing=message, valid=valid, raw=None, status="queued", now=now
+    )
     kept = kept_as_columns(message, now.replace(tzinfo=UTC))
     assert kept == (item in AS_COLUMNS)
     if kept:
