@@ -114,6 +114,28 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+@pytest.fixture(params=DATABASES)
+async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database of its own, not yet migrated: the test goes down and up its migrations."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'mailpass.sqlite3'}")
+        try:
+            yield database
+        finally:
+            await database.dispose()
+        return
+    name = f"mailpass_fresh_{secrets.token_hex(4)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    database = Database(
+        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    )
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 async def services(settings: Settings, database: Database) -> AsyncIterator[Services]:
     """The running app's services (the same object the routes use)."""

@@ -3,16 +3,11 @@ queries that must still find their rows through them."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from db_fixtures import DATABASES, POSTGRES_URL, _admin, downgrade_to
+from db_fixtures import downgrade_to
 from mailpass.delivery.queue import _DUE_IDS
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
@@ -48,28 +43,6 @@ QUERIES = [
         ),
     ),
 ]
-
-
-@pytest.fixture(params=DATABASES)
-async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A database of its own, not yet migrated: the test goes down and up its migrations."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'mailpass.sqlite3'}")
-        try:
-            yield database
-        finally:
-            await database.dispose()
-        return
-    name = f"mailpass_indexes_{secrets.token_hex(4)}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    database = Database(
-        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    )
-    try:
-        yield database
-    finally:
-        await database.dispose()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _index_definitions(database: Database) -> dict[str, str]:

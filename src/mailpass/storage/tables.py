@@ -103,6 +103,8 @@ messages = sa.Table(
     metadata,
     # The primary key doubles as the batch API's integer ``queue_id``.
     sa.Column("id", sa.Integer, primary_key=True),
+    # Foreign keys on SQLite. On PostgreSQL, triggers keep the same promises and check an
+    # INSERT's rows together, not one by one (migration 0008).
     sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     sa.Column("provider_id", sa.ForeignKey("providers.id", ondelete="SET NULL")),
     sa.Column("message_id", sa.String(255), nullable=False, unique=True),
