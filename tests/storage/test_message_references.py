@@ -70,36 +70,51 @@ async def account(make_account):  # type: ignore[no-untyped-def]
     return await make_account(sink=SimpleNamespace(port=2525))
 
 
-@pytest.mark.parametrize("many", [True, False], ids=["batch", "single"])
+# How the statement's rows name the missing row: one message; a batch whose every row names it
+# (rows that name one account and one provider are checked by one lookup each on PostgreSQL);
+# a batch that also names other rows, or none (checked as a set).
+SHAPES = ["one", "batch-all", "batch-mixed"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("missing", ["user_id", "provider_id"])
 async def test_a_message_naming_a_missing_row_is_refused_and_nothing_is_written(
-    database, account, many, missing
+    database, account, shape, missing
 ):
     user_id, provider_id = account.user.id, account.provider.id
-    bad = _row(3, MISSING if missing == "user_id" else user_id, provider_id)
-    if missing == "provider_id":
-        bad["provider_id"] = MISSING
-    rows = [_row(1, user_id, provider_id), _row(2, user_id, None), bad]
-    insert = (
-        repository.insert_messages_alone(database, rows)
-        if many
-        else repository.insert_message_alone(database, bad)
-    )
+    bad = _row(3, user_id, provider_id) | {missing: MISSING}
+    if shape == "one":
+        insert = repository.insert_message_alone(database, bad)
+    elif shape == "batch-all":
+        rows = [_row(n, user_id, provider_id) | {missing: MISSING} for n in range(3)]
+        insert = repository.insert_messages_alone(database, rows)
+    else:
+        rows = [_row(1, user_id, provider_id), _row(2, user_id, None), bad]
+        insert = repository.insert_messages_alone(database, rows)
     with pytest.raises(REFERENCE_ERRORS) as refused:
         await insert
     if not database.is_sqlite:
         table = "users" if missing == "user_id" else "providers"
         assert f"fk_messages_{missing}_{table}" in str(refused.value)
+        assert f"Key ({missing})=({MISSING}) is not present" in str(refused.value.detail)
     assert await _count(database) == 0
 
 
-async def test_messages_naming_existing_rows_go_in(database, account):
+async def test_messages_naming_existing_rows_go_in(database, account, make_account):
+    other = await make_account("other@example.com", sink=SimpleNamespace(port=2525))
     user_id, provider_id = account.user.id, account.provider.id
-    rows = [_row(1, user_id, provider_id), _row(2, user_id, None), _row(3, user_id, provider_id)]
-    keys = await repository.insert_messages_alone(database, rows)
-    key = await repository.insert_message_alone(database, _row(4, user_id, provider_id))
-    assert len({*keys, key}) == 4
-    assert await _count(database) == 4
+    one_of_each = [_row(1, user_id, provider_id), _row(2, user_id, provider_id)]
+    several = [_row(3, user_id, provider_id), _row(4, user_id, None)]
+    several.append(_row(5, other.user.id, other.provider.id))
+    none_named = [_row(6, user_id, None)]
+    keys = [
+        *await repository.insert_messages_alone(database, one_of_each),
+        *await repository.insert_messages_alone(database, several),
+        *await repository.insert_messages_alone(database, none_named),
+        await repository.insert_message_alone(database, _row(7, user_id, provider_id)),
+    ]
+    assert len(set(keys)) == 7
+    assert await _count(database) == 7
 
 
 async def test_deleting_a_provider_leaves_its_messages_without_one(database, account):

@@ -6,18 +6,21 @@ Create Date: 2026-12-02
 
 A message refers to its account (``user_id``) and its provider (``provider_id``). As foreign
 keys, PostgreSQL checked both for every row: a query of each referenced table, with a lock on
-the row it found. For a batch's 100 rows, all naming the same account and provider, that was
-~8.5 us a row of PostgreSQL's ~20-25 us, the largest share of its work after the row itself.
+the row it found. A batch's 100 rows all name the same account and provider, and the checks
+were a quarter of PostgreSQL's work for them.
 
 Here triggers keep the same promises, checking a statement's rows together: an INSERT's new
-rows (a transition table, one ``COPY`` of a batch) lock the rows they refer to, as a foreign
+rows (a transition table: one ``COPY`` of a batch) lock the rows they refer to, as a foreign
 key's check does (``FOR KEY SHARE``: no one deletes them until this transaction ends), and a
 reference to a row that is not there fails the statement with PostgreSQL's own error for it
 (``foreign_key_violation``, the constraint named as before). An UPDATE that changes a
 reference is checked row by row; no other UPDATE pays anything. Deleting an account deletes
 its messages, deleting a provider leaves its messages without one (``ON DELETE CASCADE`` and
-``SET NULL``), and a referenced id cannot change. SQLite keeps its foreign keys: it checks
-them in its own C code, and its figures do not need this.
+``SET NULL``), and a referenced id cannot change.
+
+Measured here, PostgreSQL's CPU a row: 100-row ``COPY``s 41 us with the foreign keys, 31 us
+with these triggers; one-row INSERTs (``/send``) 59 us and 64 us. SQLite keeps its foreign
+keys: it checks them in its own C code, for a fraction of a row's cost.
 """
 
 from __future__ import annotations
@@ -47,22 +50,45 @@ BEGIN
         COLUMN = col;
 END $$;
 
+-- A statement's rows nearly always name one account and one provider (a batch, or one
+-- message): then each is locked and checked as a foreign key would, by one lookup whose plan
+-- is kept. Only the first query reads the new rows (a query of them is planned at each call).
 CREATE FUNCTION messages_check_new_references() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    first_user integer;
+    last_user integer;
+    first_provider integer;
+    last_provider integer;
     missing integer;
 BEGIN
-    PERFORM FROM users WHERE id IN (SELECT user_id FROM new_messages) FOR KEY SHARE;
-    SELECT user_id INTO missing FROM new_messages AS m
-        WHERE NOT EXISTS (SELECT FROM users WHERE users.id = m.user_id) LIMIT 1;
-    IF FOUND THEN
-        PERFORM messages_reference_missing('user_id', 'users', missing);
+    SELECT min(user_id), max(user_id), min(provider_id), max(provider_id)
+        INTO first_user, last_user, first_provider, last_provider FROM new_messages;
+    IF first_user = last_user THEN
+        PERFORM FROM users WHERE id = first_user FOR KEY SHARE;
+        IF NOT FOUND THEN
+            PERFORM messages_reference_missing('user_id', 'users', first_user);
+        END IF;
+    ELSIF first_user IS NOT NULL THEN
+        PERFORM FROM users WHERE id IN (SELECT user_id FROM new_messages) FOR KEY SHARE;
+        SELECT user_id INTO missing FROM new_messages AS m
+            WHERE NOT EXISTS (SELECT FROM users WHERE users.id = m.user_id) LIMIT 1;
+        IF FOUND THEN
+            PERFORM messages_reference_missing('user_id', 'users', missing);
+        END IF;
     END IF;
-    PERFORM FROM providers WHERE id IN (SELECT provider_id FROM new_messages) FOR KEY SHARE;
-    SELECT provider_id INTO missing FROM new_messages AS m
-        WHERE m.provider_id IS NOT NULL
-        AND NOT EXISTS (SELECT FROM providers WHERE providers.id = m.provider_id) LIMIT 1;
-    IF FOUND THEN
-        PERFORM messages_reference_missing('provider_id', 'providers', missing);
+    IF first_provider = last_provider THEN
+        PERFORM FROM providers WHERE id = first_provider FOR KEY SHARE;
+        IF NOT FOUND THEN
+            PERFORM messages_reference_missing('provider_id', 'providers', first_provider);
+        END IF;
+    ELSIF first_provider IS NOT NULL THEN
+        PERFORM FROM providers WHERE id IN (SELECT provider_id FROM new_messages) FOR KEY SHARE;
+        SELECT provider_id INTO missing FROM new_messages AS m
+            WHERE m.provider_id IS NOT NULL
+            AND NOT EXISTS (SELECT FROM providers WHERE providers.id = m.provider_id) LIMIT 1;
+        IF FOUND THEN
+            PERFORM messages_reference_missing('provider_id', 'providers', missing);
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
