@@ -180,6 +180,33 @@ async def test_a_failing_insert_of_rows_leaves_none_of_them_and_not_the_others_o
     ]
 
 
+async def test_on_postgresql_inserts_made_together_go_in_by_one_copy(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's COPY")
+    rows = rows_of(await make_user(database))
+    copied: list[list[int]] = []
+    copy = PreparedInsert.copy
+
+    async def counted(self, asyncpg, dialect, batches):  # type: ignore[no-untyped-def]
+        copied.append([len(batch) for batch in batches])
+        return await copy(self, asyncpg, dialect, batches)
+
+    monkeypatch.setattr(PreparedInsert, "copy", counted)
+    keys = await asyncio.gather(
+        database.insert_alone(INSERT, rows("a", "b")),
+        database.insert_alone(INSERT, rows("c")),
+        database.insert_alone(INSERT, rows("d", "e", "f")),
+    )
+
+    assert copied == [[2, 1, 3]]
+    by_key = {row["id"]: row["message_id"] for row in await stored(database)}
+    assert [[by_key[key] for key in batch] for batch in keys] == [
+        [f"<{name}@example.com>" for name in names] for names in ("ab", "c", "def")
+    ]
+
+
 def test_on_sqlite_rows_beyond_the_limit_of_bound_values_go_in_further_statements() -> None:
     sqlite = sqlite3.connect(":memory:")
     sqlite.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")

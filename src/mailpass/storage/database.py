@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import json
 import operator
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,16 +361,33 @@ class PreparedInsert(_Prepared):
         if not rows:
             return []
         # The statement also begins the transaction that COPY then runs in, on the same
-        # connection. Keys ascend in the order of the rows, as they do when the rows take them
-        # from the column's default one by one.
+        # connection.
         result = await connection.exec_driver_sql(self._keys_sql, (len(rows),))
         keys = sorted(int(key) for (key,) in result)
-        records = [(key, *compiled.bind(row)) for key, row in zip(keys, rows, strict=True)]
         asyncpg = (await connection.get_raw_connection()).driver_connection
-        assert asyncpg is not None
+        await self._copy(asyncpg, compiled, keys, rows)
+        return keys
+
+    async def copy(
+        self, asyncpg: Any, dialect: Dialect, batches: list[Sequence[dict[str, Any]]]
+    ) -> list[list[int]]:
+        """PostgreSQL: the rows of ``batches`` by one COPY on ``asyncpg`` in autocommit mode
+        (one statement: all of the rows or none); each batch's keys, in order."""
+        compiled = self.compiled_for(dialect)
+        rows = list(itertools.chain.from_iterable(batches))
+        keys = sorted(key for (key,) in await asyncpg.fetch(self._keys_sql, len(rows)))
+        await self._copy(asyncpg, compiled, keys, rows)
+        ends = list(itertools.accumulate(len(batch) for batch in batches))
+        return [keys[end - len(batch) : end] for end, batch in zip(ends, batches, strict=True)]
+
+    async def _copy(
+        self, asyncpg: Any, compiled: _Compiled, keys: list[int], rows: Sequence[dict[str, Any]]
+    ) -> None:
+        # Keys ascend in the order of the rows, as they do when the rows take them from the
+        # column's default one by one.
+        records = [(key, *compiled.bind(row)) for key, row in zip(keys, rows, strict=True)]
         names = [self._key.name, *(name for name, _, _ in compiled.parameters)]
         await asyncpg.copy_records_to_table(self._table.name, columns=names, records=records)
-        return keys
 
 
 class Database:
@@ -408,9 +426,10 @@ class Database:
         # SQLite: writers waiting for the WAL to reach the disk after their COMMIT.
         self._wal_waiters: Pending = []
         self._wal_syncer: asyncio.Task[None] | None = None
-        # PostgreSQL's write_alone: statements waiting for a round trip, by their SQL.
-        self._postgres_writes: dict[str, Pending] = {}
-        self._postgres_flushers: dict[str, asyncio.Task[None]] = {}
+        # PostgreSQL's write_alone and insert_alone: what waits for a round trip, by its SQL
+        # or its insert.
+        self._postgres_pending: dict[Hashable, Pending] = {}
+        self._postgres_flushers: dict[Hashable, asyncio.Task[None]] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -525,15 +544,9 @@ class Database:
         elif write.rows_each is None:
             rows = await self._postgres_alone(compiled.sql, values)
         else:
-            future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-            pending = self._postgres_writes.setdefault(compiled.sql, [])
-            pending.append((values, future))
-            flusher = self._postgres_flushers.get(compiled.sql)
-            if flusher is None or flusher.done():
-                self._postgres_flushers[compiled.sql] = asyncio.create_task(
-                    self._flush_postgres_writes(compiled.sql, write.rows_each)
-                )
-            rows = await future
+            rows = await self._postgres_together(
+                compiled.sql, values, self._statement_runs(compiled.sql, write.rows_each)
+            )
         return compiled.rows(rows)
 
     async def insert_alone(
@@ -545,18 +558,47 @@ class Database:
         On SQLite their values are made the driver's before anything waits for the database,
         and the rows join the group commit as a statement job (in a thread with other such
         writes: the writer lock is held only while SQLite works). On PostgreSQL they go in by
-        COPY in the group commit (``PreparedInsert.run``); asyncpg's ``fetchmany`` of one
-        INSERT a row had cost twice the CPU of a many-row INSERT for a batch of 100.
+        one COPY in autocommit mode (``PreparedInsert.copy``), with the rows of the other
+        inserts made while one is under way, as ``write_alone`` does with its statements: a
+        statement, so all of its rows or none, and if it fails each insert runs again alone.
+        Two round trips for the keys and the COPY, where a transaction through SQLAlchemy took
+        five (BEGIN, the keys, the COPY's two, COMMIT), each costing both processes a few
+        system calls. (asyncpg's ``fetchmany`` of one INSERT a row had cost twice the CPU of
+        a many-row INSERT for a batch of 100.)
         """
         if not self.is_sqlite:
-            return await self.write(lambda connection: insert.run(connection, rows))
+
+            async def copy(batches: list[Sequence[dict[str, Any]]]) -> list[list[int]]:
+                return await self._on_asyncpg(
+                    lambda asyncpg: insert.copy(asyncpg, self._dialect, batches)
+                )
+
+            return cast(list[int], await self._postgres_together(insert, rows, copy))
         compiled = insert.compiled_for(self._dialect)
         keys = await self.write(
             _Statement(compiled.sql, [compiled.bind(row) for row in rows], keys=True)
         )
         return cast(list[int], keys)
 
-    async def _flush_postgres_writes(self, sql: str, rows_each: int) -> None:
+    async def _postgres_together(
+        self, key: Hashable, item: Any, run: Callable[[list[Any]], Awaitable[list[Any]]]
+    ) -> Any:
+        """``item``'s result from ``run``, which takes together every item given for ``key``
+        while its previous run was under way (a group, as in ``write``)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending = self._postgres_pending.setdefault(key, [])
+        pending.append((item, future))
+        flusher = self._postgres_flushers.get(key)
+        if flusher is None or flusher.done():
+            self._postgres_flushers[key] = asyncio.create_task(_flush(pending, run))
+        return await future
+
+    def _statement_runs(
+        self, sql: str, rows_each: int
+    ) -> Callable[[list[list[Any]]], Awaitable[list[list[Any]]]]:
+        """``run`` for ``_postgres_together``: ``sql`` once with each item's values, in one
+        round trip; the rows of each run."""
+
         async def run(runs: list[list[Any]]) -> list[list[Any]]:
             if len(runs) == 1:
                 return [await self._postgres_alone(sql, runs[0])]
@@ -565,7 +607,7 @@ class Database:
                 raise RuntimeError(f"{len(rows)} rows back from {len(runs)} statements")
             return [rows[i * rows_each : (i + 1) * rows_each] for i in range(len(runs))]
 
-        await _flush(self._postgres_writes[sql], run)
+        return run
 
     async def _postgres_alone(self, sql: str, values: list[Any]) -> list[Any]:
         """One statement on a pooled asyncpg connection, in autocommit mode."""
