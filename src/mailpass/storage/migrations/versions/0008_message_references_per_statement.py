@@ -35,8 +35,30 @@ depends_on = None
 # (column of messages, table it refers to, what deleting that table's row does to messages)
 REFERENCES = (("user_id", "users", "CASCADE"), ("provider_id", "providers", "SET NULL"))
 
+# The check of one reference in messages_check_new_references, where first_<column> and
+# last_<column> are the least and the greatest of the new rows' values.
+CHECK_NEW_REFERENCE = """\
+    IF first_{column} = last_{column} THEN
+        PERFORM FROM {table} WHERE id = first_{column} FOR KEY SHARE;
+        IF NOT FOUND THEN
+            PERFORM messages_reference_missing('{column}', '{table}', first_{column});
+        END IF;
+    ELSIF first_{column} IS NOT NULL THEN
+        PERFORM FROM {table} WHERE id IN (SELECT {column} FROM new_messages) FOR KEY SHARE;
+        SELECT {column} INTO missing FROM new_messages AS m
+            WHERE m.{column} IS NOT NULL
+            AND NOT EXISTS (SELECT FROM {table} WHERE {table}.id = m.{column}) LIMIT 1;
+        IF FOUND THEN
+            PERFORM messages_reference_missing('{column}', '{table}', missing);
+        END IF;
+    END IF;
+"""
+CHECK_NEW_REFERENCES = "".join(
+    CHECK_NEW_REFERENCE.format(column=column, table=table) for column, table, _ in REFERENCES
+)
+
 # Statements apart by a blank line: the driver prepares each, and a prepared statement is one.
-CREATE = """
+CREATE = f"""
 CREATE FUNCTION messages_reference_missing(col text, tab text, missing integer)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -55,42 +77,16 @@ END $$;
 -- is kept. Only the first query reads the new rows (a query of them is planned at each call).
 CREATE FUNCTION messages_check_new_references() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    first_user integer;
-    last_user integer;
-    first_provider integer;
-    last_provider integer;
+    first_user_id integer;
+    last_user_id integer;
+    first_provider_id integer;
+    last_provider_id integer;
     missing integer;
 BEGIN
     SELECT min(user_id), max(user_id), min(provider_id), max(provider_id)
-        INTO first_user, last_user, first_provider, last_provider FROM new_messages;
-    IF first_user = last_user THEN
-        PERFORM FROM users WHERE id = first_user FOR KEY SHARE;
-        IF NOT FOUND THEN
-            PERFORM messages_reference_missing('user_id', 'users', first_user);
-        END IF;
-    ELSIF first_user IS NOT NULL THEN
-        PERFORM FROM users WHERE id IN (SELECT user_id FROM new_messages) FOR KEY SHARE;
-        SELECT user_id INTO missing FROM new_messages AS m
-            WHERE NOT EXISTS (SELECT FROM users WHERE users.id = m.user_id) LIMIT 1;
-        IF FOUND THEN
-            PERFORM messages_reference_missing('user_id', 'users', missing);
-        END IF;
-    END IF;
-    IF first_provider = last_provider THEN
-        PERFORM FROM providers WHERE id = first_provider FOR KEY SHARE;
-        IF NOT FOUND THEN
-            PERFORM messages_reference_missing('provider_id', 'providers', first_provider);
-        END IF;
-    ELSIF first_provider IS NOT NULL THEN
-        PERFORM FROM providers WHERE id IN (SELECT provider_id FROM new_messages) FOR KEY SHARE;
-        SELECT provider_id INTO missing FROM new_messages AS m
-            WHERE m.provider_id IS NOT NULL
-            AND NOT EXISTS (SELECT FROM providers WHERE providers.id = m.provider_id) LIMIT 1;
-        IF FOUND THEN
-            PERFORM messages_reference_missing('provider_id', 'providers', missing);
-        END IF;
-    END IF;
-    RETURN NULL;
+        INTO first_user_id, last_user_id, first_provider_id, last_provider_id
+        FROM new_messages;
+{CHECK_NEW_REFERENCES}    RETURN NULL;
 END $$;
 
 CREATE TRIGGER check_new_references AFTER INSERT ON messages
@@ -164,7 +160,7 @@ CREATE TRIGGER keep_messages_user_id AFTER UPDATE OF id ON users
 CREATE TRIGGER keep_messages_provider_id AFTER UPDATE OF id ON providers
     FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id)
     EXECUTE FUNCTION messages_keep_referenced_id('provider_id');
-"""
+"""  # noqa: S608 (the only values put in are the names in REFERENCES)
 
 DROP = """
 DROP TRIGGER keep_messages_provider_id ON providers;
