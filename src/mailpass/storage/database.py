@@ -561,10 +561,11 @@ class Database:
         one COPY in autocommit mode (``PreparedInsert.copy``), with the rows of the other
         inserts made while one is under way, as ``write_alone`` does with its statements: a
         statement, so all of its rows or none, and if it fails each insert runs again alone.
-        Two round trips for the keys and the COPY, where a transaction through SQLAlchemy took
-        five (BEGIN, the keys, the COPY's two, COMMIT), each costing both processes a few
-        system calls. (asyncpg's ``fetchmany`` of one INSERT a row had cost twice the CPU of
-        a many-row INSERT for a batch of 100.)
+        Three round trips (the keys, the COPY's two) for every batch waiting, where a
+        transaction through SQLAlchemy took five for one (BEGIN, the keys, the COPY's two,
+        COMMIT), each round trip costing both processes a few system calls. (asyncpg's
+        ``fetchmany`` of one INSERT a row had cost twice the CPU of a many-row INSERT for a
+        batch of 100.)
         """
         if not self.is_sqlite:
 
