@@ -99,12 +99,16 @@ async def insert_event(connection: Connection, row: dict[str, Any]) -> int:
 
 
 async def set_first_opened(connection: Connection, first_opens: dict[int, datetime]) -> None:
-    """Record each message's first open, unless another hit got there first."""
+    """Record each message's first open, unless another hit got there first.
+
+    The rows are locked in the order of their keys, whatever the order of the hits: two
+    processes writing first opens of the same messages in different orders deadlocked, and
+    PostgreSQL rolled one back, with every open of its batch."""
     await connection.execute(
         messages.update()
         .where(messages.c.id == sa.bindparam("pk"), messages.c.first_opened_at.is_(None))
         .values(first_opened_at=sa.bindparam("opened_at")),
-        [{"pk": pk, "opened_at": at} for pk, at in first_opens.items()],
+        [{"pk": pk, "opened_at": at} for pk, at in sorted(first_opens.items())],
     )
 
 
