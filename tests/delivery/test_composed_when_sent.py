@@ -1,5 +1,6 @@
-"""Queued mail stored as its columns is composed by the worker into the very bytes it would have
-had when it was accepted; mail whose headers say more than the columns is stored whole."""
+"""Mail stored as its columns is composed into the very bytes it had, or would have had, when it
+was accepted: by the worker for queued mail, on demand for mail sent at once; mail whose
+headers say more than the columns is stored whole."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mailpass.messages.mime import compose
 from mailpass.messages.outgoing import Address, OutgoingMessage
 from mailpass.messages.request import MessageFields, validate_message
 from mailpass.messages.service import message_row
-from mailpass.messages.stored import kept_as_columns, outgoing_from_columns
+from mailpass.messages.stored import kept_as_columns, mail_of, outgoing_from_columns
 from mailpass.storage.tables import messages
 
 SENDER = {"from_email": "orders@shop.example.com", "from_name": "Shop"}
@@ -110,6 +111,28 @@ async def test_mail_kept_as_columns_is_sent_as_it_was_accepted(
     assert b"Jane Doe <jane@example.com>" in sent[answers[len(AS_COLUMNS)]["message_id"]].data
     attempts = [row["attempts"] for row in (await rows_by_message_id(app_client)).values()]
     assert 2 in attempts  # some of them were sent by a retry
+
+
+async def test_mail_sent_at_once_keeps_its_bytes_only_when_its_columns_cannot_give_them_back(
+    make_account, make_smtp_sink, app_client
+):
+    sink = await make_smtp_sink()
+    account = await make_account(sink=sink)
+    for item in AS_COLUMNS + WHOLE:
+        answer = await app_client.post(
+            "/api/v1/mail/send", json={**SENDER, **item}, headers=account.headers
+        )
+        assert answer.status_code == 200, answer.text
+    rows = await rows_by_message_id(app_client)
+    sent = {received.message["Message-ID"]: received.data for received in sink.messages}
+    assert len(sent) == len(rows) == len(AS_COLUMNS + WHOLE)
+    kept_whole = {message_id for message_id, row in rows.items() if row["raw"] is not None}
+    assert len(kept_whole) == len(WHOLE)
+    for message_id, row in rows.items():
+        assert row["status"] == "sent"
+        assert mail_of(row) == sent[message_id]
+    (named_to,) = [m for m, data in sent.items() if b"Jane Doe <jane@example.com>" in data]
+    assert named_to in kept_whole
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +18,7 @@ from mailpass.dashboard.context import Account, PageNotFound, services_of
 from mailpass.dashboard.templating import PAGE_HEADERS, render
 from mailpass.messages import repository as message_queries
 from mailpass.messages.repository import MessageFilter
+from mailpass.messages.stored import mail_of
 from mailpass.providers import repository as provider_queries
 
 __all__ = ["PREVIEW_CSP", "router"]
@@ -128,10 +130,14 @@ async def log_page(request: Request, account: Account) -> Response:
     )
 
 
-def header_lines(raw: bytes | None) -> list[tuple[str, str]]:
-    """The mail's headers as sent (Bcc is never among them: it lives in the envelope only)."""
-    if not raw:
-        return []
+def header_lines(message: Mapping[Any, Any]) -> list[tuple[str, str]]:
+    """The mail's headers as sent, or to be sent (Bcc is never among them: it lives in the
+    envelope only). Most messages are stored as their columns and composed here
+    (``mailpass.messages.stored``)."""
+    try:
+        raw = mail_of(message)
+    except ValueError:
+        return []  # columns that compose no mail (the worker fails such a message)
     parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
     return [(name, str(value)) for name, value in parsed.items()]
 
@@ -153,7 +159,7 @@ async def detail_page(request: Request, account: Account, message_pk: int) -> Re
         "message.html",
         {
             "message": message,
-            "headers": header_lines(message["raw"]),
+            "headers": header_lines(message),
             "events": events,
             "provider": provider,
         },

@@ -22,8 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mailpass.messages.mime import compose
-from mailpass.messages.stored import outgoing_from_columns
+from mailpass.messages.stored import mail_of
 from mailpass.providers.limits import provider_capacity
 from mailpass.providers.repository import Provider
 from mailpass.storage.database import Connection
@@ -61,7 +60,7 @@ class Claim:
         Raises `ValueError` if the message cannot be composed (see ``compose``)."""
         if self.columns is None:
             return self
-        return replace(self, raw=compose(outgoing_from_columns(self.columns)), columns=None)
+        return replace(self, raw=mail_of(self.columns), columns=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,20 +154,22 @@ class MailService:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
             )
-        outgoing = self.build_outgoing(valid, provider)
+        now = utcnow()
+        date = now.replace(tzinfo=UTC)
+        outgoing = self.build_outgoing(valid, provider, date)
         data = compose(outgoing)
         recipients = outgoing.envelope_recipients
         if key.is_test:
             return await self._capture(key, valid, outgoing, data, recipients)
         assert provider is not None
 
-        now = utcnow()
         row = message_row(
             key=key,
             provider=provider,
             outgoing=outgoing,
             valid=valid,
-            raw=data,
+            # As a batch's: the bytes are kept only when the columns cannot give them back.
+            raw=None if kept_as_columns(outgoing, date) else data,
             status="sending",
             now=now,
         )

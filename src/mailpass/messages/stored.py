@@ -1,11 +1,13 @@
-"""A queued message kept as its columns, and composed from them when it is sent.
+"""A message kept as its columns, and composed from them whenever its bytes are needed.
 
 Composing a message is a fifth of what accepting it costs, and its bytes (a second copy of
 the html and text, with the headers) were most of its row. So a message whose columns hold
-everything its headers and bodies say is stored without them, and the worker composes it
-before sending. Composition is deterministic (the Date comes from ``created_at``, the
-boundary from the Message-ID; see ``mailpass.messages.mime``), so every attempt sends the
-mail that would have been composed when it was accepted.
+everything its headers and bodies say is stored without them: a queued one is composed by the
+worker before sending, one sent at once (``/send``) was composed to be sent and its bytes are
+not kept, and the dashboard composes the headers it shows. Composition is deterministic (the
+Date comes from ``created_at``, the boundary from the Message-ID; see
+``mailpass.messages.mime``), so every attempt sends, and the dashboard shows, the mail that
+was composed when it was accepted.
 
 A message whose headers say more than its columns keep, a display name in To, Cc or Reply-To
 (the columns hold the addresses alone) or html rewritten for tracking (the column holds the
@@ -18,9 +20,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from mailpass.messages.mime import compose
 from mailpass.messages.outgoing import Address, OutgoingMessage
 
-__all__ = ["kept_as_columns", "outgoing_from_columns"]
+__all__ = ["kept_as_columns", "mail_of", "outgoing_from_columns"]
 
 # How ``to_email`` and ``reply_to`` join their addresses (``format_addresses``).
 _LIST_SEPARATOR = ", "
@@ -56,6 +59,13 @@ def outgoing_from_columns(row: Mapping[Any, Any]) -> OutgoingMessage:
         bcc=_addresses(row["bcc"]),
         reply_to=_addresses(reply_to.split(_LIST_SEPARATOR) if reply_to else []),
     )
+
+
+def mail_of(row: Mapping[Any, Any]) -> bytes:
+    """The bytes of the mail a ``messages`` row stands for: ``raw``, or its columns composed
+    (see ``outgoing_from_columns``). Raises `ValueError` if they cannot be composed."""
+    raw: bytes | None = row["raw"]
+    return raw if raw is not None else compose(outgoing_from_columns(row))
 
 
 def _addresses(emails: list[str]) -> tuple[Address, ...]:
