@@ -124,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"`mailpass serve --processes N` for the API (default: one per core, "
         f"{defaults.api_processes} here)",
     )
+    sizes.add_argument(
+        "--worker-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"`mailpass worker --processes N` for the soak and the drain (default: one per "
+        f"core, {defaults.worker_processes} here)",
+    )
     return parser
 
 
@@ -142,6 +150,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
             "drain_messages",
             "rss_messages",
             "api_processes",
+            "worker_processes",
         )
         if getattr(args, name) is not None
     }

@@ -247,9 +247,12 @@ class MailPassInstance:
                 raise BenchError(f"{name} did not become healthy in {HEALTH_TIMEOUT:.0f} s")
             time.sleep(0.1)
 
-    def worker(self, name: str) -> ManagedProcess:
+    def worker(self, name: str, *, processes: int = 1) -> ManagedProcess:
         return ManagedProcess(
-            name, self.command("worker"), log=self.workdir / f"{name}.log", env=self.env
+            name,
+            self.command("worker", "--processes", str(processes)),
+            log=self.workdir / f"{name}.log",
+            env=self.env,
         )
 
 

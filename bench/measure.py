@@ -73,6 +73,8 @@ class Sizes:
     rss_messages: int = 100_000
     # `serve --processes`: one server process per core, as the machine would be run.
     api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # `worker --processes`: the same for the worker that the soak and the drain start.
+    worker_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class MailPassFigures:
     database: str
     version: str = ""
     api_processes: int = 1
+    worker_processes: int = 1
     send: dict[int, LoadResult] = field(default_factory=dict)
     batch: LoadResult | None = None
     batch_queued: int = 0  # messages the /send-batch run left in the queue
@@ -152,7 +155,7 @@ def _soak(
     to_post += -to_post % BATCH_SIZE
     expected = already_queued + to_post
     start = sink.received()
-    worker = instance.worker("soak-worker")
+    worker = instance.worker("soak-worker", processes=figures.worker_processes)
     try:
         failure: list[BaseException] = []
 
@@ -209,7 +212,7 @@ def _drain(
     ids = poster.post(messages, first=FIRST_DRAIN_NUMBER)
     target = sink.received() + messages
     started = time.monotonic()
-    worker = instance.worker("drain-worker")
+    worker = instance.worker("drain-worker", processes=figures.worker_processes)
     try:
         with _profiled(profiler, f"{instance.database}-drain-worker", worker):
             first_seen = sink.wait_for(
@@ -286,7 +289,11 @@ def measure_mailpass(
     progress: Progress,
     profiler: Profiler | None = None,
 ) -> MailPassFigures:
-    figures = MailPassFigures(database=database, api_processes=sizes.api_processes)
+    figures = MailPassFigures(
+        database=database,
+        api_processes=sizes.api_processes,
+        worker_processes=sizes.worker_processes,
+    )
     instance = MailPassInstance(database, workdir, postgres_url=postgres_url)
     with ExitStack() as cleanup:
         instance.create_database()

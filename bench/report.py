@@ -198,10 +198,13 @@ def _memory_rows(figures: MailPassFigures) -> list[Row]:
         if figures.api_processes > 1:
             label = f"API, largest of {figures.api_processes} (serve --no-worker --processes)"
         peaks.append(("api", label, figures.api_memory.peak))
+    of_workers = ""
+    if figures.worker_processes > 1:
+        of_workers = f", largest of {figures.worker_processes} (worker --processes)"
     if figures.soak_worker_peak:
-        peaks.append(("soak_worker", "soak worker", figures.soak_worker_peak))
+        peaks.append(("soak_worker", f"soak worker{of_workers}", figures.soak_worker_peak))
     if figures.drain_worker_peak:
-        peaks.append(("drain_worker", "drain worker", figures.drain_worker_peak))
+        peaks.append(("drain_worker", f"drain worker{of_workers}", figures.drain_worker_peak))
     for key, label, peak in peaks:
         mib = peak / MIB
         rows.append(

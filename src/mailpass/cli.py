@@ -140,14 +140,35 @@ def serve(host: str, port: int, access_log: bool, worker: bool, processes: int) 
     type=click.IntRange(min=1),
     help="Messages sent at once (default: MAILPASS_WORKER_CONCURRENCY).",
 )
-def worker(concurrency: int | None) -> None:
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each sending --concurrency at once; one per CPU core uses the "
+    "whole machine.",
+)
+def worker(concurrency: int | None, processes: int) -> None:
     """Run a queue worker until SIGTERM or Ctrl-C; any number may run, on any machine."""
+    from mailpass.server import ServerStartFailed, supervise
+
     settings = Settings()
     _configure_logging(settings)
     try:
-        run_fast(_run_worker(settings, concurrency, until_idle=False))
-    except (DatabaseUrlError, OSError) as exc:
+        if processes == 1:
+            run_fast(_run_worker(settings, concurrency, until_idle=False))
+            return
+        asyncio.run(upgrade_url(settings.resolved_database_url))  # once, before any starts
+        supervise(processes, _worker_process, (concurrency,))
+    except (DatabaseUrlError, OSError, ServerStartFailed) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _worker_process(concurrency: int | None) -> None:
+    """One process of ``worker --processes`` (spawned by the supervisor)."""
+    settings = Settings()
+    _configure_logging(settings)
+    run_fast(_run_worker(settings, concurrency, until_idle=False, migrate=False))
 
 
 @cli.group()
@@ -167,12 +188,15 @@ def queue_run(concurrency: int | None) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-async def _run_worker(settings: Settings, concurrency: int | None, *, until_idle: bool) -> None:
+async def _run_worker(
+    settings: Settings, concurrency: int | None, *, until_idle: bool, migrate: bool = True
+) -> None:
     from mailpass.services import Services, started
 
     services = Services.build(settings)
     try:
-        await upgrade(services.database)
+        if migrate:
+            await upgrade(services.database)
         queue_worker = services.worker(concurrency)
         started()
         loop = asyncio.get_running_loop()

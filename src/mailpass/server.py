@@ -10,7 +10,8 @@ Each process has its own event loop, connection pools and, unless ``--no-worker`
 queue worker, which is safe because workers claim messages with leases and tokens. Migrations
 run once, in the supervisor, before any of them starts. The supervisor forwards SIGTERM and
 SIGINT, waits for every process to finish its graceful shutdown, and starts a new process in
-place of one that died.
+place of one that died. ``mailpass worker --processes`` runs queue workers under the same
+supervisor (``supervise``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, cast
@@ -39,7 +40,7 @@ from mailpass.config import Settings
 from mailpass.services import started
 from mailpass.storage.migrate import upgrade_url
 
-__all__ = ["PortInUse", "ServerStartFailed", "run_server", "uvicorn_config"]
+__all__ = ["PortInUse", "ServerStartFailed", "run_server", "supervise", "uvicorn_config"]
 
 log = logging.getLogger("mailpass.server")
 
@@ -53,7 +54,8 @@ class PortInUse(OSError):
 
 
 class ServerStartFailed(RuntimeError):
-    """A server process of ``serve --processes`` could not start (it logged why)."""
+    """A process of ``serve --processes`` or ``worker --processes`` could not start (it logged
+    why)."""
 
 
 def uvicorn_config(
@@ -149,14 +151,14 @@ def run_server(
         return
     asyncio.run(upgrade_url(settings.resolved_database_url))
     _check_port_free(host, port)
-    _Supervisor(
-        processes,
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level=settings.log_level,
-        worker=worker,
-    ).run()
+    supervise(processes, _serve_one, (host, port, access_log, settings.log_level, worker))
+
+
+def supervise(processes: int, target: Callable[..., None], arguments: tuple[Any, ...]) -> None:
+    """Run ``target(*arguments)`` in ``processes`` spawned processes until SIGTERM or SIGINT,
+    replacing one that dies; raise `ServerStartFailed` if one exits with uvicorn's
+    ``STARTUP_FAILURE`` (another try would fail the same way)."""
+    _Supervisor(processes, target, arguments).run()
 
 
 class _Server(uvicorn.Server):
@@ -170,17 +172,11 @@ class _Server(uvicorn.Server):
 
 class _Supervisor:
     def __init__(
-        self,
-        processes: int,
-        *,
-        host: str,
-        port: int,
-        access_log: bool,
-        log_level: str,
-        worker: bool,
+        self, processes: int, target: Callable[..., None], arguments: tuple[Any, ...]
     ) -> None:
         self.count = processes
-        self.arguments = (host, port, access_log, log_level, worker)
+        self.target = target
+        self.arguments = arguments
         self.context = multiprocessing.get_context("spawn")
         self.children: list[BaseProcess] = []
         self.stopping = threading.Event()
@@ -201,7 +197,7 @@ class _Supervisor:
                             self.failed = True
                             break
                         log.error(
-                            "server process %s exited with %s; starting another",
+                            "process %s exited with %s; starting another",
                             child.pid,
                             child.exitcode,
                         )
@@ -216,10 +212,10 @@ class _Supervisor:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if self.failed:
-            raise ServerStartFailed("a server process could not start; its log says why")
+            raise ServerStartFailed("a process could not start; its log says why")
 
     def _start(self) -> BaseProcess:
-        child = self.context.Process(target=_serve_one, args=self.arguments, daemon=False)
+        child = self.context.Process(target=self.target, args=self.arguments, daemon=False)
         child.start()
         return child
 

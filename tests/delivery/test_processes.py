@@ -191,3 +191,39 @@ async def test_sigterm_lets_a_worker_finish_what_it_started(
     assert final["sending"] == 0
     assert final["sent"] == len(sink.messages)
     assert final["sent"] + final["queued"] == 100
+
+
+async def test_worker_processes_share_the_queue_and_stop_together(
+    queue_env, database, make_account, make_smtp_sink, app_client
+):
+    """`worker --processes 2`: two processes drain one queue, each mail exactly once, and
+    SIGTERM stops both after they finish what they started."""
+    sink = await make_smtp_sink()
+    account = await make_account(sink=sink)
+    for start in range(0, 600, 100):
+        response = await app_client.post(
+            "/api/v1/mail/send-batch",
+            json={
+                "messages": [
+                    {"to": f"p{i}@example.com", "subject": f"p {i}", "text": "x"}
+                    for i in range(start, start + 100)
+                ]
+            },
+            headers=account.headers,
+        )
+        assert response.json()["data"]["queued"] == 100
+    async with running("worker", "--processes", "2", env=queue_env) as worker:
+        await wait_until(lambda: len(sink.messages) >= 600)
+        await asyncio.sleep(1.0)  # nothing more may arrive: no message is sent twice
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.wait(), 15) == 0
+        logs = (await worker.stderr.read()).decode()
+    ids = delivered_ids(sink)
+    assert len(ids) == 600
+    assert max(ids.values()) == 1
+    assert await statuses(database) == Counter({"sent": 600})
+    # Both processes sent part of it, and each said so as it stopped.
+    sent_counts = [int(part.split(" sent")[0]) for part in logs.split("queue worker stopped: ")[1:]]
+    assert len(sent_counts) == 2, logs
+    assert all(count > 0 for count in sent_counts), sent_counts
+    assert sum(sent_counts) == 600
