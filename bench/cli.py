@@ -129,8 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help=f"`mailpass worker --processes N` for the soak and the drain (default: one per "
-        f"core, {defaults.worker_processes} here)",
+        help="`mailpass worker --processes N` for the soak and the drain (default: 1)",
     )
     return parser
 

@@ -73,8 +73,11 @@ class Sizes:
     rss_messages: int = 100_000
     # `serve --processes`: one server process per core, as the machine would be run.
     api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # `worker --processes`: the same for the worker that the soak and the drain start.
-    worker_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # `worker --processes` for the worker that the soak and the drain start. One: on 2 cores
+    # a second process sent the drain ~17 % faster on PostgreSQL and no faster on SQLite, but
+    # took 1.5-2 s more to start (spawned, it imports everything again), so a drain of 20,000
+    # ended no sooner.
+    worker_processes: int = 1
 
 
 @dataclass(frozen=True)
