@@ -150,17 +150,25 @@ def serve(host: str, port: int, access_log: bool, worker: bool, processes: int) 
 )
 def worker(concurrency: int | None, processes: int) -> None:
     """Run a queue worker until SIGTERM or Ctrl-C; any number may run, on any machine."""
-    from mailpass.server import ServerStartFailed, supervise
-
     settings = Settings()
     _configure_logging(settings)
     try:
         if processes == 1:
             run_fast(_run_worker(settings, concurrency, until_idle=False))
-            return
-        asyncio.run(upgrade_url(settings.resolved_database_url))  # once, before any starts
+        else:
+            _supervise_workers(settings, concurrency, processes)
+    except (DatabaseUrlError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _supervise_workers(settings: Settings, concurrency: int | None, processes: int) -> None:
+    # Imported here: mailpass.server brings the web app (~0.5 s), which one worker never needs.
+    from mailpass.server import ServerStartFailed, supervise
+
+    asyncio.run(upgrade_url(settings.resolved_database_url))  # once, before any starts
+    try:
         supervise(processes, _worker_process, (concurrency,))
-    except (DatabaseUrlError, OSError, ServerStartFailed) as exc:
+    except ServerStartFailed as exc:
         raise click.ClickException(str(exc)) from None
 
 
