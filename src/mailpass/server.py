@@ -10,8 +10,9 @@ Each process has its own event loop, connection pools and, unless ``--no-worker`
 queue worker, which is safe because workers claim messages with leases and tokens. Migrations
 run once, in the supervisor, before any of them starts. The supervisor forwards SIGTERM and
 SIGINT, waits for every process to finish its graceful shutdown, and starts a new process in
-place of one that died. ``mailpass worker --processes`` runs queue workers under the same
-supervisor (``supervise``).
+place of one that died: after a second, and after twice as long each time its replacements
+keep dying young (``restart_pause``). ``mailpass worker --processes`` runs queue workers under
+the same supervisor (``supervise``).
 """
 
 from __future__ import annotations
@@ -40,12 +41,21 @@ from mailpass.config import Settings
 from mailpass.services import started
 from mailpass.storage.migrate import upgrade_url
 
-__all__ = ["PortInUse", "ServerStartFailed", "run_server", "supervise", "uvicorn_config"]
+__all__ = [
+    "PortInUse",
+    "ServerStartFailed",
+    "restart_pause",
+    "run_server",
+    "supervise",
+    "uvicorn_config",
+]
 
 log = logging.getLogger("mailpass.server")
 
 LISTEN_BACKLOG = 2048  # pending connections per process, uvicorn's default
-RESTART_PAUSE = 1.0  # seconds before a process that died is replaced (no busy crash loop)
+RESTART_PAUSE = 1.0  # seconds before a process that died is replaced (no busy crash loop)...
+RESTART_PAUSE_MAX = 30.0  # ...doubling, up to this, while its replacements keep dying young
+STEADY_AFTER = 60.0  # seconds a process must have run for its death to count as a first one
 SUPERVISOR_TICK = 0.5  # seconds between the supervisor's looks at its processes
 
 
@@ -156,8 +166,8 @@ def run_server(
 
 def supervise(processes: int, target: Callable[..., None], arguments: tuple[Any, ...]) -> None:
     """Run ``target(*arguments)`` in ``processes`` spawned processes until SIGTERM or SIGINT,
-    replacing one that dies; raise `ServerStartFailed` if one exits with uvicorn's
-    ``STARTUP_FAILURE`` (another try would fail the same way)."""
+    replacing one that dies (``restart_pause``); raise `ServerStartFailed` if one exits with
+    uvicorn's ``STARTUP_FAILURE`` (another try would fail the same way)."""
     _Supervisor(processes, target, arguments).run()
 
 
@@ -170,6 +180,25 @@ class _Server(uvicorn.Server):
             started()
 
 
+def restart_pause(previous: float | None, lived: float) -> float:
+    """Seconds to wait before replacing a process that died after running ``lived`` seconds,
+    when the replacement before it waited ``previous`` (None: there was none): a process that
+    keeps failing is retried ever less often, not every second forever."""
+    if previous is None or lived >= STEADY_AFTER:
+        return RESTART_PAUSE
+    return min(previous * 2, RESTART_PAUSE_MAX)
+
+
+class _Slot:
+    """One of the supervisor's processes, and when it is to be replaced once it has died."""
+
+    def __init__(self, process: BaseProcess) -> None:
+        self.process = process
+        self.started_at = time.monotonic()
+        self.pause: float | None = None  # the last wait before a replacement
+        self.restart_at: float | None = None  # set while a dead one waits to be replaced
+
+
 class _Supervisor:
     def __init__(
         self, processes: int, target: Callable[..., None], arguments: tuple[Any, ...]
@@ -178,7 +207,7 @@ class _Supervisor:
         self.target = target
         self.arguments = arguments
         self.context = multiprocessing.get_context("spawn")
-        self.children: list[BaseProcess] = []
+        self.slots: list[_Slot] = []
         self.stopping = threading.Event()
         self.failed = False
 
@@ -187,32 +216,48 @@ class _Supervisor:
             signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            self.children = [self._start() for _ in range(self.count)]
+            self.slots = [_Slot(self._start()) for _ in range(self.count)]
             while not self.stopping.wait(SUPERVISOR_TICK):
-                for index, child in enumerate(self.children):
-                    if not child.is_alive() and not self.stopping.is_set():
-                        if child.exitcode == STARTUP_FAILURE:
-                            # Another try would fail the same way: stop the others and say so.
-                            self.stopping.set()
-                            self.failed = True
-                            break
-                        log.error(
-                            "process %s exited with %s; starting another",
-                            child.pid,
-                            child.exitcode,
-                        )
-                        time.sleep(RESTART_PAUSE)
-                        self.children[index] = self._start()
-            for child in self.children:
+                for slot in self.slots:
+                    self._look_after(slot)
+            for slot in self.slots:
+                child = slot.process
                 if child.is_alive() and child.pid is not None:
                     os.kill(child.pid, signal.SIGTERM)
-            for child in self.children:
-                child.join()
+            for slot in self.slots:
+                slot.process.join()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if self.failed:
             raise ServerStartFailed("a process could not start; its log says why")
+
+    def _look_after(self, slot: _Slot) -> None:
+        """Replace ``slot``'s process if it died, once its pause is over; the loop goes on
+        looking after the others meanwhile."""
+        child = slot.process
+        if child.is_alive() or self.stopping.is_set():
+            return
+        now = time.monotonic()
+        if slot.restart_at is None:
+            if child.exitcode == STARTUP_FAILURE:
+                # Another try would fail the same way: stop the others and say so.
+                self.stopping.set()
+                self.failed = True
+                return
+            slot.pause = restart_pause(slot.pause, now - slot.started_at)
+            slot.restart_at = now + slot.pause
+            log.error(
+                "process %s exited with %s after %.0f s; starting another in %g s",
+                child.pid,
+                child.exitcode,
+                now - slot.started_at,
+                slot.pause,
+            )
+        elif now >= slot.restart_at:
+            slot.process = self._start()
+            slot.started_at = time.monotonic()
+            slot.restart_at = None
 
     def _start(self) -> BaseProcess:
         child = self.context.Process(target=self.target, args=self.arguments, daemon=False)

@@ -11,6 +11,7 @@ import sys
 
 import httpx
 
+from mailpass.server import RESTART_PAUSE, RESTART_PAUSE_MAX, STEADY_AFTER, restart_pause
 from process_fixtures import STARTUP_TIMEOUT, free_port, running, wait_healthy
 
 SEED_CURL_BODY = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
@@ -246,10 +247,34 @@ async def test_serve_runs_several_processes_on_one_port(cli_env, mailpass, make_
         assert len(sink.messages) == 50
         children = _server_processes(server.pid)
         assert len(children) == 2
+        # A process that dies is replaced, and the port is served by two again.
+        os.kill(children[0], signal.SIGKILL)
+        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+        while children[0] in (now := _server_processes(server.pid)) or len(now) < 2:
+            assert asyncio.get_running_loop().time() < deadline, now
+            await asyncio.sleep(0.1)
+        await _wait_until_listening(now, port)
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            for _ in range(8):
+                assert (await client.get("/healthz")).status_code == 200
+        children = _server_processes(server.pid)
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), 15) in (0, -signal.SIGTERM)
         # The supervisor waited for each of them before exiting.
         assert not [child for child in children if os.path.exists(f"/proc/{child}")]
+        log = (await server.stderr.read()).decode()
+        assert re.search(r"exited with -9 after \d+ s; starting another in 1 s", log), log
+
+
+def test_a_process_that_keeps_dying_young_is_replaced_ever_less_often():
+    pauses: list[float] = []
+    pause = None
+    for _ in range(7):
+        pause = restart_pause(pause, lived=2.0)
+        pauses.append(pause)
+    assert pauses == [RESTART_PAUSE * 2**n for n in range(5)] + [RESTART_PAUSE_MAX] * 2
+    # One that ran for a while before dying is replaced as soon as a first one would be.
+    assert restart_pause(RESTART_PAUSE_MAX, lived=STEADY_AFTER) == RESTART_PAUSE
 
 
 async def test_serve_with_processes_refuses_a_port_in_use(cli_env):
