@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="`mailpass worker --processes N` for the soak and the drain (default: 1)",
+        help="`mailpass worker --processes N` for the soak and the drain (default: one per "
+        f"core on PostgreSQL, {defaults.workers_for('postgresql')} here; one on SQLite)",
     )
     return parser
 
@@ -158,7 +159,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = replace(sizes, **chosen)
     for name, value in asdict(sizes).items():
         values = value if isinstance(value, tuple) else (value,)
-        if any(v < 1 for v in values):
+        if any(v is not None and v < 1 for v in values):  # None: the default, by database
             raise BenchError(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("drain_messages", "rss_messages"):
         if getattr(sizes, name) % 100:
