@@ -365,12 +365,14 @@ class PreparedInsert(_Prepared):
         self._table = table
         (self._key,) = table.primary_key.columns
         self.alone = PreparedWrite(statement.returning(self._key))
-        # PostgreSQL: ``$1`` new keys from the sequence of the table's serial key. Only names
-        # from the table's own definition go into the text, as string literals.
+        # PostgreSQL: ``$1`` new keys, as one array, from the sequence of the table's serial
+        # key. The sequence is looked up once, in a sub-select: as an argument of ``nextval``
+        # the lookup ran for every key, and took ~3 us of PostgreSQL's CPU each (~3 of 4 us a
+        # key). Only names from the table's own definition go into the text, as literals.
         assert "'" not in table.name + self._key.name
         self._keys_sql = (
-            f"SELECT nextval(pg_get_serial_sequence('{table.name}', '{self._key.name}')) "  # noqa: S608
-            "FROM generate_series(1, $1)"
+            "SELECT array_agg(nextval((SELECT pg_get_serial_sequence("  # noqa: S608
+            f"'{table.name}', '{self._key.name}')::regclass))) FROM generate_series(1, $1)"
         )
 
     async def run(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -385,7 +387,7 @@ class PreparedInsert(_Prepared):
         # The statement also begins the transaction that COPY then runs in, on the same
         # connection.
         result = await connection.exec_driver_sql(self._keys_sql, (len(rows),))
-        keys = sorted(int(key) for (key,) in result)
+        keys = sorted(result.scalar_one())
         asyncpg = (await connection.get_raw_connection()).driver_connection
         await self._copy(asyncpg, compiled, keys, rows)
         return keys
@@ -397,7 +399,7 @@ class PreparedInsert(_Prepared):
         (one statement: all of the rows or none); each batch's keys, in order."""
         compiled = self.compiled_for(dialect)
         rows = list(itertools.chain.from_iterable(batches))
-        keys = sorted(key for (key,) in await asyncpg.fetch(self._keys_sql, len(rows)))
+        keys = sorted(await asyncpg.fetchval(self._keys_sql, len(rows)) or ())
         await self._copy(asyncpg, compiled, keys, rows)
         ends = list(itertools.accumulate(len(batch) for batch in batches))
         return [keys[end - len(batch) : end] for end, batch in zip(ends, batches, strict=True)]
