@@ -180,7 +180,8 @@ def _remembering_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` that answers again without calling it when given the very object it was
     given last. For date-times, which are immutable: every row of a batch holds the same
     ``now``, up to three times, and SQLAlchemy's SQLite DATETIME processor formats it anew
-    each time (~2 µs, 6 % of a batch's samples on SQLite)."""
+    each time (~2 µs, 6 % of a batch's samples on SQLite). And for booleans, whose
+    processor checks and converts each value (a batch's rows hold the same ``is_test``)."""
     last: tuple[Any, Any] = (_GIVEN, None)
 
     def remembered(value: Any) -> Any:
@@ -193,6 +194,29 @@ def _remembering_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return processed
 
     return remembered
+
+
+# The types of the values JSON columns are given in rows (and what they hold).
+_PLAIN_JSON_TYPES = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
+
+
+def _serializing_plain_values(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's ``process`` that serializes plain values (``_PLAIN_JSON_TYPES``)
+    directly. SQLAlchemy's processor first looks for its NULL markers in each value, through
+    two ``isinstance`` calls on its own classes, and a message row has six JSON values: with
+    this and the booleans' processor remembered (``_remembering_last``), binding a row on
+    PostgreSQL took 2.1 µs instead of 2.7. Any other value still goes through ``process``.
+    Only when ``process`` serializes as ``_json_text`` (checked here): a dialect that
+    post-processes the text, or a column that stores None as SQL NULL, keeps its own."""
+    probes: list[Any] = [None, [], {"a": [1, "b"]}]
+    if any(process(probe) != _json_text(probe) for probe in probes):
+        return process
+    plain = _PLAIN_JSON_TYPES
+
+    def serialized(value: Any) -> Any:
+        return _json_text(value) if type(value) in plain else process(value)
+
+    return serialized
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +241,10 @@ class _Compiled:
         for name in compiled.positiontup or []:
             bind = compiled.binds[name]
             process: Processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None and isinstance(bind.type, sa.DateTime):
+            if process is not None and isinstance(bind.type, sa.DateTime | sa.Boolean):
                 process = _remembering_last(process)
+            elif process is not None and isinstance(bind.type, sa.JSON):
+                process = _serializing_plain_values(process)
             if bind.required:
                 parameters.append((name, process, _GIVEN))
             else:
