@@ -61,6 +61,7 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.wakeup.close()
         await self.transports.close()
         await self.tracking.close()
         await self.database.dispose()
