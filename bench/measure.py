@@ -135,11 +135,13 @@ def _settled(read: Callable[[], int], *, quiet: float) -> int:
 
 
 def _profiled(
-    profiler: Profiler | None, name: str, process: ManagedProcess
+    profiler: Profiler | None, name: str, process: ManagedProcess, *, settled: bool = True
 ) -> AbstractContextManager[None]:
+    """``profiler`` recording ``process`` while the block runs; ``settled``: the block waits
+    until py-spy samples (see ``Profiler.recording``)."""
     if profiler is None:
         return nullcontext()
-    return profiler.recording(name, process.server_pids())
+    return profiler.recording(name, process.server_pids(), settled=settled)
 
 
 def _clients(n: int) -> str:
@@ -223,7 +225,8 @@ def _drain(
     started = time.monotonic()
     worker = instance.worker("drain-worker", processes=figures.worker_processes)
     try:
-        with _profiled(profiler, f"{instance.database}-drain-worker", worker):
+        # The drain is timed from the worker's start: py-spy is not waited for.
+        with _profiled(profiler, f"{instance.database}-drain-worker", worker, settled=False):
             first_seen = sink.wait_for(
                 target - messages + 1, stall_timeout=STALL_TIMEOUT, watch=[worker]
             )

@@ -27,6 +27,9 @@ __all__ = ["Profiler"]
 SAMPLE_RATE = 200  # samples per second and process
 TOP_FRAMES = 40  # functions listed in each ranking of a summary
 STOP_GRACE = 30.0  # seconds py-spy may take to write its file after the measurement
+START_TIMEOUT = 30.0  # seconds py-spy may take to start sampling before the measurement starts
+SAMPLING = b"Sampling process"  # what py-spy prints once it samples
+START_POLL = 0.02  # seconds between looks at what py-spy printed
 
 
 class Profiler:
@@ -41,31 +44,40 @@ class Profiler:
         directory.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def recording(self, name: str, pids: list[int]) -> Iterator[None]:
-        """Record ``pids`` while the block runs (the measurement)."""
-        started = time.monotonic()
+    def recording(self, name: str, pids: list[int], *, settled: bool = True) -> Iterator[None]:
+        """Record ``pids`` while the block runs (the measurement); with ``settled``, the block
+        starts once py-spy samples them."""
         outputs = [self.directory / f"{name}-{pid}.txt" for pid in pids]
-        spies = [
-            subprocess.Popen(  # noqa: S603
-                [
-                    self.py_spy,
-                    "record",
-                    "--pid",
-                    str(pid),
-                    "--rate",
-                    str(SAMPLE_RATE),
-                    "--gil",
-                    "--nonblocking",
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(output),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for pid, output in zip(pids, outputs, strict=True)
-        ]
+        logs = [output.with_suffix(".log") for output in outputs]
+        spies = []
+        for pid, output, log in zip(pids, outputs, logs, strict=True):
+            with log.open("wb") as messages:  # py-spy's own messages, kept beside its output
+                spies.append(
+                    subprocess.Popen(  # noqa: S603
+                        [
+                            self.py_spy,
+                            "record",
+                            "--pid",
+                            str(pid),
+                            "--rate",
+                            str(SAMPLE_RATE),
+                            "--gil",
+                            "--nonblocking",
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(output),
+                        ],
+                        # (py-spy says nothing at all with its output sent nowhere.)
+                        stdout=messages,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + START_TIMEOUT
+        for spy, log in zip(spies, logs, strict=True):
+            if settled:
+                _wait_until_sampling(spy, log, deadline)
+        started = time.monotonic()
         try:
             yield
         finally:
@@ -81,6 +93,17 @@ class Profiler:
         if written:
             summary = summarize(written, possible_samples=seconds * len(pids) * SAMPLE_RATE)
             (self.directory / f"{name}.summary.txt").write_text(summary)
+
+
+def _wait_until_sampling(spy: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+    """Until ``spy`` says in ``log`` that it samples, exits, or ``deadline`` passes. py-spy
+    first reads the process's symbols, ~1 s here with a core to itself: a measurement started
+    meanwhile was not recorded at its start and shared the cores with py-spy (a 1 s smoke
+    measurement on a busy machine once completed no request at all)."""
+    while SAMPLING not in log.read_bytes():
+        if spy.poll() is not None or time.monotonic() > deadline:
+            return  # an exited py-spy leaves no file: the summary is not written
+        time.sleep(START_POLL)
 
 
 def summarize(paths: list[Path], *, possible_samples: float) -> str:
