@@ -76,13 +76,13 @@ async def test_beyond_the_few_kept_the_connections_go_back_to_the_pool(
     postgres: Database,
 ) -> None:
     pool = postgres._postgres.pool
-    at_once = database_module.POSTGRES_KEPT_CONNECTIONS + 3
+    at_once = database_module.KEPT_CONNECTIONS + 3
 
     async def slow(asyncpg: object) -> object:
         return await asyncpg.fetchval("SELECT pg_sleep(0.2)")  # type: ignore[attr-defined]
 
     await asyncio.gather(*(postgres._on_asyncpg(slow) for _ in range(at_once)))
-    kept = database_module.POSTGRES_KEPT_CONNECTIONS
+    kept = database_module.KEPT_CONNECTIONS
     assert len(postgres._kept) == kept
     assert pool.checkedout() == kept  # type: ignore[attr-defined]
 
