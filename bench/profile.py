@@ -73,9 +73,9 @@ class Profiler:
                         stderr=subprocess.STDOUT,
                     )
                 )
-        deadline = time.monotonic() + START_TIMEOUT
-        for spy, log in zip(spies, logs, strict=True):
-            if settled:
+        if settled:
+            deadline = time.monotonic() + START_TIMEOUT
+            for spy, log in zip(spies, logs, strict=True):
                 _wait_until_sampling(spy, log, deadline)
         started = time.monotonic()
         try:
