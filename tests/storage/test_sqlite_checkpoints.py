@@ -1,0 +1,183 @@
+"""SQLite's writes and the WAL's checkpoints: a group of statements whose writer lock is free
+commits on the loop at once, and the WAL is copied into the database file by a checkpoint in a
+thread that no write waits for (the writers' own checkpoints at COMMIT are turned off)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mailpass.clock import utcnow
+from mailpass.storage import database as database_module
+from mailpass.storage.database import Database, PreparedWrite
+from mailpass.storage.migrate import upgrade
+from mailpass.storage.tables import users
+
+ADD_USER = PreparedWrite(
+    users.insert().values(email=sa.bindparam("email"), created_at=sa.bindparam("now"))
+)
+
+
+@pytest.fixture
+async def sqlite_database(tmp_path: Path):  # type: ignore[no-untyped-def]
+    database = Database(f"sqlite:///{tmp_path / 'mailpass.sqlite3'}")
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def _add_users(database: Database, count: int, prefix: str = "u") -> None:
+    await asyncio.gather(
+        *(
+            database.write_alone(ADD_USER, email=f"{prefix}{n}@example.com", now=utcnow())
+            for n in range(count)
+        )
+    )
+
+
+async def _checkpoints_every(
+    database: Database, monkeypatch: pytest.MonkeyPatch, seconds: float
+) -> None:
+    monkeypatch.setattr(database_module, "SQLITE_CHECKPOINT_INTERVAL", seconds)
+    if database._checkpointing is not None:  # the migrations' writes started one
+        await asyncio.wait_for(database._checkpointing, 10)
+
+
+def _file_path(database: Database) -> Path:
+    assert database.url.database is not None
+    return Path(database.url.database)
+
+
+def _emails_in_the_database_file_alone(database: Database, scratch: Path) -> int:
+    """How many users the database file holds by itself, without its WAL: what checkpoints
+    have copied into it."""
+    copy = scratch / "file-alone.sqlite3"
+    shutil.copyfile(_file_path(database), copy)
+    reader = sqlite3.connect(copy)
+    try:
+        (count,) = reader.execute("SELECT count(*) FROM users").fetchone()
+        return int(count)
+    finally:
+        reader.close()
+
+
+async def test_a_free_lock_lets_the_statements_commit_on_the_loop(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    real_run = database_module._Statement.run
+
+    def noting_run(self, sqlite):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        return real_run(self, sqlite)
+
+    monkeypatch.setattr(database_module._Statement, "run", noting_run)
+    await _add_users(sqlite_database, 5)
+    # No hand-off to a thread and back: the loop's own thread ran them.
+    assert threads
+    assert set(threads) == {threading.current_thread()}
+
+
+async def test_the_writer_leaves_checkpoints_to_mailpass(sqlite_database: Database) -> None:
+    writer = sqlite_database._sqlite_writer.raw_connection()
+    try:
+        assert writer.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    finally:
+        writer.close()
+
+
+async def test_a_checkpoint_copies_the_wal_into_the_database_file(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
+    await _add_users(sqlite_database, 300)
+    checkpointing = sqlite_database._checkpointing
+    assert checkpointing is not None
+    await asyncio.wait_for(checkpointing, 10)
+    await _add_users(sqlite_database, 1, prefix="last")  # its sync starts the next checkpoint
+    assert sqlite_database._checkpointing is not None
+    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+    assert _emails_in_the_database_file_alone(sqlite_database, tmp_path) == 301
+
+
+async def test_no_write_waits_for_a_checkpoint(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
+    started, release = threading.Event(), threading.Event()
+    real_checkpoint = Database._checkpoint
+
+    def held_checkpoint(self: Database) -> None:
+        started.set()
+        assert release.wait(10)
+        real_checkpoint(self)
+
+    monkeypatch.setattr(Database, "_checkpoint", held_checkpoint)
+    try:
+        await _add_users(sqlite_database, 1, prefix="first")
+        assert await asyncio.to_thread(started.wait, 10)
+        # A checkpoint is under way and held: writes go on, each synced and answered.
+        await asyncio.wait_for(_add_users(sqlite_database, 20), 10)
+    finally:
+        release.set()
+    assert sqlite_database._checkpointing is not None
+    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+
+
+async def test_checkpoints_start_at_most_once_an_interval(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _checkpoints_every(sqlite_database, monkeypatch, 1.0)
+    await asyncio.sleep(1.0)
+    checkpoints: list[None] = []
+    real_checkpoint = Database._checkpoint
+
+    def counted_checkpoint(self: Database) -> None:
+        checkpoints.append(None)
+        real_checkpoint(self)
+
+    monkeypatch.setattr(Database, "_checkpoint", counted_checkpoint)
+    await _add_users(sqlite_database, 20)  # a few syncs, all within the interval
+    assert sqlite_database._checkpointing is not None
+    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+    assert len(checkpoints) == 1
+
+
+async def test_a_failed_checkpoint_is_logged_and_fails_no_write(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
+
+    def failing_checkpoint(self: Database) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Database, "_checkpoint", failing_checkpoint)
+    with caplog.at_level(logging.WARNING, logger="mailpass.storage"):
+        await _add_users(sqlite_database, 3)
+        assert sqlite_database._checkpointing is not None
+        with pytest.raises(sqlite3.OperationalError):
+            await sqlite_database._checkpointing
+        await asyncio.sleep(0)  # the done callback runs
+    assert "checkpoint of the SQLite WAL failed: disk I/O error" in caplog.text
+    async with sqlite_database.read() as connection:
+        count = (await connection.execute(sa.select(sa.func.count()).select_from(users))).scalar()
+    assert count == 3
+
+
+async def test_dispose_closes_the_checkpointing_connection(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
+    await _add_users(sqlite_database, 2)
+    assert sqlite_database._checkpointing is not None
+    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+    assert sqlite_database._checkpointer is not None
+    await sqlite_database.dispose()
+    assert sqlite_database._checkpointer is None
