@@ -1,6 +1,7 @@
-"""SQLite's writes and the WAL's checkpoints: a group of statements whose writer lock is free
-commits on the loop at once, and the WAL is copied into the database file by a checkpoint in a
-thread that no write waits for (the writers' own checkpoints at COMMIT are turned off)."""
+"""SQLite's writes and the WAL's checkpoints: a group of statements whose writer lock is free,
+and a transaction's COMMIT, run on the loop at once, and the WAL is copied into the database
+file by a checkpoint in a thread that no write waits for (the writers' own checkpoints at
+COMMIT are turned off)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,23 @@ async def test_a_free_lock_lets_the_statements_commit_on_the_loop(
     # No hand-off to a thread and back: the loop's own thread ran them.
     assert threads
     assert set(threads) == {threading.current_thread()}
+
+
+async def test_a_transaction_in_wal_mode_commits_on_the_loop(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    real_commit = database_module._commit_and_unlock
+
+    def noting_commit(sqlite, writer_lock):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        real_commit(sqlite, writer_lock)
+
+    monkeypatch.setattr(database_module, "_commit_and_unlock", noting_commit)
+    async with sqlite_database.transaction() as connection:
+        await connection.execute(users.insert().values(email="a@example.com", created_at=utcnow()))
+    # The COMMIT only appends to the WAL (the sync comes after, in a thread): no hand-off.
+    assert threads == [threading.current_thread()]
 
 
 async def test_the_writer_leaves_checkpoints_to_mailpass(sqlite_database: Database) -> None:

@@ -152,14 +152,14 @@ async def test_a_commit_under_way_finishes_when_its_task_is_cancelled(two_proces
             await connection.execute(
                 users.insert().values(email="kept@example.com", created_at=utcnow())
             )
-            committing.set()  # the next suspension is the COMMIT in its thread
+            committing.set()  # the COMMIT follows, then the wait for the WAL's sync
 
     task = asyncio.create_task(writer())
     await committing.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The COMMIT ran to its end: the row is there, the writer lock is free, and both
+    # The COMMIT is not undone: the row is there, the writer lock is free, and both
     # "processes" write on.
     assert await _emails(second) == ["kept@example.com"]
     assert not _lock_file_is_held(first)

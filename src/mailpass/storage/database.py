@@ -15,9 +15,9 @@ wait for it with ``asyncio.sleep`` instead of blocking the loop in SQLite's busy
 Between processes, writers queue on an ``flock`` of a lock file beside the database, taken in a
 thread: the next writer wakes the moment the lock is free, where polling SQLite's lock would
 wake on a timer. A group of single statements whose lock is free runs from BEGIN to COMMIT on
-the loop (tens of microseconds: the COMMIT does not wait for the disk); the other COMMITs, the
-syncs and the checkpoints of the WAL run in threads, so the loop serves other requests
-meanwhile.
+the loop, and so does every COMMIT in WAL mode: it only appends to the WAL, in microseconds.
+The waits for another process's lock, the syncs and the checkpoints of the WAL run in threads,
+so the loop serves other requests meanwhile.
 
 ``write(job)`` is group commit: concurrent small write transactions (``/send``'s two writes,
 ``/send-batch``'s inserts) are run back to back in one transaction and committed together, so
@@ -112,6 +112,11 @@ GROUP_COMMIT_MAX_JOBS = 64
 SQLITE_CHECKPOINT_INTERVAL = 0.1  # seconds
 
 log = logging.getLogger("mailpass.storage")
+
+# Whether a SQLite connection's COMMIT waits for the disk (in its pool record's ``info``): the
+# writer's does not in WAL mode (synchronous=NORMAL, no checkpoints of its own); without a WAL
+# (a file system that cannot share memory) it syncs, and runs in a thread.
+_COMMIT_SYNCS = "mailpass_commit_syncs"
 
 Dialect_ = Literal["sqlite", "postgresql"]
 Statement = sa.Select[Any] | sa.Insert | sa.Update
@@ -544,6 +549,11 @@ class Database:
                     sqlite.rollback()
                     sqlite.close()
                     raise
+                if not sqlite.info.get(_COMMIT_SYNCS, True):
+                    # In WAL mode the COMMIT only appends to the WAL: at once, on the loop.
+                    unlock_here = False  # _commit_and_unlock closes it
+                    _commit_and_unlock(sqlite, writer_lock)
+                    return
                 # The thread that commits also lets the next writer in, the moment the commit
                 # is done: waiting for this loop to come back to it (it may be busy with a
                 # whole batch for milliseconds) would keep every other process waiting too.
@@ -1118,7 +1128,8 @@ def _locked_too_long() -> OperationalError:
 
 
 def _commit_and_unlock(sqlite: sa.Connection, writer_lock: int) -> None:
-    """COMMIT (it waits for the disk), then release the writer lock; in a thread."""
+    """COMMIT, then release the writer lock: on the loop when the COMMIT does not wait for
+    the disk, in a thread when it does (``_COMMIT_SYNCS``)."""
     try:
         try:
             sqlite.commit()
@@ -1182,7 +1193,7 @@ def _sqlite_engine(url: URL, *, begin: str, size: int) -> Engine:
     busy_timeout = 0 if begin == "BEGIN IMMEDIATE" else SQLITE_READ_BUSY_TIMEOUT
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Take transaction control away from the sqlite3 module, whose implicit BEGIN is
         # deferred and issued lazily; we emit our own BEGIN below.
         dbapi_connection.isolation_level = None
@@ -1198,6 +1209,7 @@ def _sqlite_engine(url: URL, *, begin: str, size: int) -> Engine:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         if writer and wal:
             cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database._checkpoint_soon does
+        record.info[_COMMIT_SYNCS] = synchronous == "FULL"
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
         cursor.close()
