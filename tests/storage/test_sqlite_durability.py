@@ -22,20 +22,11 @@ import sqlalchemy as sa
 from mailpass.clock import utcnow
 from mailpass.storage import database as database_module
 from mailpass.storage.database import Database, PreparedInsert, PreparedWrite
-from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import messages, users
 
 ADD_USER = PreparedWrite(
     users.insert().values(email=sa.bindparam("email"), created_at=sa.bindparam("now"))
 )
-
-
-@pytest.fixture
-async def sqlite_database(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = Database(f"sqlite:///{tmp_path / 'mailpass.sqlite3'}")
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 class HeldSync:
