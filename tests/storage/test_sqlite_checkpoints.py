@@ -77,6 +77,27 @@ async def test_a_free_lock_lets_the_statements_commit_on_the_loop(
     assert set(threads) == {threading.current_thread()}
 
 
+async def test_statements_whose_commit_would_sync_go_to_a_thread(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As without a WAL (a file system that cannot share memory), where SQLite's COMMIT syncs:
+    # the writer's pool (one connection) hands out this one again.
+    writer = sqlite_database._sqlite_writer.raw_connection()
+    writer.info[database_module._COMMIT_SYNCS] = True
+    writer.close()
+    threads: list[threading.Thread] = []
+    real_run = database_module._Statement.run
+
+    def noting_run(self, sqlite):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        return real_run(self, sqlite)
+
+    monkeypatch.setattr(database_module._Statement, "run", noting_run)
+    await _add_users(sqlite_database, 3)
+    assert threads
+    assert threading.current_thread() not in threads
+
+
 async def test_a_transaction_in_wal_mode_commits_on_the_loop(
     sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -491,6 +491,7 @@ class Database:
             # the lock keeps ``dispose`` from closing it under a checkpoint.
             self._checkpointer: sqlite3.Connection | None = None
             self._checkpointer_lock = threading.Lock()
+            self._checkpointer_closed = False  # by dispose: no checkpoint opens it again
             self._checkpointing: asyncio.Future[None] | None = None
             self._checkpoint_started = -math.inf  # time.monotonic() of the last one
         else:
@@ -852,12 +853,14 @@ class Database:
 
     def _committed(self, statements: list[_Statement], *, wait: bool) -> list[list[Any]] | None:
         """BEGIN IMMEDIATE, ``statements``, COMMIT, with the writer lock file held; their
-        results. Without ``wait``, None at once if a writer that does not take the lock file
-        holds SQLite's lock."""
+        results. Without ``wait`` (on the loop), None at once if a writer that does not take
+        the lock file holds SQLite's lock, or if the COMMIT would wait for the disk."""
         pooled = self._sqlite_writer.raw_connection()
         try:
             sqlite = pooled.driver_connection
             assert isinstance(sqlite, sqlite3.Connection)
+            if not wait and pooled.info.get(_COMMIT_SYNCS, True):
+                return None
             if not _begin_immediate(sqlite, wait=wait):
                 return None
             try:
@@ -914,6 +917,8 @@ class Database:
         With ``synchronous=FULL`` it syncs the WAL before and the database file after, so a
         commit it copies stays durable when the WAL starts over."""
         with self._checkpointer_lock:
+            if self._checkpointer_closed:
+                return
             if self._checkpointer is None:
                 self._checkpointer = sqlite3.connect(
                     self._sqlite_file, isolation_level=None, check_same_thread=False
@@ -924,6 +929,7 @@ class Database:
 
     def _close_checkpointer(self) -> None:
         with self._checkpointer_lock:
+            self._checkpointer_closed = True
             if self._checkpointer is not None:
                 self._checkpointer.close()
                 self._checkpointer = None
@@ -981,7 +987,7 @@ class Database:
         if self.is_sqlite:
             self._sqlite_writer.dispose()
             self._sqlite_readers.dispose()
-            if self._checkpointer is not None:
+            if self._checkpointing is not None:  # a checkpoint may be opening its connection
                 await asyncio.to_thread(self._close_checkpointer)
         else:
             await self._postgres.dispose()
