@@ -60,9 +60,8 @@ def _emails_in_the_database_file_alone(database: Database, scratch: Path) -> int
         reader.close()
 
 
-async def test_a_free_lock_lets_the_statements_commit_on_the_loop(
-    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _threads_running_statements(monkeypatch: pytest.MonkeyPatch) -> list[threading.Thread]:
+    """The thread of each statement job run from now on, in order."""
     threads: list[threading.Thread] = []
     real_run = database_module._Statement.run
 
@@ -71,6 +70,13 @@ async def test_a_free_lock_lets_the_statements_commit_on_the_loop(
         return real_run(self, sqlite)
 
     monkeypatch.setattr(database_module._Statement, "run", noting_run)
+    return threads
+
+
+async def test_a_free_lock_lets_the_statements_commit_on_the_loop(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _threads_running_statements(monkeypatch)
     await _add_users(sqlite_database, 5)
     # No hand-off to a thread and back: the loop's own thread ran them.
     assert threads
@@ -85,14 +91,7 @@ async def test_statements_whose_commit_would_sync_go_to_a_thread(
     writer = sqlite_database._sqlite_writer.raw_connection()
     writer.info[database_module._COMMIT_SYNCS] = True
     writer.close()
-    threads: list[threading.Thread] = []
-    real_run = database_module._Statement.run
-
-    def noting_run(self, sqlite):  # type: ignore[no-untyped-def]
-        threads.append(threading.current_thread())
-        return real_run(self, sqlite)
-
-    monkeypatch.setattr(database_module._Statement, "run", noting_run)
+    threads = _threads_running_statements(monkeypatch)
     await _add_users(sqlite_database, 3)
     assert threads
     assert threading.current_thread() not in threads
