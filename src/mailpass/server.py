@@ -134,9 +134,11 @@ def _http_protocol() -> type[asyncio.Protocol] | str:
     except ImportError:
         return "auto"
 
+    # Only connection_made is overridden, and it uses nothing of uvicorn's but the method itself
+    # (the loop is the running one, as it is for every protocol callback).
     class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            coalesced = _CoalescedWrites(transport, self.loop)
+            coalesced = _CoalescedWrites(transport, asyncio.get_running_loop())
             super().connection_made(cast(asyncio.Transport, coalesced))
 
     return CoalescingHttpToolsProtocol
