@@ -53,6 +53,44 @@ async def test_invalid_fields_are_named(app_client, make_account, smtp_sink, bod
     assert smtp_sink.messages == []
 
 
+NOT_ADDRESSES = "must be an address or a list of addresses"
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        (with_(to=123), [{"field": "to", "message": NOT_ADDRESSES}]),
+        (with_(cc={"a": "b@example.com"}), [{"field": "cc", "message": NOT_ADDRESSES}]),
+        (with_(reply_to=True), [{"field": "reply_to", "message": NOT_ADDRESSES}]),
+        (
+            with_(bcc=["ok@example.com", 5]),
+            [{"field": "bcc.1", "message": "Input should be a valid string"}],
+        ),
+    ],
+)
+async def test_an_address_field_of_the_wrong_type_is_named_once(
+    app_client, make_account, smtp_sink, body, details
+):
+    """Such a field takes a string or a list: pydantic rejects the value once for each, and the
+    client hears one problem, where it is."""
+    account = await make_account(sink=smtp_sink)
+    response = await app_client.post("/api/v1/mail/send", json=body, headers=account.headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"] == details
+
+
+async def test_a_batch_item_with_an_address_field_of_the_wrong_type(
+    app_client, make_account, smtp_sink
+):
+    account = await make_account(sink=smtp_sink)
+    batch = {"messages": [VALID, with_(to={"email": "user@example.com"})]}
+    response = await app_client.post("/api/v1/mail/send-batch", json=batch, headers=account.headers)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert (data["queued"], data["failed"]) == (1, 1)
+    assert data["messages"][1]["details"] == [{"field": "messages.1.to", "message": NOT_ADDRESSES}]
+
+
 @pytest.mark.parametrize(
     "injected",
     [

@@ -158,18 +158,33 @@ class ValidMessage:
     track_clicks: bool | None = None
 
 
+# The names pydantic gives the alternatives of a field that takes an address or a list of them
+# (``AddressInput``), in an error's location.
+_ADDRESS_ALTERNATIVES = ("str", "list[str]")
+
+
 def field_errors(error: PydanticValidationError, prefix: str = "") -> list[dict[str, Any]]:
-    """pydantic's errors as ``[{"field": "cc.0", "message": "..."}]``."""
-    details = []
+    """pydantic's errors as ``[{"field": "cc.0", "message": "..."}]``, one a field.
+
+    A field that takes an address or a list of them gets an error from each alternative: when
+    the value is a list, the error inside it says what is wrong ("cc.1: Input should be a valid
+    string"); when the value is neither (a number, an object), the field is named once, with
+    what it takes."""
+    details: dict[str, dict[str, Any]] = {}
+    neither: set[str] = set()  # fields whose value an alternative rejected as a whole
     for item in error.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in item["loc"] if part != "__root__")
-        # A union reports one error per alternative; name the field once.
-        location = location.replace(".str", "").replace(".list[str]", "")
-        details.append({"field": prefix + location, "message": item["msg"]})
-    unique: dict[str, dict[str, Any]] = {}
-    for detail in details:
-        unique.setdefault(detail["field"], detail)
-    return list(unique.values())
+        parts = [str(part) for part in item["loc"] if part != "__root__"]
+        whole = bool(parts) and parts[-1] in _ADDRESS_ALTERNATIVES
+        field = prefix + ".".join(part for part in parts if part not in _ADDRESS_ALTERNATIVES)
+        if whole:
+            neither.add(field)
+        message = "must be an address or a list of addresses" if whole else item["msg"]
+        details.setdefault(field, {"field": field, "message": message})
+    return [
+        detail
+        for field, detail in details.items()
+        if field not in neither or not any(name.startswith(f"{field}.") for name in details)
+    ]
 
 
 def parse_json_body(body: bytes, model: type[ModelT]) -> ModelT:
