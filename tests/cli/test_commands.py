@@ -79,6 +79,11 @@ async def test_provider_kinds_fill_in_their_relays(mailpass, database):
         "UNSET_VAR",
     )
     assert_one_line_error(await mailpass(*base, "--name", "ses", "--host", "h.example"), "ses")
+    assert_one_line_error(
+        await mailpass(*base, "--name", "typo", "--host", "smtp example.com"),
+        "'smtp example.com'",
+        "neither a host name nor an IP address",
+    )
 
     listed = (await mailpass("providers", "list")).out.splitlines()
     rows = {line.split("\t")[2]: line.split("\t") for line in listed}

@@ -109,6 +109,11 @@ async def test_bad_fields_are_named_and_nothing_is_stored(signed_in, smtp_sink, 
     )
     assert bad_sender.status_code == 400
     assert "from_email" in bad_sender.text or "address" in bad_sender.text
+    bad_host = await browser.post(
+        "/dashboard/providers/new", smtp_form(smtp_sink, host="smtp://mail.example.com")
+    )
+    assert bad_host.status_code == 400
+    assert "is neither a host name nor an IP address" in bad_host.text
     assert await stored_providers(database, account.user.id) == []
 
 

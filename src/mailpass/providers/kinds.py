@@ -6,6 +6,7 @@ name); everything else is the same SMTP path.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -29,6 +30,9 @@ SES_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
 SENDGRID_HOST = "smtp.sendgrid.net"
 SENDGRID_USERNAME = "apikey"  # SendGrid's SMTP relay takes the literal user name "apikey"
+# A label of a host name once in ASCII (IDNA): RFC 1123's, and the underscore that container
+# and service names (``mail_relay``) carry and resolvers look up.
+HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ def resolve_connection(
 
     Raises ``ValueError`` with a message naming the offending option.
     """
+    host = host.strip() if host else None
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if security is not None and security not in SECURITY_MODES:
@@ -74,12 +79,33 @@ def resolve_connection(
     elif not host:
         raise ValueError("kind smtp needs a host")
 
+    host = host.lower()
+    if not _is_host(host):
+        raise ValueError(f"host {host!r} is neither a host name nor an IP address")
+
     chosen: Security = "starttls"
     if security is not None:
         chosen = security  # type: ignore[assignment]  # checked against SECURITY_MODES above
     return ConnectionSettings(
-        host=host.strip().lower(),
+        host=host,
         port=port or DEFAULT_PORTS[chosen],
         security=chosen,
         username=username or None,
+    )
+
+
+def _is_host(host: str) -> bool:
+    """A name the resolver can look up (``smtp.example.com``, an internationalized one too) or
+    an IPv4 or IPv6 address: a typo such as a space or a URL fails here, not at the first send."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_name = host.removesuffix(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return len(ascii_name) <= 253 and all(
+        HOST_LABEL.match(label) for label in ascii_name.split(".")
     )
