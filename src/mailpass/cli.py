@@ -34,6 +34,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 log = logging.getLogger("mailpass")
+# A port to listen on: a port has 16 bits, and `serve --port 80000` listened on 14464 unchecked.
+LISTEN_PORT = click.IntRange(1, 65535)
 
 
 def run_async(function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
@@ -103,7 +105,7 @@ def _configure_logging(settings: Settings) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=LISTEN_PORT)
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @click.option(
     "--worker/--no-worker",
@@ -222,12 +224,12 @@ async def _run_worker(
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=LISTEN_PORT)
 @click.option(
     "--smtp-port",
     default=2525,
     show_default=True,
-    type=int,
+    type=click.IntRange(0, 65535),
     help="Port of the built-in capture inbox (0: any free port).",
 )
 def dev(host: str, port: int, smtp_port: int) -> None:

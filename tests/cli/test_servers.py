@@ -10,6 +10,7 @@ import socket
 import sys
 
 import httpx
+import pytest
 
 from mailpass.server import RESTART_PAUSE, RESTART_PAUSE_MAX, STEADY_AFTER, restart_pause
 from process_fixtures import STARTUP_TIMEOUT, free_port, running, wait_healthy
@@ -300,3 +301,22 @@ async def test_serve_with_processes_refuses_a_port_in_use(cli_env):
     assert err.decode().strip().splitlines() == [
         f"Error: PortInUse: 127.0.0.1:{port} is already in use"
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("serve", "--port", "80000"),
+        ("serve", "--port", "0"),
+        ("dev", "--port", "65536"),
+        ("dev", "--smtp-port", "-1"),
+    ],
+)
+async def test_a_port_out_of_range_is_refused_before_anything_starts(
+    mailpass, command, option, value
+):
+    # Were the value taken, the server would run on: the wait fails the test instead.
+    refused = await asyncio.wait_for(mailpass(command, option, value), STARTUP_TIMEOUT)
+    assert refused.code == 2
+    assert f"Invalid value for '{option}': {value} is not in the range" in refused.err
+    assert "Traceback" not in refused.err
