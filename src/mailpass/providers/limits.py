@@ -43,9 +43,13 @@ class LimitReached:
 
     def describe(self) -> str:
         return (
-            f"the provider's {self.window} limit of {self.limit} messages is reached; "
-            f"retry in {self.retry_after} seconds"
+            f"the provider's {self.window} limit of {_count(self.limit, 'message')} is reached; "
+            f"retry in {_count(self.retry_after, 'second')}"
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 @dataclass(frozen=True, slots=True)
