@@ -18,22 +18,24 @@ from typing import TYPE_CHECKING, TypeVar
 
 import aiosmtplib
 
-from mailpass.providers.transport import (
-    DeliveryError,
-    PermanentDeliveryError,
-    TransientDeliveryError,
+from mailpass.providers.smtp.errors import (
+    SmtpConnectionFailure,
+    SmtpFailure,
+    SmtpReplyFailure,
+    SmtpTimeoutFailure,
+    config_failure,
 )
 
 if TYPE_CHECKING:
-    from mailpass.providers.smtp import SmtpEndpoint
+    from mailpass.providers.smtp.endpoint import SmtpEndpoint
 
 __all__ = [
-    "SmtpFailure",
     "classify_failure",
-    "config_failure",
+    "find_cause",
     "is_dead_connection",
     "recipients_failure",
     "reply_text",
+    "socket_error",
 ]
 
 _E = TypeVar("_E", bound=BaseException)
@@ -49,23 +51,6 @@ STEP_NAMES = {
 }
 
 
-class SmtpFailure(Exception):
-    """One failed step, described twice: ``reply`` for delivery records, ``summary`` for a CLI."""
-
-    def __init__(
-        self, *, reply: str, summary: str, transient: bool, smtp_code: int | None = None
-    ) -> None:
-        super().__init__(summary)
-        self.reply = reply
-        self.summary = summary
-        self.transient = transient
-        self.smtp_code = smtp_code
-
-    def delivery_error(self) -> DeliveryError:
-        kind = TransientDeliveryError if self.transient else PermanentDeliveryError
-        return kind(self.reply, smtp_code=self.smtp_code)
-
-
 def is_dead_connection(exc: BaseException) -> bool:
     # 421: the server is closing this session (e.g. its idle timer) and says so.
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -76,10 +61,6 @@ def is_dead_connection(exc: BaseException) -> bool:
 def reply_text(code: int, message: str) -> str:
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     return f"{code} {text}" if text else str(code)
-
-
-def config_failure(description: str) -> SmtpFailure:
-    return SmtpFailure(reply=description, summary=description, transient=False)
 
 
 def recipients_failure(exc: BaseException) -> SmtpFailure | None:
@@ -93,7 +74,7 @@ def recipients_failure(exc: BaseException) -> SmtpFailure | None:
         reply = reply_text(deciding.code, deciding.message)
     else:
         reply = "; ".join(f"{r.recipient}: {reply_text(r.code, r.message)}" for r in refusals)
-    return SmtpFailure(
+    return SmtpReplyFailure(
         reply=reply,
         summary=f"all recipients refused: {reply}",
         transient=transient,
@@ -110,7 +91,7 @@ def classify_failure(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> S
         return config_failure(f"TLS certificate verify failed for {endpoint.host}: {reason}")
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code > 0:
         reply = reply_text(exc.code, exc.message)
-        return SmtpFailure(
+        return SmtpReplyFailure(
             reply=reply,
             summary=f"{STEP_NAMES.get(step, step)} failed: {reply}",
             # 4xx is temporary by definition; anything else that is not 5xx is a confused
@@ -130,7 +111,7 @@ def classify_failure(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> S
         else:
             reply = f"{address} did not answer {step} within {endpoint.timeout:g} s"
             summary = reply
-        return SmtpFailure(reply=reply, summary=summary, transient=True)
+        return SmtpTimeoutFailure(reply=reply, summary=summary, transient=True)
     if step == "connect":
         os_error = socket_error(exc)
         if isinstance(os_error, socket.gaierror):
@@ -138,7 +119,7 @@ def classify_failure(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> S
         elif isinstance(os_error, ConnectionRefusedError) or (
             os_error is not None and os_error.errno == errno.ECONNREFUSED
         ):
-            return SmtpFailure(
+            return SmtpConnectionFailure(
                 reply=f"connection refused by {address}",
                 summary=f"cannot connect to {address}: connection refused",
                 transient=True,
@@ -147,17 +128,17 @@ def classify_failure(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> S
             reason = "the server closed the connection before greeting"
         else:
             reason = os_error.strerror or str(os_error)
-        return SmtpFailure(
+        return SmtpConnectionFailure(
             reply=f"cannot connect to {address}: {reason}",
             summary=f"cannot connect to {address}: {reason}",
             transient=True,
         )
     if isinstance(exc, ConnectionError):
         reply = f"{address} closed the connection during {step}"
-        return SmtpFailure(reply=reply, summary=reply, transient=True)
+        return SmtpConnectionFailure(reply=reply, summary=reply, transient=True)
     if isinstance(exc, OSError):
         reply = f"connection to {address} failed during {step}: {exc.strerror or exc}"
-        return SmtpFailure(reply=reply, summary=reply, transient=True)
+        return SmtpConnectionFailure(reply=reply, summary=reply, transient=True)
     if isinstance(exc, ValueError):
         # aiosmtplib refuses addresses it cannot put on the wire (line breaks, non-ASCII).
         return config_failure(f"cannot send to this address: {exc}")
