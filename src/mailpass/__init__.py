@@ -6,10 +6,9 @@ own dependencies (FastAPI, SQLAlchemy, pydantic, aiosmtplib), which only ``mailp
 the other server packages import.
 """
 
-# Set before the client is imported: the client's User-Agent reads it.
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
+
+from mailpass.client._version import __version__
 
 if TYPE_CHECKING:
     from mailpass.client import (

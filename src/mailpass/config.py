@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mailpass.tracking.client_ip import IPNetwork, parse_trusted_proxies
+from mailpass.core.client_ip import IPNetwork, parse_trusted_proxies
 
 __all__ = ["Settings", "default_data_dir", "load_instance_secret"]
 

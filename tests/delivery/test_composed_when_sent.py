@@ -11,12 +11,12 @@ import sqlalchemy as sa
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.clock import utcnow
-from mailpass.messages.addresses import parse_mailbox
-from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.core.addresses import parse_mailbox
+from mailpass.core.mime import compose
+from mailpass.core.outgoing import Address, OutgoingMessage
+from mailpass.core.stored import kept_as_columns, mail_of, outgoing_from_columns
 from mailpass.messages.request import MessageFields, validate_message
 from mailpass.messages.service import message_row
-from mailpass.messages.stored import kept_as_columns, mail_of, outgoing_from_columns
 from mailpass.storage.tables import messages
 
 SENDER = {"from_email": "orders@shop.example.com", "from_name": "Shop"}

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
-from mailpass.delivery.queue import Outcome, claim_due_messages, write_outcomes
+from mailpass.delivery.queue import Outcome, OutcomeKind, claim_due_messages, write_outcomes
 from mailpass.storage.tables import captured_mail, messages
 
 ITEM = {"to": "user@example.com", "subject": "Queued", "text": "hello"}
@@ -153,7 +153,7 @@ async def test_a_dead_workers_claims_are_taken_over_after_the_lease(
     assert len(smtp_sink.messages) == 2
     # The dead worker's late word changes nothing: its claim token is no longer valid.
     async with services.database.transaction() as connection:
-        await write_outcomes(connection, [Outcome(dead_claims[0], "failed", "late")])
+        await write_outcomes(connection, [Outcome(dead_claims[0], OutcomeKind.FAILED, "late")])
     message = await status_of(account, data["messages"][0]["message_id"])
     assert (message["status"], message["error_message"]) == ("sent", None)
 

@@ -17,7 +17,7 @@ from mailpass.accounts.keys import (
 from mailpass.accounts.passwords import hash_password
 from mailpass.accounts.repository import User
 from mailpass.clock import utcnow
-from mailpass.messages.addresses import AddressError, parse_mailbox
+from mailpass.core.addresses import AddressError, parse_mailbox
 from mailpass.storage.database import Connection, Database
 
 __all__ = [

@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailpass.api.responses import error_response
 from mailpass.clock import utcnow
+from mailpass.core.client_ip import IPNetwork, client_address
+from mailpass.core.statuses import EventType
 from mailpass.errors import NotFound
 from mailpass.services import Services
-from mailpass.tracking.client_ip import IPNetwork, client_address
 from mailpass.tracking.recorder import Hit
 from mailpass.tracking.rewrite import location_header
 from mailpass.tracking.sending import CLICK_PATH, OPEN_PATH
@@ -88,7 +89,7 @@ class OpenPixel:
     async def answer(self, scope: Scope, receive: Receive, send: Send, raw_token: str) -> None:
         services: Services = self.app.state.services
         token = services.tracking.verify(raw_token)
-        if token is None or token.kind != "open":
+        if token is None or token.kind != EventType.OPEN:
             await error_response(NotFound("unknown tracking link"))(scope, receive, send)
             return
         hit = _hit(scope, services.tracking.trusted_proxies)
@@ -117,7 +118,7 @@ class PixelInFront:
 async def click(request: Request) -> Response:
     services: Services = request.app.state.services
     token = services.tracking.verify(request.path_params["token"])
-    if token is None or token.kind != "click":
+    if token is None or token.kind != EventType.CLICK:
         raise NotFound("unknown tracking link")
     hit = _hit(request.scope, services.tracking.trusted_proxies)
     url = await services.tracking.record_click(token, hit)

@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import httpx
 
-from mailpass import __version__
 from mailpass.client._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -24,6 +23,7 @@ from mailpass.client._exceptions import (
     parse_retry_after,
 )
 from mailpass.client._types import MessageParams, Recipients
+from mailpass.client._version import __version__
 
 __all__ = [
     "API_KEY_ENV",

@@ -14,11 +14,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mailpass.core.statuses import MessageStatus
+from mailpass.core.stored import mail_of
 from mailpass.dashboard.context import Account, PageNotFound, services_of
 from mailpass.dashboard.templating import PAGE_HEADERS, render
 from mailpass.messages import repository as message_queries
 from mailpass.messages.repository import MessageFilter
-from mailpass.messages.stored import mail_of
 from mailpass.providers import repository as provider_queries
 
 __all__ = ["PREVIEW_CSP", "router"]
@@ -26,7 +27,7 @@ __all__ = ["PREVIEW_CSP", "router"]
 router = APIRouter(prefix="/dashboard/messages")
 
 PAGE_SIZE = 50  # messages per page of the log
-STATUSES = ("queued", "sending", "sent", "failed", "bounced")
+STATUSES = tuple(MessageStatus)
 MAX_FILTER_LENGTH = 320  # characters of a tag or recipient filter
 # The html of a message is someone else's content: it is served with a policy that runs no
 # script, submits no form and loads nothing from the network. Remote images stay off on
@@ -133,7 +134,7 @@ async def log_page(request: Request, account: Account) -> Response:
 def header_lines(message: Mapping[Any, Any]) -> list[tuple[str, str]]:
     """The mail's headers as sent, or to be sent (Bcc is never among them: it lives in the
     envelope only). Most messages are stored as their columns and composed here
-    (``mailpass.messages.stored``)."""
+    (``mailpass.core.stored``)."""
     try:
         raw = mail_of(message)
     except ValueError:

@@ -18,11 +18,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 
-from mailpass.messages.stored import mail_of
+from mailpass.core.statuses import MessageStatus
+from mailpass.core.stored import mail_of
 from mailpass.providers.limits import provider_capacity
 from mailpass.providers.repository import Provider
 from mailpass.storage.database import Connection
@@ -31,6 +33,7 @@ from mailpass.storage.tables import captured_mail, messages, providers
 __all__ = [
     "Claim",
     "Outcome",
+    "OutcomeKind",
     "claim_due_messages",
     "write_outcomes",
 ]
@@ -52,7 +55,7 @@ class Claim:
     created_at: datetime
     is_test: bool
     # The row's columns to compose it from, when its bytes were not stored
-    # (``mailpass.messages.stored``). Composed by ``composed()``, after the claim's transaction.
+    # (``mailpass.core.stored``). Composed by ``composed()``, after the claim's transaction.
     columns: Mapping[Any, Any] | None = None
 
     def composed(self) -> Claim:
@@ -63,16 +66,21 @@ class Claim:
         return replace(self, raw=mail_of(self.columns), columns=None)
 
 
+class OutcomeKind(StrEnum):
+    """What an attempt (or its absence) does to the message's row."""
+
+    SENT = "sent"  # status sent, the attempt counted
+    FAILED = "failed"  # status failed, the attempt counted, its slot given back
+    RETRY = "retry"  # back to queued until ``next_attempt_at``, the attempt counted
+    RELEASED = "released"  # not attempted (the worker stopped): back to queued, nothing counted
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one claimed message.
-
-    ``status`` is ``sent``, ``failed``, ``queued`` (retry at ``next_attempt_at``) or
-    ``released`` (not attempted: back to the queue, no attempt counted).
-    """
+    """What became of one claimed message."""
 
     claim: Claim
-    status: str
+    kind: OutcomeKind
     error_message: str | None = None
     next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
@@ -93,11 +101,11 @@ _NOW = sa.bindparam("now", type_=messages.c.next_attempt_at.type)
 # Messages whose worker died come first (there are normally none), then those queued and due.
 _DUE_IDS = (
     _due_ids(
-        sa.and_(messages.c.status == "sending", messages.c.lease_expires_at < _NOW),
+        sa.and_(messages.c.status == MessageStatus.SENDING, messages.c.lease_expires_at < _NOW),
         messages.c.lease_expires_at,
     ),
     _due_ids(
-        sa.and_(messages.c.status == "queued", messages.c.next_attempt_at <= _NOW),
+        sa.and_(messages.c.status == MessageStatus.QUEUED, messages.c.next_attempt_at <= _NOW),
         messages.c.next_attempt_at,
     ),
 )
@@ -107,7 +115,7 @@ _CLAIM = (
     messages.update()
     .where(messages.c.id.in_(sa.bindparam("ids", expanding=True)))
     .values(
-        status="sending",
+        status=MessageStatus.SENDING,
         lease_expires_at=sa.bindparam("lease_until", type_=messages.c.lease_expires_at.type),
         claim_token=sa.bindparam("token", type_=messages.c.claim_token.type),
         slot_at=sa.case((messages.c.provider_id.is_not(None), _NOW), else_=None),
@@ -180,7 +188,7 @@ async def claim_due_messages(
             messages.update()
             .where(messages.c.id.in_(waiting))
             .values(
-                status="queued",
+                status=MessageStatus.QUEUED,
                 next_attempt_at=now + timedelta(seconds=retry_after),
                 lease_expires_at=None,
                 claim_token=None,
@@ -216,13 +224,13 @@ async def claim_due_messages(
 
 async def write_outcomes(connection: Connection, outcomes: Sequence[Outcome]) -> None:
     """Record many outcomes in one transaction (one commit for a whole group of sends)."""
-    for status in ("sent", "failed", "queued", "released"):
-        group = [outcome for outcome in outcomes if outcome.status == status]
+    for kind in OutcomeKind:
+        group = [outcome for outcome in outcomes if outcome.kind == kind]
         if group:
             await connection.execute(
-                _OUTCOME_UPDATES[status], [_outcome_params(outcome) for outcome in group]
+                _OUTCOME_UPDATES[kind], [_outcome_params(outcome) for outcome in group]
             )
-    captured = [o for o in outcomes if o.status == "sent" and o.claim.is_test]
+    captured = [o for o in outcomes if o.kind == OutcomeKind.SENT and o.claim.is_test]
     if captured:
         await connection.execute(
             captured_mail.insert(),
@@ -262,28 +270,30 @@ def _update(**values: Any) -> sa.Update:
 
 
 _attempted = messages.c.attempts + 1
-_OUTCOME_UPDATES: dict[str, sa.Update] = {
-    "sent": _update(
-        status="sent",
+_OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
+    OutcomeKind.SENT: _update(
+        status=MessageStatus.SENT,
         sent_at=sa.bindparam("finished"),
         error_message=sa.bindparam("error"),
         attempts=_attempted,
         next_attempt_at=None,
     ),
     # A message that did not go out gives back its slot of the provider's limits.
-    "failed": _update(
-        status="failed",
+    OutcomeKind.FAILED: _update(
+        status=MessageStatus.FAILED,
         error_message=sa.bindparam("error"),
         attempts=_attempted,
         next_attempt_at=None,
         slot_at=None,
     ),
-    "queued": _update(
-        status="queued",
+    OutcomeKind.RETRY: _update(
+        status=MessageStatus.QUEUED,
         error_message=sa.bindparam("error"),
         attempts=_attempted,
         next_attempt_at=sa.bindparam("next_at"),
         slot_at=None,
     ),
-    "released": _update(status="queued", next_attempt_at=sa.bindparam("next_at"), slot_at=None),
+    OutcomeKind.RELEASED: _update(
+        status=MessageStatus.QUEUED, next_attempt_at=sa.bindparam("next_at"), slot_at=None
+    ),
 }

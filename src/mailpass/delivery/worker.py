@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from mailpass.clock import utcnow
 from mailpass.config import Settings
-from mailpass.delivery.queue import Claim, Outcome, claim_due_messages, write_outcomes
+from mailpass.delivery.queue import Claim, Outcome, OutcomeKind, claim_due_messages, write_outcomes
 from mailpass.delivery.retry import RetryPolicy
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.providers.registry import TransportRegistry
@@ -130,7 +130,7 @@ class QueueWorker:
         claim = self._in_flight.pop(task)
         self._slot_freed.set()
         if task.cancelled():
-            self._record(Outcome(claim, "released", next_attempt_at=utcnow()))
+            self._record(Outcome(claim, OutcomeKind.RELEASED, next_attempt_at=utcnow()))
             return
         error = task.exception()
         if error is not None:  # _attempt handles everything; this is a bug, not a send failure
@@ -145,13 +145,15 @@ class QueueWorker:
         try:
             claim = claim.composed()
         except ValueError as exc:  # what was checked when it was accepted: not expected
-            return Outcome(claim, "failed", f"the message cannot be composed: {exc}")
+            return Outcome(claim, OutcomeKind.FAILED, f"the message cannot be composed: {exc}")
         if claim.is_test:  # test keys: the capture inbox, never the network
-            return Outcome(claim, "sent", finished_at=utcnow())
+            return Outcome(claim, OutcomeKind.SENT, finished_at=utcnow())
         if claim.provider is None:
-            return Outcome(claim, "failed", "its SMTP provider was deleted before it was sent")
+            return Outcome(
+                claim, OutcomeKind.FAILED, "its SMTP provider was deleted before it was sent"
+            )
         if not claim.raw or not claim.envelope_to:
-            return Outcome(claim, "failed", "the message was stored without its content")
+            return Outcome(claim, OutcomeKind.FAILED, "the message was stored without its content")
         transport = self.transports.get(claim.provider)
         timeout = self.settings.queue_lease * SEND_TIMEOUT_SHARE_OF_LEASE
         try:
@@ -161,28 +163,28 @@ class QueueWorker:
         except DeliveryError as exc:
             if exc.transient:
                 return self._retry(claim, exc.reply)
-            return Outcome(claim, "failed", exc.reply)
+            return Outcome(claim, OutcomeKind.FAILED, exc.reply)
         except TimeoutError:
             return self._retry(claim, f"no answer from the provider within {timeout:.0f} seconds")
-        return Outcome(claim, "sent", result.refusal_note(), finished_at=utcnow())
+        return Outcome(claim, OutcomeKind.SENT, result.refusal_note(), finished_at=utcnow())
 
     def _retry(self, claim: Claim, reply: str) -> Outcome:
         attempts = claim.attempts + 1
         decision = self.policy.decide(attempts=attempts, queued_at=claim.created_at, now=utcnow())
         if decision.retry_at is None:
             return Outcome(
-                claim, "failed", f"gave up after {attempts} attempts; last reply: {reply}"
+                claim, OutcomeKind.FAILED, f"gave up after {attempts} attempts; last reply: {reply}"
             )
-        return Outcome(claim, "queued", reply, next_attempt_at=decision.retry_at)
+        return Outcome(claim, OutcomeKind.RETRY, reply, next_attempt_at=decision.retry_at)
 
     # ------------------------------------------------------------------ outcomes
 
     def _record(self, outcome: Outcome) -> None:
-        if outcome.status == "sent":
+        if outcome.kind == OutcomeKind.SENT:
             self.sent += 1
-        elif outcome.status == "failed":
+        elif outcome.kind == OutcomeKind.FAILED:
             self.failed += 1
-        elif outcome.status == "queued":
+        elif outcome.kind == OutcomeKind.RETRY:
             self.retried += 1
         self._pending.append(outcome)
         self._outcome_ready.set()

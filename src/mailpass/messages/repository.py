@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, find_key_by_hash, key_in
+from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.storage.database import (
     Connection,
     Database,
@@ -24,7 +25,7 @@ from mailpass.storage.tables import api_keys, captured_mail, events, messages
 __all__ = [
     "HourlyActivity",
     "MessageFilter",
-    "MessageStatus",
+    "MessageWithEvents",
     "QueueDepth",
     "find_key_and_message_status",
     "get_message",
@@ -55,7 +56,7 @@ _MARK_SENT = PreparedWrite(
     messages.update()
     .where(messages.c.id == sa.bindparam("message_pk"))
     .values(
-        status="sent",
+        status=MessageStatus.SENT,
         sent_at=sa.bindparam("when"),
         error_message=sa.bindparam("note"),
         attempts=messages.c.attempts + 1,
@@ -67,7 +68,7 @@ _MARK_FAILED = PreparedWrite(
     messages.update()
     .where(messages.c.id == sa.bindparam("message_pk"))
     .values(
-        status="failed",
+        status=MessageStatus.FAILED,
         error_message=sa.bindparam("reason"),
         attempts=messages.c.attempts + 1,
         slot_at=None,
@@ -130,7 +131,7 @@ _STATUS_EVENT_KEYS = tuple(str(column.key) for column in STATUS_EVENT_COLUMNS)
 
 # A message (its ``STATUS_COLUMNS``) and its events, oldest first (``STATUS_EVENT_COLUMNS``,
 # with ``created_at``).
-MessageStatus = tuple[dict[str, Any], list[dict[str, Any]]]
+MessageWithEvents = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
@@ -177,7 +178,7 @@ async def mark_failed(database: Database, message_pk: int, error_message: str) -
 
 async def find_key_and_message_status(
     database: Database, key_hash: str, message_id: str
-) -> tuple[ApiKey | None, MessageStatus | None]:
+) -> tuple[ApiKey | None, MessageWithEvents | None]:
     """The API key with this hash and its account's message with this Message-ID, with the
     message's events; None for either that is not there."""
     if "\x00" in message_id:  # in no Message-ID, and PostgreSQL text cannot hold it
@@ -277,8 +278,8 @@ async def list_messages(
             messages.c.attempts,
             messages.c.created_at,
             messages.c.sent_at,
-            _event_count("open").label("opens"),
-            _event_count("click").label("clicks"),
+            _event_count(EventType.OPEN).label("opens"),
+            _event_count(EventType.CLICK).label("clicks"),
         )
         .where(messages.c.user_id == user_id)
         .order_by(messages.c.created_at.desc(), messages.c.id.desc())
@@ -369,10 +370,10 @@ async def hourly_activity(
         )
 
     return HourlyActivity(
-        sent=await per_hour(messages_by(messages.c.sent_at, "sent")),
-        failed=await per_hour(messages_by(messages.c.created_at, "failed")),
-        opened=await per_hour(events_of("open")),
-        clicked=await per_hour(events_of("click")),
+        sent=await per_hour(messages_by(messages.c.sent_at, MessageStatus.SENT)),
+        failed=await per_hour(messages_by(messages.c.created_at, MessageStatus.FAILED)),
+        opened=await per_hour(events_of(EventType.OPEN)),
+        clicked=await per_hour(events_of(EventType.CLICK)),
     )
 
 
@@ -388,14 +389,14 @@ async def queue_depth(connection: Connection, user_id: int, now: datetime) -> Qu
     queued, due_now = (
         await connection.execute(
             sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(due), 0)).where(
-                messages.c.user_id == user_id, messages.c.status == "queued"
+                messages.c.user_id == user_id, messages.c.status == MessageStatus.QUEUED
             )
         )
     ).one()
     sending = (
         await connection.execute(
             sa.select(sa.func.count()).where(
-                messages.c.user_id == user_id, messages.c.status == "sending"
+                messages.c.user_id == user_id, messages.c.status == MessageStatus.SENDING
             )
         )
     ).scalar_one()

@@ -13,14 +13,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, StrictBool
 from pydantic import ValidationError as PydanticValidationError
 
-from mailpass.errors import ValidationError
-from mailpass.messages.addresses import (
+from mailpass.core.addresses import (
     AddressError,
     HeaderValueError,
     check_header_text,
     parse_mailbox,
 )
-from mailpass.messages.outgoing import Address, format_addresses
+from mailpass.core.outgoing import Address, format_addresses
+from mailpass.errors import ValidationError
 
 __all__ = [
     "MAX_BATCH_MESSAGES",

@@ -12,12 +12,14 @@ from typing import Any
 from mailpass.accounts.keys import ApiKey
 from mailpass.clock import isoformat, utcnow
 from mailpass.config import Settings
+from mailpass.core.ids import new_message_id, normalize_message_id
+from mailpass.core.mime import compose
+from mailpass.core.outgoing import Address, OutgoingMessage, format_addresses
+from mailpass.core.statuses import MessageStatus
+from mailpass.core.stored import kept_as_columns
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.errors import NoSmtpProvider, NotFound, SendFailed, SendLimitExceeded, ValidationError
 from mailpass.messages import repository
-from mailpass.messages.ids import new_message_id, normalize_message_id
-from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import Address, OutgoingMessage, format_addresses
 from mailpass.messages.request import (
     BatchFields,
     MessageFields,
@@ -25,7 +27,6 @@ from mailpass.messages.request import (
     validate_batch_item,
     validate_message,
 )
-from mailpass.messages.stored import kept_as_columns
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider
@@ -48,7 +49,12 @@ class SentMessage:
     sender: str
 
     def as_wire(self) -> dict[str, Any]:
-        return {"message_id": self.message_id, "status": "sent", "to": self.to, "from": self.sender}
+        return {
+            "message_id": self.message_id,
+            "status": MessageStatus.SENT,
+            "to": self.to,
+            "from": self.sender,
+        }
 
 
 def message_row(
@@ -58,11 +64,11 @@ def message_row(
     outgoing: OutgoingMessage,
     valid: ValidMessage,
     raw: bytes | None,
-    status: str,
+    status: MessageStatus,
     now: datetime,
 ) -> dict[str, Any]:
     """The ``messages`` row for a message that is about to be sent or queued; ``raw`` None
-    when its columns are to be composed when it is sent (``mailpass.messages.stored``)."""
+    when its columns are to be composed when it is sent (``mailpass.core.stored``)."""
     return {
         "raw": raw,
         "envelope_to": outgoing.envelope_recipients,
@@ -87,8 +93,8 @@ def message_row(
         "status": status,
         "is_test": key.is_test,
         "created_at": now,
-        "slot_at": now if provider is not None and status == "sending" else None,
-        "next_attempt_at": now if status == "queued" else None,
+        "slot_at": now if provider is not None and status == MessageStatus.SENDING else None,
+        "next_attempt_at": now if status == MessageStatus.QUEUED else None,
     }
 
 
@@ -170,7 +176,7 @@ class MailService:
             valid=valid,
             # As a batch's: the bytes are kept only when the columns cannot give them back.
             raw=None if kept_as_columns(outgoing, date) else data,
-            status="sending",
+            status=MessageStatus.SENDING,
             now=now,
         )
         if provider.has_limits:
@@ -225,7 +231,7 @@ class MailService:
 
         Each item is validated now, and its Message-ID and Date fixed. Most are stored as
         their columns, and the worker composes them when it sends them, into the bytes they
-        would have had now (``mailpass.messages.stored``); the others are composed now and
+        would have had now (``mailpass.core.stored``); the others are composed now and
         stored whole. Either way every attempt of a message is the same mail.
         """
         batch.check_size()
@@ -255,7 +261,7 @@ class MailService:
                 answers.append(
                     {
                         "to": to if isinstance(to, str) else None,
-                        "status": "failed",
+                        "status": MessageStatus.FAILED,
                         "error": describe_problems(exc),
                         "details": exc.details or [],
                     }
@@ -267,14 +273,14 @@ class MailService:
                 outgoing=outgoing,
                 valid=valid,
                 raw=None if kept_as_columns(outgoing, date) else compose(outgoing),
-                status="queued",
+                status=MessageStatus.QUEUED,
                 now=now,
             )
             rows.append(row)
             answers.append(
                 {
                     "to": row["to_email"],
-                    "status": "queued",
+                    "status": MessageStatus.QUEUED,
                     "queue_id": None,
                     "message_id": outgoing.message_id,
                 }
@@ -282,7 +288,9 @@ class MailService:
         if rows:
             queue_ids = await repository.insert_messages_alone(self.database, rows)
             await self.wakeup.announce()
-            queued_answers = iter(answer for answer in answers if answer["status"] == "queued")
+            queued_answers = iter(
+                answer for answer in answers if answer["status"] == MessageStatus.QUEUED
+            )
             for queue_id, answer in zip(queue_ids, queued_answers, strict=True):
                 answer["queue_id"] = queue_id
         return {
@@ -309,7 +317,7 @@ class MailService:
                 outgoing=outgoing,
                 valid=valid,
                 raw=data,
-                status="sent",
+                status=MessageStatus.SENT,
                 now=now,
             )
             row.update(sent_at=now, attempts=1)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, key_in
+from mailpass.core.statuses import MessageStatus
 from mailpass.providers.kinds import ConnectionSettings
 from mailpass.storage.database import Connection, Database, Prefixed, PreparedRead
 from mailpass.storage.tables import api_keys, messages, providers
@@ -269,7 +270,8 @@ async def delete_provider(connection: Connection, provider_id: int) -> None:
 async def count_queued_for_provider(connection: Connection, provider_id: int) -> int:
     """Messages still waiting to go out through this provider."""
     query = sa.select(sa.func.count()).where(
-        messages.c.provider_id == provider_id, messages.c.status.in_(("queued", "sending"))
+        messages.c.provider_id == provider_id,
+        messages.c.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
     )
     return int((await connection.execute(query)).scalar_one())
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from mailpass.accounts.repository import User
 from mailpass.clock import utcnow
 from mailpass.config import Settings
-from mailpass.messages.addresses import (
+from mailpass.core.addresses import (
     AddressError,
     HeaderValueError,
     check_header_text,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailpass.core.statuses import EventType
 from mailpass.storage.database import Database
 from mailpass.tracking import repository
 from mailpass.tracking.machines import machine_reason
@@ -118,7 +119,7 @@ class OpenRecorder:
                     hit_at=hit.at,
                     delivered_at=target.delivered_at,
                 )
-                rows.append(event_row(target.message_pk, "open", hit, reason))
+                rows.append(event_row(target.message_pk, EventType.OPEN, hit, reason))
                 if reason is None and target.first_opened_at is None:
                     first_opens.setdefault(target.message_pk, hit.at)
             if rows:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mailpass.core.statuses import EventType
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import events, messages
 
@@ -127,7 +128,7 @@ async def recent_clicks(
         sa.select(events.c.id, events.c.url, events.c.is_machine)
         .where(
             events.c.message_pk == message_pk,
-            events.c.event_type == "click",
+            events.c.event_type == EventType.CLICK,
             events.c.created_at >= since,
         )
         .order_by(events.c.id)
@@ -149,7 +150,7 @@ async def refresh_first_clicked(connection: Connection, message_pk: int) -> None
         sa.select(sa.func.min(events.c.created_at))
         .where(
             events.c.message_pk == message_pk,
-            events.c.event_type == "click",
+            events.c.event_type == EventType.CLICK,
             events.c.is_machine.is_(False),
         )
         .scalar_subquery()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mailpass.config import Settings
-from mailpass.messages.outgoing import OutgoingMessage
+from mailpass.core.outgoing import OutgoingMessage
 from mailpass.providers.repository import Provider
 from mailpass.tracking.rewrite import rewrite_html
 from mailpass.tracking.tokens import TokenSigner, new_tracking_id

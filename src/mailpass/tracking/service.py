@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from mailpass.config import Settings
+from mailpass.core.statuses import EventType
 from mailpass.storage.database import Connection, Database
 from mailpass.tracking import repository
 from mailpass.tracking.machines import BURST_WINDOW, burst_reason, machine_reason
@@ -67,7 +68,7 @@ class TrackingService:
         reason: str | None,
     ) -> None:
         await repository.insert_event(
-            connection, event_row(target.message_pk, "click", hit, reason, url)
+            connection, event_row(target.message_pk, EventType.CLICK, hit, reason, url)
         )
         recent = await repository.recent_clicks(
             connection, target.message_pk, hit.at - timedelta(seconds=BURST_WINDOW)

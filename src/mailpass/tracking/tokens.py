@@ -26,6 +26,8 @@ from typing import Literal
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from mailpass.core.statuses import EventType
+
 __all__ = [
     "MAX_LINK_INDEX",
     "TokenSigner",
@@ -46,7 +48,7 @@ _CLICK_LENGTH = 1 + TRACKING_ID_BYTES + LINK_INDEX_BYTES + MAC_BYTES
 # before any work is done.
 _MAX_TOKEN_CHARS = (_CLICK_LENGTH * 4 + 2) // 3
 
-TokenKind = Literal["open", "click"]
+TokenKind = Literal[EventType.OPEN, EventType.CLICK]
 
 
 def new_tracking_id() -> str:
@@ -94,10 +96,10 @@ class TokenSigner:
         kind = payload[0]
         tracking_id = _encode(payload[1 : 1 + TRACKING_ID_BYTES])
         if kind == _OPEN and len(raw) == _OPEN_LENGTH:
-            return TrackingToken("open", tracking_id)
+            return TrackingToken(EventType.OPEN, tracking_id)
         if kind == _CLICK and len(raw) == _CLICK_LENGTH:
             index = int.from_bytes(payload[1 + TRACKING_ID_BYTES :], "big")
-            return TrackingToken("click", tracking_id, index)
+            return TrackingToken(EventType.CLICK, tracking_id, index)
         return None
 
     def _mac(self, payload: bytes) -> bytes:

@@ -6,7 +6,7 @@ everything its headers and bodies say is stored without them: a queued one is co
 worker before sending, one sent at once (``/send``) was composed to be sent and its bytes are
 not kept, and the dashboard composes the headers it shows. Composition is deterministic (the
 Date comes from ``created_at``, the boundary from the Message-ID; see
-``mailpass.messages.mime``), so every attempt sends, and the dashboard shows, the mail that
+``mailpass.core.mime``), so every attempt sends, and the dashboard shows, the mail that
 was composed when it was accepted.
 
 A message whose headers say more than its columns keep, a display name in To, Cc or Reply-To
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.core.mime import compose
+from mailpass.core.outgoing import Address, OutgoingMessage
 
 __all__ = ["kept_as_columns", "mail_of", "outgoing_from_columns"]
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from mailpass.messages.addresses import (
+from mailpass.core.addresses import (
     AddressError,
     HeaderValueError,
     check_header_text,
     parse_mailbox,
     parse_mailbox_list,
 )
-from mailpass.messages.outgoing import Address
+from mailpass.core.outgoing import Address
 
 
 @pytest.mark.parametrize(

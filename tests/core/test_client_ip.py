@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailpass.config import Settings
-from mailpass.tracking.client_ip import client_address, parse_trusted_proxies
+from mailpass.core.client_ip import client_address, parse_trusted_proxies
 
 TRUSTED = parse_trusted_proxies("10.0.0.1, 10.1.0.0/16, fd00::/8")
 

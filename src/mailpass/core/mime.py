@@ -24,7 +24,7 @@ import re
 from datetime import datetime
 from email.utils import format_datetime
 
-from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.core.outgoing import Address, OutgoingMessage
 
 __all__ = ["compose"]
 

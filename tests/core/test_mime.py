@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from mailpass.messages import mime
-from mailpass.messages.addresses import parse_mailbox
-from mailpass.messages.mime import compose
-from mailpass.messages.outgoing import Address, OutgoingMessage
+from mailpass.core import mime
+from mailpass.core.addresses import parse_mailbox
+from mailpass.core.mime import compose
+from mailpass.core.outgoing import Address, OutgoingMessage
 
 MESSAGE_ID = "<k3j4h5g6.1700000000@mailpass.example.com>"
 SENT_AT = datetime(2024, 5, 17, 9, 30, 12, tzinfo=UTC)

@@ -8,7 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailpass.messages import addresses
+from mailpass.core import addresses
 
 check_address = addresses._ascii_email
 

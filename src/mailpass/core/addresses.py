@@ -12,7 +12,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-from mailpass.messages.outgoing import Address
+from mailpass.core.outgoing import Address
 
 __all__ = [
     "AddressError",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from mailpass.messages.ids import new_message_id, normalize_message_id
+from mailpass.core.ids import new_message_id, normalize_message_id
 
 
 def test_the_shape_is_the_seeds_random_dot_unixtime_at_domain() -> None:
