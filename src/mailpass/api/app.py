@@ -69,7 +69,8 @@ def create_app(
     app.include_router(mail.router)
     install_api_docs(app)
 
-    @app.get("/healthz", include_in_schema=False)
+    # HEAD too: some load balancers' health checks send it.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> Response:
         return success_response({"status": "ok"})
 
