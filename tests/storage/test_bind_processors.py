@@ -8,12 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from mailpass.storage.database import (
-    Database,
-    _Compiled,
-    _remembering_last,
-    _serializing_plain_values,
-)
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import CompiledStatement
+from mailpass.storage.values import remember_last_value, serialize_plain_json
 
 
 def test_the_same_object_is_processed_once_and_any_other_anew() -> None:
@@ -23,7 +20,7 @@ def test_the_same_object_is_processed_once_and_any_other_anew() -> None:
         calls.append(value)
         return value.isoformat()
 
-    remembered = _remembering_last(process)
+    remembered = remember_last_value(process)
     now = datetime(2026, 12, 2, 1, 30)
     later = now + timedelta(seconds=1)
     equal_but_another = datetime(2026, 12, 2, 1, 30)
@@ -46,7 +43,7 @@ def test_values_are_bound_as_sqlalchemys_processors_bind_them(url: str) -> None:
         sa.bindparam("flag", type_=sa.Boolean) != None,  # noqa: E711
         sa.bindparam("raw", type_=sa.LargeBinary) != None,  # noqa: E711
     )
-    compiled = _Compiled.of(statement, dialect)
+    compiled = CompiledStatement.of(statement, dialect)
     names = [name for name, _, _ in compiled.parameters]
     data, flag_at = names.index("data"), names.index("flag")
     own = {
@@ -78,4 +75,4 @@ def test_a_json_processor_that_serializes_otherwise_is_left_alone() -> None:
     def own(value: object) -> str:
         return "custom"
 
-    assert _serializing_plain_values(own) is own
+    assert serialize_plain_json(own) is own

@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
-from mailpass.storage.database import Database, PreparedRead
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import PreparedRead
 from mailpass.storage.tables import messages, users
 
 EVERY_COLUMN = PreparedRead(
@@ -127,7 +128,10 @@ async def test_rows_match_sqlalchemys(database: Database) -> None:
 def spy_on_round_trips(database: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many runs each round trip to PostgreSQL that succeeded carried, in order."""
     carried: list[int] = []
-    many, alone = database._postgres_many, database._postgres_alone
+    postgres = database.postgres
+    if postgres is None:  # SQLite: no round trips
+        return carried
+    many, alone = postgres.run_many, postgres.run_alone
 
     async def counted_many(sql: str, values: list[list[Any]]) -> list[Any]:
         rows = await many(sql, values)
@@ -139,8 +143,8 @@ def spy_on_round_trips(database: Database, monkeypatch: pytest.MonkeyPatch) -> l
         carried.append(1)
         return rows
 
-    monkeypatch.setattr(database, "_postgres_many", counted_many)
-    monkeypatch.setattr(database, "_postgres_alone", counted_alone)
+    monkeypatch.setattr(postgres, "run_many", counted_many)
+    monkeypatch.setattr(postgres, "run_alone", counted_alone)
     return carried
 
 

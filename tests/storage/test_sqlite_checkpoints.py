@@ -16,8 +16,12 @@ import pytest
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
-from mailpass.storage import database as database_module
-from mailpass.storage.database import Database, PreparedWrite
+from mailpass.storage import sqlite as sqlite_backend_module
+from mailpass.storage import sqlite_driver, sqlite_wal
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import PreparedWrite
+from mailpass.storage.sqlite import SqliteBackend
+from mailpass.storage.sqlite_wal import WalSyncs
 from mailpass.storage.tables import users
 
 ADD_USER = PreparedWrite(
@@ -37,9 +41,19 @@ async def _add_users(database: Database, count: int, prefix: str = "u") -> None:
 async def _checkpoints_every(
     database: Database, monkeypatch: pytest.MonkeyPatch, seconds: float
 ) -> None:
-    monkeypatch.setattr(database_module, "SQLITE_CHECKPOINT_INTERVAL", seconds)
-    if database._checkpointing is not None:  # the migrations' writes started one
-        await asyncio.wait_for(database._checkpointing, 10)
+    monkeypatch.setattr(sqlite_wal, "SQLITE_CHECKPOINT_INTERVAL", seconds)
+    checkpointing = wal_of(database).checkpointing
+    if checkpointing is not None:  # the migrations' writes started one
+        await asyncio.wait_for(checkpointing, 10)
+
+
+def backend_of(database: Database) -> SqliteBackend:
+    assert database.sqlite is not None
+    return database.sqlite
+
+
+def wal_of(database: Database) -> WalSyncs:
+    return backend_of(database).wal
 
 
 def _file_path(database: Database) -> Path:
@@ -63,13 +77,13 @@ def _emails_in_the_database_file_alone(database: Database, scratch: Path) -> int
 def _threads_running_statements(monkeypatch: pytest.MonkeyPatch) -> list[threading.Thread]:
     """The thread of each statement job run from now on, in order."""
     threads: list[threading.Thread] = []
-    real_run = database_module._Statement.run
+    real_run = sqlite_driver.StatementJob.run
 
     def noting_run(self, sqlite):  # type: ignore[no-untyped-def]
         threads.append(threading.current_thread())
         return real_run(self, sqlite)
 
-    monkeypatch.setattr(database_module._Statement, "run", noting_run)
+    monkeypatch.setattr(sqlite_driver.StatementJob, "run", noting_run)
     return threads
 
 
@@ -88,8 +102,8 @@ async def test_statements_whose_commit_would_sync_go_to_a_thread(
 ) -> None:
     # As without a WAL (a file system that cannot share memory), where SQLite's COMMIT syncs:
     # the writer's pool (one connection) hands out this one again.
-    writer = sqlite_database._sqlite_writer.raw_connection()
-    writer.info[database_module._COMMIT_SYNCS] = True
+    writer = backend_of(sqlite_database).writer_engine.raw_connection()
+    writer.info[sqlite_driver.COMMIT_SYNCS] = True
     writer.close()
     threads = _threads_running_statements(monkeypatch)
     await _add_users(sqlite_database, 3)
@@ -101,13 +115,13 @@ async def test_a_transaction_in_wal_mode_commits_on_the_loop(
     sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    real_commit = database_module._commit_and_unlock
+    real_commit = sqlite_backend_module.commit_and_unlock
 
     def noting_commit(sqlite, writer_lock):  # type: ignore[no-untyped-def]
         threads.append(threading.current_thread())
         real_commit(sqlite, writer_lock)
 
-    monkeypatch.setattr(database_module, "_commit_and_unlock", noting_commit)
+    monkeypatch.setattr(sqlite_backend_module, "commit_and_unlock", noting_commit)
     async with sqlite_database.transaction() as connection:
         await connection.execute(users.insert().values(email="a@example.com", created_at=utcnow()))
     # The COMMIT only appends to the WAL (the sync comes after, in a thread): no hand-off.
@@ -115,7 +129,7 @@ async def test_a_transaction_in_wal_mode_commits_on_the_loop(
 
 
 async def test_the_writer_leaves_checkpoints_to_mailpass(sqlite_database: Database) -> None:
-    writer = sqlite_database._sqlite_writer.raw_connection()
+    writer = backend_of(sqlite_database).writer_engine.raw_connection()
     try:
         assert writer.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     finally:
@@ -127,12 +141,12 @@ async def test_a_checkpoint_copies_the_wal_into_the_database_file(
 ) -> None:
     await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
     await _add_users(sqlite_database, 300)
-    checkpointing = sqlite_database._checkpointing
+    checkpointing = wal_of(sqlite_database).checkpointing
     assert checkpointing is not None
     await asyncio.wait_for(checkpointing, 10)
     await _add_users(sqlite_database, 1, prefix="last")  # its sync starts the next checkpoint
-    assert sqlite_database._checkpointing is not None
-    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+    assert wal_of(sqlite_database).checkpointing is not None
+    await asyncio.wait_for(wal_of(sqlite_database).checkpointing, 10)
     assert _emails_in_the_database_file_alone(sqlite_database, tmp_path) == 301
 
 
@@ -141,14 +155,14 @@ async def test_no_write_waits_for_a_checkpoint(
 ) -> None:
     await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
     started, release = threading.Event(), threading.Event()
-    real_checkpoint = Database._checkpoint
+    real_checkpoint = WalSyncs.checkpoint
 
-    def held_checkpoint(self: Database) -> None:
+    def held_checkpoint(self: WalSyncs) -> None:
         started.set()
         assert release.wait(10)
         real_checkpoint(self)
 
-    monkeypatch.setattr(Database, "_checkpoint", held_checkpoint)
+    monkeypatch.setattr(WalSyncs, "checkpoint", held_checkpoint)
     try:
         await _add_users(sqlite_database, 1, prefix="first")
         assert await asyncio.to_thread(started.wait, 10)
@@ -156,8 +170,8 @@ async def test_no_write_waits_for_a_checkpoint(
         await asyncio.wait_for(_add_users(sqlite_database, 20), 10)
     finally:
         release.set()
-    assert sqlite_database._checkpointing is not None
-    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+    assert wal_of(sqlite_database).checkpointing is not None
+    await asyncio.wait_for(wal_of(sqlite_database).checkpointing, 10)
 
 
 async def test_checkpoints_start_at_most_once_an_interval(
@@ -166,16 +180,16 @@ async def test_checkpoints_start_at_most_once_an_interval(
     await _checkpoints_every(sqlite_database, monkeypatch, 1.0)
     await asyncio.sleep(1.0)
     checkpoints: list[None] = []
-    real_checkpoint = Database._checkpoint
+    real_checkpoint = WalSyncs.checkpoint
 
-    def counted_checkpoint(self: Database) -> None:
+    def counted_checkpoint(self: WalSyncs) -> None:
         checkpoints.append(None)
         real_checkpoint(self)
 
-    monkeypatch.setattr(Database, "_checkpoint", counted_checkpoint)
+    monkeypatch.setattr(WalSyncs, "checkpoint", counted_checkpoint)
     await _add_users(sqlite_database, 20)  # a few syncs, all within the interval
-    assert sqlite_database._checkpointing is not None
-    await asyncio.wait_for(sqlite_database._checkpointing, 10)
+    assert wal_of(sqlite_database).checkpointing is not None
+    await asyncio.wait_for(wal_of(sqlite_database).checkpointing, 10)
     assert len(checkpoints) == 1
 
 
@@ -184,15 +198,15 @@ async def test_a_failed_checkpoint_is_logged_and_fails_no_write(
 ) -> None:
     await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
 
-    def failing_checkpoint(self: Database) -> None:
+    def failing_checkpoint(self: WalSyncs) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(Database, "_checkpoint", failing_checkpoint)
+    monkeypatch.setattr(WalSyncs, "checkpoint", failing_checkpoint)
     with caplog.at_level(logging.WARNING, logger="mailpass.storage"):
         await _add_users(sqlite_database, 3)
-        assert sqlite_database._checkpointing is not None
+        assert wal_of(sqlite_database).checkpointing is not None
         with pytest.raises(sqlite3.OperationalError):
-            await sqlite_database._checkpointing
+            await wal_of(sqlite_database).checkpointing
         await asyncio.sleep(0)  # the done callback runs
     assert "checkpoint of the SQLite WAL failed: disk I/O error" in caplog.text
     async with sqlite_database.read() as connection:
@@ -205,8 +219,8 @@ async def test_dispose_closes_the_checkpointing_connection(
 ) -> None:
     await _checkpoints_every(sqlite_database, monkeypatch, 0.0)
     await _add_users(sqlite_database, 2)
-    assert sqlite_database._checkpointing is not None
-    await asyncio.wait_for(sqlite_database._checkpointing, 10)
-    assert sqlite_database._checkpointer is not None
+    assert wal_of(sqlite_database).checkpointing is not None
+    await asyncio.wait_for(wal_of(sqlite_database).checkpointing, 10)
+    assert wal_of(sqlite_database).checkpointer_open
     await sqlite_database.dispose()
-    assert sqlite_database._checkpointer is None
+    assert not wal_of(sqlite_database).checkpointer_open

@@ -20,8 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
-from mailpass.storage import database as database_module
-from mailpass.storage.database import Database, PreparedInsert, PreparedWrite
+from mailpass.storage import sqlite_wal
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import PreparedInsert, PreparedWrite
 from mailpass.storage.tables import messages, users
 
 ADD_USER = PreparedWrite(
@@ -52,7 +53,7 @@ class HeldSync:
         self.synced_files.append(str(database))
 
 
-real_sync = database_module._sync_wal_file
+real_sync = sqlite_wal.sync_wal_file
 
 
 async def _in_a_transaction(database: Database, email: str) -> None:
@@ -83,7 +84,7 @@ async def test_a_write_returns_only_after_the_wal_holding_it_is_synced(
     add_user: Callable[[Database, str], Awaitable[None]],
 ) -> None:
     held = HeldSync()
-    monkeypatch.setattr(database_module, "_sync_wal_file", held)
+    monkeypatch.setattr(sqlite_wal, "sync_wal_file", held)
 
     writing = asyncio.create_task(add_user(sqlite_database, "a@example.com"))
     assert await asyncio.to_thread(held.started.wait, 10)
@@ -102,7 +103,7 @@ async def test_rows_inserted_together_return_their_keys_only_after_the_sync(
     async with sqlite_database.transaction() as connection:
         await connection.execute(users.insert().values(id=1, email="o@x", created_at=utcnow()))
     held = HeldSync()
-    monkeypatch.setattr(database_module, "_sync_wal_file", held)
+    monkeypatch.setattr(sqlite_wal, "sync_wal_file", held)
     row = {
         "user_id": 1,
         "from_email": "o@x",
@@ -137,7 +138,7 @@ async def test_one_sync_serves_every_write_committed_before_it_started(
         syncs.append(database)
         real_sync(database)
 
-    monkeypatch.setattr(database_module, "_sync_wal_file", counting_sync)
+    monkeypatch.setattr(sqlite_wal, "sync_wal_file", counting_sync)
     await asyncio.gather(*(_alone(sqlite_database, f"u{i}@example.com") for i in range(30)))
     # Group commit: the 30 writes went in a few transactions, and a sync serves all the
     # transactions committed before it started.
@@ -147,8 +148,9 @@ async def test_one_sync_serves_every_write_committed_before_it_started(
 def test_the_writer_leaves_syncing_to_mailpass_and_readers_keep_full(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'mailpass.sqlite3'}")
     try:
-        writer = database._sqlite_writer.raw_connection()
-        reader = database._sqlite_readers.raw_connection()
+        assert database.sqlite is not None
+        writer = database.sqlite.writer_engine.raw_connection()
+        reader = database.sqlite.reader_engine.raw_connection()
         try:
             assert writer.driver_connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             assert writer.driver_connection.execute("PRAGMA synchronous").fetchone() == (1,)

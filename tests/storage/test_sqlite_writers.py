@@ -22,9 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from mailpass.clock import utcnow
-from mailpass.storage import database as database_module
-from mailpass.storage.database import Database, PreparedWrite
+from mailpass.storage import sqlite as sqlite_backend_module
+from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
+from mailpass.storage.prepared import PreparedWrite
 from mailpass.storage.tables import users
 
 
@@ -132,7 +133,7 @@ async def test_a_cancelled_wait_leaves_no_lock_behind(two_processes) -> None:
 @WRITES
 async def test_waiting_too_long_is_a_clear_error(two_processes, monkeypatch, add_user) -> None:
     first, second = two_processes
-    monkeypatch.setattr(database_module, "SQLITE_LOCK_WAIT", 0.3)
+    monkeypatch.setattr(sqlite_backend_module, "SQLITE_LOCK_WAIT", 0.3)
     async with _writing(first):
         with pytest.raises(OperationalError, match="database is locked"):
             await add_user(second, "late@example.com")

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
-from mailpass.storage import database as database_module
-from mailpass.storage.database import Database, PreparedInsert, PreparedWrite
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import PreparedInsert, PreparedWrite
+from mailpass.storage.sqlite_driver import insert_rows
 from mailpass.storage.tables import messages, users
 
 ROW = {
@@ -213,7 +214,7 @@ def test_on_sqlite_rows_beyond_the_limit_of_bound_values_go_in_further_statement
     sqlite.execute("INSERT INTO t (name, n) VALUES ('before', 0)")
     sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 7)  # three rows of two values
     names = [f"row {i}" for i in range(10)]
-    keys = database_module._insert_rows(
+    keys = insert_rows(
         sqlite, "INSERT INTO t (name, n) VALUES (?, ?)", [[name, i] for i, name in enumerate(names)]
     )
     assert keys == list(range(2, 12))

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailpass.accounts.keys import ApiKey
-from mailpass.storage.database import Connection, Database, Prefixed, PreparedRead
+from mailpass.storage.database import Connection, Database
+from mailpass.storage.prepared import PrefixedColumns, PreparedRead
 from mailpass.storage.tables import api_keys, users
 
 __all__ = [
@@ -133,7 +134,7 @@ async def find_key_by_hash(database: Database, key_hash: str) -> ApiKey | None:
 # The key's columns, named ``key_<column>``, for a read that fetches a request's key together
 # with what the request asks about: one query instead of two. ``api_keys`` must be the table
 # the read starts from (``key_hash == :key_hash``), the rest joined to it.
-_KEY = Prefixed(api_keys, "key")
+_KEY = PrefixedColumns(api_keys, "key")
 KEY_COLUMNS = _KEY.columns
 
 

@@ -24,7 +24,8 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 
-from mailpass.storage.database import Database, PreparedRead
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import PreparedRead
 
 __all__ = ["CHANNEL", "QueueWakeup"]
 

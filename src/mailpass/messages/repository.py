@@ -13,13 +13,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, find_key_by_hash, key_in
 from mailpass.core.statuses import EventType, MessageStatus
-from mailpass.storage.database import (
-    Connection,
-    Database,
-    PreparedInsert,
-    PreparedRead,
-    PreparedWrite,
-)
+from mailpass.storage.database import Connection, Database
+from mailpass.storage.prepared import PreparedInsert, PreparedRead, PreparedWrite
 from mailpass.storage.tables import api_keys, captured_mail, events, messages
 
 __all__ = [

@@ -11,7 +11,8 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, key_in
 from mailpass.core.statuses import MessageStatus
 from mailpass.providers.kinds import ConnectionSettings
-from mailpass.storage.database import Connection, Database, Prefixed, PreparedRead
+from mailpass.storage.database import Connection, Database
+from mailpass.storage.prepared import PrefixedColumns, PreparedRead
 from mailpass.storage.tables import api_keys, messages, providers
 
 __all__ = [
@@ -151,7 +152,7 @@ async def get_provider(connection: Connection, provider_id: int, user_id: int) -
 
 
 # /send and /send-batch read their key and the account's default provider in one query.
-_PROVIDER = Prefixed(providers, "provider")
+_PROVIDER = PrefixedColumns(providers, "provider")
 _KEY_AND_DEFAULT_PROVIDER = PreparedRead(
     sa.select(*KEY_COLUMNS, *_PROVIDER.columns)
     .select_from(

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy import Connection, text
 
-from mailpass.storage.database import Database, PreparedRead
+from mailpass.storage.database import Database
+from mailpass.storage.prepared import PreparedRead
 
 if TYPE_CHECKING:
     from alembic.config import Config
