@@ -17,21 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from typing import Any
 
-import asyncpg
-import sqlalchemy as sa
-
+from mailpass.storage.channels import Channel, ChannelUnavailable
 from mailpass.storage.database import Database
-from mailpass.storage.prepared import PreparedRead
 
 __all__ = ["CHANNEL", "QueueWakeup"]
 
 CHANNEL = "mailpass_queue"
-# NOTIFY as a query of its own, run in autocommit mode: heard by the listeners at once.
-_NOTIFY = PreparedRead(sa.select(sa.func.pg_notify(CHANNEL, "")))
 RECONNECT_DELAY = 2.0  # seconds between attempts to re-establish a lost LISTEN connection
 # The longest a worker elsewhere hears of new mail later than it would with a NOTIFY for each
 # announcement; a quiet process's first announcement is sent at once.
@@ -43,6 +36,7 @@ log = logging.getLogger("mailpass.delivery")
 class QueueWakeup:
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._channel = Channel(database, CHANNEL)
         self._event = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._notifier: asyncio.Task[None] | None = None
@@ -73,7 +67,7 @@ class QueueWakeup:
 
     async def _notify(self) -> None:
         try:
-            await self._database.fetch(_NOTIFY)
+            await self._channel.notify()
         except Exception as exc:  # the mail is queued: nothing else must fail for this
             log.warning(
                 "cannot NOTIFY the workers (%s); they find the mail on their next poll", exc
@@ -109,29 +103,12 @@ class QueueWakeup:
             self._listener = None
 
     async def _listen(self) -> None:
-        url = self._database.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
         while True:
             try:
-                connection = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+                async with self._channel.listening(self._event.set) as lost:
+                    self._event.set()  # anything queued while we were not listening
+                    await lost.wait()
+                    log.warning("LISTEN connection lost; reconnecting")
+            except ChannelUnavailable as exc:
                 log.warning("cannot LISTEN for queued mail (%s); polling meanwhile", exc)
                 await asyncio.sleep(RECONNECT_DELAY)
-                continue
-            lost = asyncio.Event()
-            try:
-                await connection.add_listener(CHANNEL, self._on_notify)
-                connection.add_termination_listener(functools.partial(_set_event, lost))
-                self._event.set()  # anything queued while we were not listening
-                await lost.wait()
-                log.warning("LISTEN connection lost; reconnecting")
-            finally:
-                with contextlib.suppress(Exception):
-                    await connection.close()
-
-    def _on_notify(self, *_args: Any) -> None:
-        self._event.set()
-
-
-def _set_event(event: asyncio.Event, *_args: Any) -> None:
-    event.set()

@@ -7,7 +7,7 @@ count mail the provider accepted, or is accepting right now.
 
 Serialisation: on PostgreSQL the provider's row is locked (``SELECT … FOR UPDATE``) for the
 length of that short transaction; on SQLite every write transaction already holds the single
-write lock (``BEGIN IMMEDIATE``).
+write lock (``BEGIN IMMEDIATE``). The queries are the repository's; this module decides.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
+from mailpass.providers import repository
 from mailpass.providers.repository import Provider
 from mailpass.storage.database import Connection
-from mailpass.storage.tables import messages, providers
 
 __all__ = [
     "DAY",
@@ -71,9 +69,7 @@ async def provider_capacity(
     if not provider.has_limits:
         return UNLIMITED
     if lock:
-        await connection.execute(
-            sa.select(providers.c.id).where(providers.c.id == provider.id).with_for_update()
-        )
+        await repository.lock_provider_row(connection, provider.id)
     free: int | None = None
     for window_name, limit, window in (
         ("hourly", provider.hourly_limit, HOUR),
@@ -81,19 +77,11 @@ async def provider_capacity(
     ):
         if limit is None:
             continue
-        in_window = (messages.c.provider_id == provider.id, messages.c.slot_at > now - window)
-        used = (await connection.execute(sa.select(sa.func.count()).where(*in_window))).scalar_one()
+        since = now - window
+        used = await repository.count_slots_since(connection, provider.id, since)
         if used >= limit:
             # The slot that frees first is the (used - limit + 1)-th oldest in the window.
-            frees_at = (
-                await connection.execute(
-                    sa.select(messages.c.slot_at)
-                    .where(*in_window)
-                    .order_by(messages.c.slot_at)
-                    .offset(used - limit)
-                    .limit(1)
-                )
-            ).scalar_one()
+            frees_at = await repository.nth_slot_since(connection, provider.id, since, used - limit)
             wait = max(1, math.ceil((frees_at + window - now).total_seconds()))
             return Capacity(free=0, blocked_by=LimitReached(window_name, limit, wait))
         free = limit - used if free is None else min(free, limit - used)

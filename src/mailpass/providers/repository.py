@@ -312,3 +312,35 @@ async def usage_by_provider(
         )
         for row in await connection.execute(query)
     }
+
+
+async def lock_provider_row(connection: Connection, provider_id: int) -> None:
+    """PostgreSQL: lock the provider's row until the caller's transaction ends (``FOR UPDATE``),
+    so that concurrent transactions counting its slots take turns."""
+    await connection.execute(
+        sa.select(providers.c.id).where(providers.c.id == provider_id).with_for_update()
+    )
+
+
+async def count_slots_since(connection: Connection, provider_id: int, since: datetime) -> int:
+    """Slots of the provider's limits taken after ``since`` (``messages.slot_at``)."""
+    query = sa.select(sa.func.count()).where(
+        messages.c.provider_id == provider_id, messages.c.slot_at > since
+    )
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def nth_slot_since(
+    connection: Connection, provider_id: int, since: datetime, skip: int
+) -> datetime:
+    """When the (``skip`` + 1)-th oldest slot taken after ``since`` was taken: the slot of the
+    window that frees next once ``skip`` have been counted past the limit."""
+    query = (
+        sa.select(messages.c.slot_at)
+        .where(messages.c.provider_id == provider_id, messages.c.slot_at > since)
+        .order_by(messages.c.slot_at)
+        .offset(skip)
+        .limit(1)
+    )
+    taken: datetime = (await connection.execute(query)).scalar_one()
+    return taken
