@@ -1,7 +1,9 @@
 """``Authorization: Bearer <key>``: find the key, refuse revoked ones, check the permission.
 
 The key is read in the same query as what the endpoint needs next (the default provider, the
-message asked about): ``key_hash_of`` the request, one read, then ``admit``.
+message asked about): ``key_hash_of`` the request, one read by the service, then ``admit``
+here, before the endpoint tells anything it read. Authorisation is the API's: the services
+return what they found and never decide who may see it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from starlette.requests import Request
 
 from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
 from mailpass.errors import Forbidden, Unauthorized
-from mailpass.providers.repository import Provider, find_key_and_default_provider
+from mailpass.providers.repository import Provider
 from mailpass.services import Services
 
 __all__ = ["admit", "authenticate_sender", "key_hash_of"]
@@ -45,5 +47,5 @@ async def authenticate_sender(
 ) -> tuple[ApiKey, Provider | None]:
     """The request's key, admitted for the mail permission, and its account's default
     provider (None when there is none), read in one query."""
-    key, provider = await find_key_and_default_provider(services.database, key_hash_of(request))
+    key, provider = await services.mail.find_sender(key_hash_of(request))
     return await admit(services, key, "mail"), provider

@@ -10,11 +10,12 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailpass.accounts.keys import ApiKey
 from mailpass.api.auth import admit, authenticate_sender, key_hash_of
 from mailpass.api.idempotency import respond_idempotently
 from mailpass.api.openapi import SEND_BATCH_OPERATION, SEND_OPERATION, STATUS_OPERATION
 from mailpass.api.responses import success_response
+from mailpass.api.wire import batch_answer, sent_answer, status_answer
+from mailpass.errors import NotFound
 from mailpass.messages.request import MessageFields, parse_batch, parse_json_body
 from mailpass.services import Services
 
@@ -57,7 +58,7 @@ async def send(request: Request) -> Response:
     async def send_message() -> Response:
         fields = parse_json_body(body, MessageFields)
         sent = await services.mail.send_now(key, provider, fields)
-        return success_response(sent.as_wire())
+        return success_response(sent_answer(sent))
 
     return await respond_idempotently(request, services.database, key, body, send_message)
 
@@ -70,7 +71,7 @@ async def send_batch(request: Request) -> Response:
 
     async def queue_messages() -> Response:
         batch = parse_batch(body)
-        return success_response(await services.mail.queue_batch(key, provider, batch))
+        return success_response(batch_answer(await services.mail.queue_batch(key, provider, batch)))
 
     return await respond_idempotently(request, services.database, key, body, queue_messages)
 
@@ -78,10 +79,9 @@ async def send_batch(request: Request) -> Response:
 @router.get("/status/{message_id:path}", openapi_extra=STATUS_OPERATION)
 async def status(request: Request, message_id: str) -> Response:
     services = services_of(request)
-
-    async def admit_reader(key: ApiKey | None) -> ApiKey:
-        return await admit(services, key, "mail")
-
-    return success_response(
-        await services.mail.status(key_hash_of(request), message_id, admit_reader)
-    )
+    found = await services.mail.find_status(key_hash_of(request), message_id)
+    await admit(services, found.key, "mail")  # before anything about the message is told
+    if found.message is None:
+        shown = found.message_id
+        raise NotFound(f"no message {shown!r}" if "\x00" in shown else f"no message {shown}")
+    return success_response(status_answer(found.message, found.events))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from mailpass.accounts.keys import ApiKey
-from mailpass.clock import isoformat, utcnow
+from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.core.ids import new_message_id, normalize_message_id
 from mailpass.core.mime import compose
@@ -18,7 +16,7 @@ from mailpass.core.outgoing import Address, OutgoingMessage, format_addresses
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import kept_as_columns
 from mailpass.delivery.wakeup import QueueWakeup
-from mailpass.errors import NoSmtpProvider, NotFound, SendFailed, SendLimitExceeded, ValidationError
+from mailpass.errors import NoSmtpProvider, SendFailed, SendLimitExceeded, ValidationError
 from mailpass.messages import repository
 from mailpass.messages.request import (
     BatchFields,
@@ -27,6 +25,17 @@ from mailpass.messages.request import (
     validate_batch_item,
     validate_message,
 )
+from mailpass.messages.results import (
+    BatchItem,
+    MessageEvent,
+    MessageRecord,
+    QueuedBatch,
+    QueuedMessage,
+    RefusedItem,
+    SentMessage,
+    StatusLookup,
+)
+from mailpass.providers import repository as provider_queries
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.repository import Provider
@@ -34,27 +43,12 @@ from mailpass.providers.transport import DeliveryError
 from mailpass.storage.database import Connection, Database
 from mailpass.tracking.sending import MessageTracker
 
-__all__ = ["MailService", "SentMessage"]
+__all__ = ["MailService", "message_row"]
 
 log = logging.getLogger("mailpass.messages")
 capture_log = logging.getLogger("mailpass.capture")
 
 ITEMS_BETWEEN_YIELDS = 10  # batch items validated and composed before the loop gets a turn
-
-
-@dataclass(frozen=True, slots=True)
-class SentMessage:
-    message_id: str
-    to: str
-    sender: str
-
-    def as_wire(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id,
-            "status": MessageStatus.SENT,
-            "to": self.to,
-            "from": self.sender,
-        }
 
 
 def message_row(
@@ -225,7 +219,7 @@ class MailService:
 
     async def queue_batch(
         self, key: ApiKey, provider: Provider | None, batch: BatchFields
-    ) -> dict[str, Any]:
+    ) -> QueuedBatch:
         """Queue up to 100 messages in one transaction, for ``provider`` (the account's default);
         a bad item fails alone.
 
@@ -243,7 +237,7 @@ class MailService:
         now = utcnow()
         date = now.replace(tzinfo=UTC)  # every message of the batch is accepted at once
         defaults = batch.item_defaults()
-        answers: list[dict[str, Any]] = []
+        refused: list[RefusedItem | None] = []  # None where the item is queued
         rows: list[dict[str, Any]] = []
         for index, item in enumerate(batch.messages):
             if index and index % ITEMS_BETWEEN_YIELDS == 0:
@@ -258,47 +252,39 @@ class MailService:
                 to = item.to if isinstance(item, MessageFields) else None
                 if isinstance(item, dict):
                     to = item.get("to")
-                answers.append(
-                    {
-                        "to": to if isinstance(to, str) else None,
-                        "status": MessageStatus.FAILED,
-                        "error": describe_problems(exc),
-                        "details": exc.details or [],
-                    }
+                refused.append(
+                    RefusedItem(
+                        to=to if isinstance(to, str) else None,
+                        error=describe_problems(exc),
+                        details=exc.details or [],
+                    )
                 )
                 continue
-            row = message_row(
-                key=key,
-                provider=queue_provider,
-                outgoing=outgoing,
-                valid=valid,
-                raw=None if kept_as_columns(outgoing, date) else compose(outgoing),
-                status=MessageStatus.QUEUED,
-                now=now,
+            rows.append(
+                message_row(
+                    key=key,
+                    provider=queue_provider,
+                    outgoing=outgoing,
+                    valid=valid,
+                    raw=None if kept_as_columns(outgoing, date) else compose(outgoing),
+                    status=MessageStatus.QUEUED,
+                    now=now,
+                )
             )
-            rows.append(row)
-            answers.append(
-                {
-                    "to": row["to_email"],
-                    "status": MessageStatus.QUEUED,
-                    "queue_id": None,
-                    "message_id": outgoing.message_id,
-                }
-            )
+            refused.append(None)
+        queue_ids: list[int] = []
         if rows:
             queue_ids = await repository.insert_messages_alone(self.database, rows)
             await self.wakeup.announce()
-            queued_answers = iter(
-                answer for answer in answers if answer["status"] == MessageStatus.QUEUED
-            )
-            for queue_id, answer in zip(queue_ids, queued_answers, strict=True):
-                answer["queue_id"] = queue_id
-        return {
-            "total": len(answers),
-            "queued": len(rows),
-            "failed": len(answers) - len(rows),
-            "messages": answers,
-        }
+        queued = iter(zip(rows, queue_ids, strict=True))
+        items: list[BatchItem] = []
+        for refusal in refused:
+            if refusal is not None:
+                items.append(refusal)
+                continue
+            row, queue_id = next(queued)
+            items.append(QueuedMessage(row["to_email"], queue_id, row["message_id"]))
+        return QueuedBatch(items, queued=len(rows))
 
     async def _capture(
         self,
@@ -341,61 +327,28 @@ class MailService:
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
 
-    async def status(
-        self,
-        key_hash: str,
-        raw_message_id: str,
-        admit: Callable[[ApiKey | None], Awaitable[ApiKey]],
-    ) -> dict[str, Any]:
-        """A message's status as ``/status`` shows it. The request's key (by ``key_hash``) is
-        read in the same query as the message; ``admit`` refuses a key that may not read it
-        before anything about the message is told."""
+    async def find_sender(self, key_hash: str) -> tuple[ApiKey | None, Provider | None]:
+        """The key with ``key_hash`` and its account's default provider, read in one query
+        (either None when there is none). The caller admits the key."""
+        return await provider_queries.find_key_and_default_provider(self.database, key_hash)
+
+    async def find_status(self, key_hash: str, raw_message_id: str) -> StatusLookup:
+        """The key with ``key_hash`` and its account's message with this Message-ID (given
+        with or without its angle brackets), read in one query. Nothing is checked here: the
+        caller admits the key before it tells anything about the message."""
         message_id = normalize_message_id(raw_message_id)
         key, found = await repository.find_key_and_message_status(
             self.database, key_hash, message_id
         )
-        await admit(key)
         if found is None:
-            raise NotFound(
-                f"no message {message_id!r}" if "\x00" in message_id else f"no message {message_id}"
-            )
+            return StatusLookup(key, message_id, None, [])
         message, events = found
-        return {
-            "message": {
-                "message_id": message["message_id"],
-                "queue_id": message["id"],
-                "from_email": message["from_email"],
-                "from_name": message["from_name"],
-                "to_email": message["to_email"],
-                "cc": message["cc"],
-                "bcc": message["bcc"],
-                "reply_to": message["reply_to"],
-                "subject": message["subject"],
-                "status": message["status"],
-                "error_message": message["error_message"],
-                "attempts": message["attempts"],
-                "next_attempt_at": isoformat(message["next_attempt_at"]),
-                "tags": message["tags"],
-                "metadata": message["user_metadata"],
-                "test": message["is_test"],
-                "sent_at": isoformat(message["sent_at"]),
-                "created_at": isoformat(message["created_at"]),
-                "first_opened_at": isoformat(message["first_opened_at"]),
-                "first_clicked_at": isoformat(message["first_clicked_at"]),
-            },
-            "events": [
-                {
-                    "event_type": event["event_type"],
-                    "ip_address": event["ip_address"],
-                    "user_agent": event["user_agent"],
-                    "url": event["url"],
-                    "machine": event["is_machine"],
-                    "machine_reason": event["machine_reason"],
-                    "created_at": isoformat(event["created_at"]),
-                }
-                for event in events
-            ],
-        }
+        return StatusLookup(
+            key,
+            message_id,
+            MessageRecord.of(message),
+            [MessageEvent.of(event) for event in events],
+        )
 
 
 def describe_problems(error: ValidationError) -> str:

@@ -1,0 +1,90 @@
+"""The mail endpoints' answers in the seed's wire format, rendered from the services' typed
+results. Times are UTC in the seed's format (``clock.isoformat``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailpass.clock import isoformat
+from mailpass.core.statuses import MessageStatus
+from mailpass.messages.results import (
+    MessageEvent,
+    MessageRecord,
+    QueuedBatch,
+    QueuedMessage,
+    SentMessage,
+)
+
+__all__ = ["batch_answer", "sent_answer", "status_answer"]
+
+
+def sent_answer(sent: SentMessage) -> dict[str, Any]:
+    return {
+        "message_id": sent.message_id,
+        "status": MessageStatus.SENT,
+        "to": sent.to,
+        "from": sent.sender,
+    }
+
+
+def batch_answer(batch: QueuedBatch) -> dict[str, Any]:
+    return {
+        "total": batch.total,
+        "queued": batch.queued,
+        "failed": batch.failed,
+        "messages": [
+            {
+                "to": item.to,
+                "status": MessageStatus.QUEUED,
+                "queue_id": item.queue_id,
+                "message_id": item.message_id,
+            }
+            if isinstance(item, QueuedMessage)
+            else {
+                "to": item.to,
+                "status": MessageStatus.FAILED,
+                "error": item.error,
+                "details": item.details,
+            }
+            for item in batch.items
+        ],
+    }
+
+
+def status_answer(message: MessageRecord, events: list[MessageEvent]) -> dict[str, Any]:
+    return {
+        "message": {
+            "message_id": message.message_id,
+            "queue_id": message.queue_id,
+            "from_email": message.from_email,
+            "from_name": message.from_name,
+            "to_email": message.to_email,
+            "cc": message.cc,
+            "bcc": message.bcc,
+            "reply_to": message.reply_to,
+            "subject": message.subject,
+            "status": message.status,
+            "error_message": message.error_message,
+            "attempts": message.attempts,
+            "next_attempt_at": isoformat(message.next_attempt_at),
+            "tags": message.tags,
+            "metadata": message.metadata,
+            "test": message.test,
+            "sent_at": isoformat(message.sent_at),
+            "created_at": isoformat(message.created_at),
+            "first_opened_at": isoformat(message.first_opened_at),
+            "first_clicked_at": isoformat(message.first_clicked_at),
+        },
+        "events": [
+            {
+                "event_type": event.event_type,
+                "ip_address": event.ip_address,
+                "user_agent": event.user_agent,
+                "url": event.url,
+                "machine": event.machine,
+                "machine_reason": event.machine_reason,
+                "created_at": isoformat(event.created_at),
+            }
+            for event in events
+        ],
+    }

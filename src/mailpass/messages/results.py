@@ -1,0 +1,157 @@
+"""What the messages service answers, as typed values; the API renders them in the seed's
+wire format (``mailpass.api.wire``), the dashboard and the CLI as they need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mailpass.accounts.keys import ApiKey
+from mailpass.core.statuses import EventType, MessageStatus
+
+__all__ = [
+    "BatchItem",
+    "MessageEvent",
+    "MessageRecord",
+    "QueuedBatch",
+    "QueuedMessage",
+    "RefusedItem",
+    "SentMessage",
+    "StatusLookup",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """``/send``: the provider accepted the message."""
+
+    message_id: str
+    to: str
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A batch item that was queued."""
+
+    to: str
+    queue_id: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedItem:
+    """A batch item that failed validation, alone: the others were queued."""
+
+    to: str | None
+    error: str  # the problems in one line
+    details: list[dict[str, Any]]
+
+
+BatchItem = QueuedMessage | RefusedItem
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedBatch:
+    """``/send-batch``: each item in the order given."""
+
+    items: list[BatchItem]
+    queued: int
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @property
+    def failed(self) -> int:
+        return len(self.items) - self.queued
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A message as ``/status`` tells it."""
+
+    message_id: str
+    queue_id: int
+    from_email: str
+    from_name: str | None
+    to_email: str
+    cc: list[str]
+    bcc: list[str]
+    reply_to: str | None
+    subject: str
+    status: MessageStatus
+    error_message: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    test: bool
+    sent_at: datetime | None
+    created_at: datetime
+    first_opened_at: datetime | None
+    first_clicked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> MessageRecord:
+        """From the repository's row (``STATUS_COLUMNS``)."""
+        return cls(
+            message_id=row["message_id"],
+            queue_id=row["id"],
+            from_email=row["from_email"],
+            from_name=row["from_name"],
+            to_email=row["to_email"],
+            cc=row["cc"],
+            bcc=row["bcc"],
+            reply_to=row["reply_to"],
+            subject=row["subject"],
+            status=MessageStatus(row["status"]),
+            error_message=row["error_message"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            tags=row["tags"],
+            metadata=row["user_metadata"],
+            test=row["is_test"],
+            sent_at=row["sent_at"],
+            created_at=row["created_at"],
+            first_opened_at=row["first_opened_at"],
+            first_clicked_at=row["first_clicked_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """Something recorded about a message after it left (an open, a click)."""
+
+    event_type: EventType
+    ip_address: str | None
+    user_agent: str | None
+    url: str | None
+    machine: bool
+    machine_reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> MessageEvent:
+        return cls(
+            event_type=EventType(row["event_type"]),
+            ip_address=row["ip_address"],
+            user_agent=row["user_agent"],
+            url=row["url"],
+            machine=row["is_machine"],
+            machine_reason=row["machine_reason"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLookup:
+    """The request's key and the message it asked about, read in one query. Either may be
+    missing; the caller decides what the key may see before telling anything of the message."""
+
+    key: ApiKey | None
+    message_id: str  # as normalized for the lookup
+    message: MessageRecord | None
+    events: list[MessageEvent]
