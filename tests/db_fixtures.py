@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from mailpass.accounts import service as accounts
-from mailpass.accounts.repository import User
+from mailpass.accounts.models import User
 from mailpass.api.app import create_app
 from mailpass.config import Settings
 from mailpass.providers import service as providers
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.services import Services
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade

@@ -15,14 +15,13 @@ from typing import Any, ParamSpec, TextIO, TypeVar
 import click
 
 from mailpass import __version__
-from mailpass.accounts import repository as account_queries
 from mailpass.accounts import service as accounts
 from mailpass.accounts.keys import ALL_PERMISSIONS
 from mailpass.clock import isoformat
 from mailpass.config import Settings, load_instance_secret
-from mailpass.providers import repository as provider_queries
 from mailpass.providers import service as providers
 from mailpass.providers.kinds import KINDS, SECURITY_MODES
+from mailpass.providers.models import Provider
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import ProbeError
 from mailpass.storage.database import Database, DatabaseUrlError
@@ -336,8 +335,7 @@ async def keys_list(email: str | None) -> None:
 
     async def work(database: Database) -> None:
         user_id = (await accounts.require_user(database, email)).id if email else None
-        async with database.read() as connection:
-            found = await account_queries.list_keys(connection, user_id)
+        found = await accounts.list_keys(database, user_id)
         for key in found:
             state = "revoked" if key.revoked_at else ("test" if key.is_test else "live")
             click.echo(
@@ -419,7 +417,7 @@ async def providers_add(
     new = providers.NewProvider(password=password, **options)
     settings = Settings()
 
-    async def work(database: Database) -> provider_queries.Provider:
+    async def work(database: Database) -> Provider:
         user = await accounts.require_user(database, email)
         return await providers.add_provider(
             database, SecretBox(load_instance_secret(settings)), user, new
@@ -437,9 +435,8 @@ async def providers_list(email: str | None) -> None:
 
     async def work(database: Database) -> None:
         user_id = (await accounts.require_user(database, email)).id if email else None
-        async with database.read() as connection:
-            found = await provider_queries.list_providers(connection, user_id)
-            owners = {u.id: u.email for u in await account_queries.list_users(connection)}
+        found = await providers.list_providers(database, user_id)
+        owners = {u.id: u.email for u in await accounts.list_users(database)}
         for provider in found:
             click.echo(
                 "\t".join(

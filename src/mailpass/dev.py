@@ -21,11 +21,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailpass.accounts import service as accounts
 from mailpass.api.app import create_app
-from mailpass.clock import utcnow
 from mailpass.config import Settings, load_instance_secret
-from mailpass.providers import repository as provider_queries
 from mailpass.providers import service as providers
 from mailpass.providers.kinds import resolve_connection
+from mailpass.providers.models import Provider
 from mailpass.providers.secrets import SecretBox
 from mailpass.server import uvicorn_config
 from mailpass.storage.database import Database
@@ -89,8 +88,10 @@ async def prepare_sandbox(settings: Settings, smtp_port: int) -> Sandbox:
         connection_settings = resolve_connection(
             "smtp", host="127.0.0.1", port=smtp_port, security="none"
         )
-        async with database.read() as connection:
-            existing = await provider_queries.find_provider(connection, DEV_PROVIDER, user.id)
+        try:
+            existing: Provider | None = await providers.find_provider(database, DEV_PROVIDER, user)
+        except providers.ProviderError:
+            existing = None
         if existing is None:
             await providers.add_provider(
                 database,
@@ -108,11 +109,7 @@ async def prepare_sandbox(settings: Settings, smtp_port: int) -> Sandbox:
                 ),
             )
         else:
-            async with database.transaction() as connection:
-                await provider_queries.update_connection(
-                    connection, existing.id, connection_settings, utcnow()
-                )
-                await provider_queries.set_default_provider(connection, existing, utcnow())
+            await providers.point_at(database, existing, connection_settings)
         created = await accounts.create_key(database, user, name="dev")
         password = secrets.token_urlsafe(DEV_PASSWORD_BYTES)
         await accounts.set_password(database, DEV_USER, password)

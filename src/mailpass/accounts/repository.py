@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from mailpass.accounts.keys import ApiKey
+from mailpass.accounts.models import User
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PrefixedColumns, PreparedRead
 from mailpass.storage.tables import api_keys, users
 
 __all__ = [
     "KEY_COLUMNS",
-    "User",
     "create_user",
     "find_key_by_hash",
     "find_user_by_email",
@@ -29,14 +28,6 @@ __all__ = [
     "set_password_hash",
     "touch_key",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    email: str
-    password_hash: str | None
-    created_at: datetime
 
 
 def _user(row: sa.Row[tuple[int, str, str | None, datetime]]) -> User:

@@ -9,13 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from mailpass.accounts import repository
 from mailpass.accounts.keys import (
     ALL_PERMISSIONS,
+    ApiKey,
     display_prefix,
     generate_key,
     hash_key,
     parse_permissions,
 )
+from mailpass.accounts.models import User
 from mailpass.accounts.passwords import hash_password
-from mailpass.accounts.repository import User
 from mailpass.clock import utcnow
 from mailpass.core.addresses import AddressError, parse_mailbox
 from mailpass.storage.database import Connection, Database
@@ -25,6 +26,9 @@ __all__ = [
     "CreatedKey",
     "create_key",
     "create_user",
+    "find_user",
+    "list_keys",
+    "list_users",
     "require_user",
     "revoke_key",
     "revoke_own_key",
@@ -120,3 +124,20 @@ async def revoke_own_key(database: Database, user_id: int, key_id: int) -> None:
     async with database.transaction() as connection:
         if not await repository.revoke_key_of_user(connection, user_id, key_id, utcnow()):
             raise AccountError(f"no active key with id {key_id}")
+
+
+async def find_user(database: Database, email: str) -> User | None:
+    """The account with this e-mail (any case), if there is one."""
+    async with database.read() as connection:
+        return await repository.find_user_by_email(connection, email)
+
+
+async def list_users(database: Database) -> list[User]:
+    async with database.read() as connection:
+        return await repository.list_users(connection)
+
+
+async def list_keys(database: Database, user_id: int | None = None) -> list[ApiKey]:
+    """Every API key, or one account's, revoked ones included, oldest first."""
+    async with database.read() as connection:
+        return await repository.list_keys(connection, user_id)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
 from mailpass.errors import Forbidden, Unauthorized
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.services import Services
 
 __all__ = ["admit", "authenticate_sender", "key_hash_of"]

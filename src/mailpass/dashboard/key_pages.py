@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailpass.accounts import repository as account_queries
 from mailpass.accounts import service as accounts
 from mailpass.accounts.keys import ALL_PERMISSIONS
 from mailpass.dashboard.context import Account, PageNotFound, checked_form, field, services_of
@@ -35,8 +34,7 @@ async def keys_page(
     extra: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with services_of(request).database.read() as connection:
-        keys = await account_queries.list_keys(connection, account.user_id)
+    keys = await accounts.list_keys(services_of(request).database, account.user_id)
     context: dict[str, Any] = {
         "keys": sorted(keys, key=lambda key: (key.revoked_at is not None, -key.id)),
         "permissions": [(name, PERMISSION_HELP[name]) for name in ALL_PERMISSIONS],

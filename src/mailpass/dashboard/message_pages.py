@@ -18,9 +18,8 @@ from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import mail_of
 from mailpass.dashboard.context import Account, PageNotFound, services_of
 from mailpass.dashboard.templating import PAGE_HEADERS, render
-from mailpass.messages import repository as message_queries
-from mailpass.messages.repository import MessageFilter
-from mailpass.providers import repository as provider_queries
+from mailpass.messages import log as message_log
+from mailpass.messages.models import MessageFilter
 
 __all__ = ["PREVIEW_CSP", "router"]
 
@@ -108,14 +107,13 @@ async def log_page(request: Request, account: Account) -> Response:
     rows: list[Any] = []
     has_next = False
     if not query.errors:
-        async with services_of(request).database.read() as connection:
-            found = await message_queries.list_messages(
-                connection,
-                account.user_id,
-                query.conditions,
-                limit=PAGE_SIZE + 1,  # one more tells whether there is a next page
-                offset=(query.page - 1) * PAGE_SIZE,
-            )
+        found = await message_log.list_messages(
+            services_of(request).database,
+            account.user_id,
+            query.conditions,
+            limit=PAGE_SIZE + 1,  # one more tells whether there is a next page
+            offset=(query.page - 1) * PAGE_SIZE,
+        )
         rows, has_next = list(found[:PAGE_SIZE]), len(found) > PAGE_SIZE
     return render(
         request,
@@ -145,16 +143,12 @@ def header_lines(message: Mapping[Any, Any]) -> list[tuple[str, str]]:
 
 @router.get("/{message_pk:int}")
 async def detail_page(request: Request, account: Account, message_pk: int) -> Response:
-    async with services_of(request).database.read() as connection:
-        message = await message_queries.get_message(connection, account.user_id, message_pk)
-        if message is None:
-            raise PageNotFound(f"no message {message_pk}")
-        events = await message_queries.list_events(connection, message_pk)
-        provider = None
-        if message["provider_id"] is not None:
-            provider = await provider_queries.get_provider(
-                connection, message["provider_id"], account.user_id
-            )
+    detail = await message_log.message_detail(
+        services_of(request).database, account.user_id, message_pk
+    )
+    if detail is None:
+        raise PageNotFound(f"no message {message_pk}")
+    message, events, provider = detail.message, detail.events, detail.provider
     return render(
         request,
         "message.html",
@@ -170,8 +164,9 @@ async def detail_page(request: Request, account: Account, message_pk: int) -> Re
 @router.get("/{message_pk:int}/preview")
 async def html_preview(request: Request, account: Account, message_pk: int) -> Response:
     """The message's html as it was sent, for the sandboxed frame of the detail page."""
-    async with services_of(request).database.read() as connection:
-        message = await message_queries.get_message(connection, account.user_id, message_pk)
+    message = await message_log.find_message(
+        services_of(request).database, account.user_id, message_pk
+    )
     if message is None or not message["html"]:
         raise PageNotFound(f"no html for message {message_pk}")
     headers = {

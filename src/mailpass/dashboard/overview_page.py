@@ -12,7 +12,7 @@ from mailpass.clock import utcnow
 from mailpass.dashboard.charts import Series, hourly_chart
 from mailpass.dashboard.context import Account, services_of
 from mailpass.dashboard.templating import render
-from mailpass.messages import repository as message_queries
+from mailpass.messages import log as message_log
 
 __all__ = ["router"]
 
@@ -36,11 +36,14 @@ async def overview(request: Request, account: Account) -> Response:
     now = utcnow()
     current_hour = now.replace(minute=0, second=0, microsecond=0)
     hours = [current_hour - timedelta(hours=n) for n in range(HOURS_SHOWN - 1, -1, -1)]
-    async with services_of(request).database.read() as connection:
-        activity = await message_queries.hourly_activity(
-            connection, account.user_id, hours[0], current_hour + timedelta(hours=1)
-        )
-        depth = await message_queries.queue_depth(connection, account.user_id, now)
+    found = await message_log.overview(
+        services_of(request).database,
+        account.user_id,
+        hours[0],
+        current_hour + timedelta(hours=1),
+        now,
+    )
+    activity, depth = found.activity, found.queue
     series = [
         Series(name, label, [getattr(activity, name).get(hour, 0) for hour in hours])
         for name, label in (

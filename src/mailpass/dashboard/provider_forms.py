@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 
 from mailpass.dashboard.context import field as text_field
 from mailpass.providers.kinds import KINDS, MAILGUN_HOSTS, SECURITY_MODES
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.providers.service import NewProvider
 
 __all__ = ["PRESETS", "Preset", "ProviderForm", "form_from_provider", "parse_provider_form"]

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailpass.accounts import repository as account_queries
-from mailpass.accounts.repository import User
+from mailpass.accounts import service as accounts
+from mailpass.accounts.models import User
 from mailpass.clock import utcnow
 from mailpass.dashboard.context import Account, PageNotFound, checked_form, services_of
 from mailpass.dashboard.notices import notice_of
@@ -21,9 +21,8 @@ from mailpass.dashboard.provider_forms import (
 )
 from mailpass.dashboard.sessions import SignedInAccount
 from mailpass.dashboard.templating import render
-from mailpass.providers import repository as provider_queries
 from mailpass.providers import service as providers
-from mailpass.providers.repository import Provider, ProviderUsage
+from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.secrets import SecretUnreadable
 from mailpass.providers.smtp import ProbeError
 
@@ -62,16 +61,16 @@ def meters(provider: Provider, usage: ProviderUsage) -> list[Meter]:
 
 
 async def own_provider(request: Request, account: SignedInAccount, provider_id: int) -> Provider:
-    async with services_of(request).database.read() as connection:
-        provider = await provider_queries.get_provider(connection, provider_id, account.user_id)
+    provider = await providers.own_provider(
+        services_of(request).database, provider_id, account.user_id
+    )
     if provider is None:
         raise PageNotFound(f"no provider {provider_id}")
     return provider
 
 
 async def account_user(request: Request, account: SignedInAccount) -> User:
-    async with services_of(request).database.read() as connection:
-        user = await account_queries.find_user_by_email(connection, account.email)
+    user = await accounts.find_user(services_of(request).database, account.email)
     if user is None or user.id != account.user_id:
         raise PageNotFound("this account no longer exists")
     return user
@@ -79,9 +78,9 @@ async def account_user(request: Request, account: SignedInAccount) -> User:
 
 @router.get("")
 async def list_page(request: Request, account: Account) -> Response:
-    async with services_of(request).database.read() as connection:
-        found = await provider_queries.list_providers(connection, account.user_id)
-        usage = await provider_queries.usage_by_provider(connection, account.user_id, utcnow())
+    database = services_of(request).database
+    found = await providers.list_providers(database, account.user_id)
+    usage = await providers.usage_by_provider(database, account.user_id, utcnow())
     rows = [(p, meters(p, usage.get(p.id, ProviderUsage()))) for p in found]
     return render(
         request,
@@ -182,8 +181,7 @@ async def make_default(request: Request, account: Account, provider_id: int) -> 
 @router.get("/{provider_id:int}/delete")
 async def delete_form(request: Request, account: Account, provider_id: int) -> Response:
     provider = await own_provider(request, account, provider_id)
-    async with services_of(request).database.read() as connection:
-        waiting = await provider_queries.count_queued_for_provider(connection, provider.id)
+    waiting = await providers.count_waiting(services_of(request).database, provider.id)
     return render(request, "provider_delete.html", {"provider": provider, "waiting": waiting})
 
 

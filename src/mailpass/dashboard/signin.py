@@ -13,8 +13,8 @@ import math
 from datetime import timedelta
 
 from mailpass.accounts import repository as accounts
+from mailpass.accounts.models import User
 from mailpass.accounts.passwords import verify_password
-from mailpass.accounts.repository import User
 from mailpass.clock import utcnow
 from mailpass.dashboard import repository
 from mailpass.storage.database import Database

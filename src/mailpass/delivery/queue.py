@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import mail_of
 from mailpass.providers.limits import provider_capacity
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import captured_mail, messages, providers
 

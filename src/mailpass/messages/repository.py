@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -13,15 +12,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, find_key_by_hash, key_in
 from mailpass.core.statuses import EventType, MessageStatus
+from mailpass.messages.models import HourlyActivity, MessageFilter, QueueDepth
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PreparedInsert, PreparedRead, PreparedWrite
 from mailpass.storage.tables import api_keys, captured_mail, events, messages
 
 __all__ = [
-    "HourlyActivity",
-    "MessageFilter",
     "MessageWithEvents",
-    "QueueDepth",
     "find_key_and_message_status",
     "get_message",
     "hourly_activity",
@@ -225,17 +222,6 @@ async def insert_captured(
 _HUMAN_EVENT: sa.ColumnElement[bool] = events.c.is_machine.is_not(True)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageFilter:
-    """What the dashboard's message log is narrowed to; None means no condition."""
-
-    status: str | None = None
-    tag: str | None = None
-    recipient: str | None = None  # part of the To address, any case
-    since: date | None = None  # created on or after this UTC day
-    until: date | None = None  # created on or before this UTC day
-
-
 def _event_count(event_type: str) -> sa.ScalarSelect[int]:
     return (
         sa.select(sa.func.count())
@@ -314,16 +300,6 @@ async def get_message(
     return row._mapping if row else None
 
 
-@dataclass(frozen=True, slots=True)
-class HourlyActivity:
-    """Counts per UTC hour (keyed by the hour's start) for one account."""
-
-    sent: dict[datetime, int]
-    failed: dict[datetime, int]
-    opened: dict[datetime, int]
-    clicked: dict[datetime, int]
-
-
 def _hour_of(dialect: str, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
     """The hour a time falls in, as text ``YYYY-MM-DDTHH`` (the same on both databases)."""
     if dialect == "postgresql":
@@ -370,13 +346,6 @@ async def hourly_activity(
         opened=await per_hour(events_of(EventType.OPEN)),
         clicked=await per_hour(events_of(EventType.CLICK)),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    queued: int  # waiting, due now or later
-    due: int  # of those, due now
-    sending: int  # handed to a worker or to /send, not finished
 
 
 async def queue_depth(connection: Connection, user_id: int, now: datetime) -> QueueDepth:

@@ -37,8 +37,8 @@ from mailpass.messages.results import (
 )
 from mailpass.providers import repository as provider_queries
 from mailpass.providers.limits import LimitReached, check_slot_free
+from mailpass.providers.models import Provider
 from mailpass.providers.registry import TransportRegistry
-from mailpass.providers.repository import Provider
 from mailpass.providers.transport import DeliveryError
 from mailpass.storage.database import Connection, Database
 from mailpass.tracking.sending import MessageTracker

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mailpass.providers import repository
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.storage.database import Connection
 
 __all__ = [

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 
 from mailpass.config import Settings
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import SmtpEndpoint, SmtpTransport
 from mailpass.providers.transport import Transport

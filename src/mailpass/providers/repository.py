@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -11,13 +10,12 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, key_in
 from mailpass.core.statuses import MessageStatus
 from mailpass.providers.kinds import ConnectionSettings
+from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PrefixedColumns, PreparedRead
 from mailpass.storage.tables import api_keys, messages, providers
 
 __all__ = [
-    "Provider",
-    "ProviderUsage",
     "count_queued_for_provider",
     "delete_provider",
     "find_key_and_default_provider",
@@ -31,32 +29,6 @@ __all__ = [
     "update_tracking",
     "usage_by_provider",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    id: int
-    user_id: int
-    name: str
-    kind: str
-    host: str
-    port: int
-    security: str
-    username: str | None
-    password_encrypted: str | None
-    from_email: str | None
-    from_name: str | None
-    hourly_limit: int | None
-    daily_limit: int | None
-    is_default: bool
-    created_at: datetime
-    updated_at: datetime
-    track_opens: bool = False
-    track_clicks: bool = False
-
-    @property
-    def has_limits(self) -> bool:
-        return self.hourly_limit is not None or self.daily_limit is not None
 
 
 def _provider(row: sa.Row[tuple[object, ...]]) -> Provider:
@@ -275,14 +247,6 @@ async def count_queued_for_provider(connection: Connection, provider_id: int) ->
         messages.c.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
     )
     return int((await connection.execute(query)).scalar_one())
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderUsage:
-    """Slots of a provider's limits taken in the rolling windows (see ``providers.limits``)."""
-
-    last_hour: int = 0
-    last_day: int = 0
 
 
 async def usage_by_provider(

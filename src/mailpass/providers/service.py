@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from mailpass.accounts.repository import User
+from mailpass.accounts.models import User
 from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.core.addresses import (
@@ -17,8 +18,8 @@ from mailpass.core.addresses import (
 )
 from mailpass.providers import repository
 from mailpass.providers.kinds import ConnectionSettings, resolve_connection
+from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.registry import endpoint_for
-from mailpass.providers.repository import Provider
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import probe
 from mailpass.storage.database import Database
@@ -27,12 +28,17 @@ __all__ = [
     "NewProvider",
     "ProviderError",
     "add_provider",
+    "count_waiting",
     "delete_provider",
     "find_provider",
+    "list_providers",
+    "own_provider",
+    "point_at",
     "set_default",
     "set_tracking",
     "test_provider",
     "update_provider",
+    "usage_by_provider",
 ]
 
 
@@ -191,3 +197,36 @@ async def delete_provider(database: Database, provider: Provider) -> None:
     """Delete a provider; the account has no default afterwards if it was the default."""
     async with database.transaction() as connection:
         await repository.delete_provider(connection, provider.id)
+
+
+async def list_providers(database: Database, user_id: int | None = None) -> list[Provider]:
+    """Every provider, or one account's."""
+    async with database.read() as connection:
+        return await repository.list_providers(connection, user_id)
+
+
+async def own_provider(database: Database, provider_id: int, user_id: int) -> Provider | None:
+    """One of the account's providers by id; None for an unknown id or another account's."""
+    async with database.read() as connection:
+        return await repository.get_provider(connection, provider_id, user_id)
+
+
+async def usage_by_provider(
+    database: Database, user_id: int, now: datetime
+) -> dict[int, ProviderUsage]:
+    """The slots each of the account's providers took in the last hour and day."""
+    async with database.read() as connection:
+        return await repository.usage_by_provider(connection, user_id, now)
+
+
+async def count_waiting(database: Database, provider_id: int) -> int:
+    """Messages still waiting to go out through this provider."""
+    async with database.read() as connection:
+        return await repository.count_queued_for_provider(connection, provider_id)
+
+
+async def point_at(database: Database, provider: Provider, settings: ConnectionSettings) -> None:
+    """Point ``provider`` at another server and make it its account's default, together."""
+    async with database.transaction() as connection:
+        await repository.update_connection(connection, provider.id, settings, utcnow())
+        await repository.set_default_provider(connection, provider, utcnow())

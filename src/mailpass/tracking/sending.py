@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from mailpass.config import Settings
 from mailpass.core.outgoing import OutgoingMessage
-from mailpass.providers.repository import Provider
+from mailpass.providers.models import Provider
 from mailpass.tracking.rewrite import rewrite_html
 from mailpass.tracking.tokens import TokenSigner, new_tracking_id
 

@@ -1,0 +1,42 @@
+"""What MailPass knows of an SMTP provider, as the repository reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["Provider", "ProviderUsage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: int
+    user_id: int
+    name: str
+    kind: str
+    host: str
+    port: int
+    security: str
+    username: str | None
+    password_encrypted: str | None
+    from_email: str | None
+    from_name: str | None
+    hourly_limit: int | None
+    daily_limit: int | None
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+    track_opens: bool = False
+    track_clicks: bool = False
+
+    @property
+    def has_limits(self) -> bool:
+        return self.hourly_limit is not None or self.daily_limit is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUsage:
+    """Slots of a provider's limits taken in the rolling windows (see ``providers.limits``)."""
+
+    last_hour: int = 0
+    last_day: int = 0
