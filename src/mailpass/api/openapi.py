@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.errors import (
     ApiError,
     Forbidden,
@@ -224,7 +225,7 @@ SEND_RESULT: dict[str, Any] = {
             "type": "string",
             "description": "`<random.unixtime@domain>`, also the mail's `Message-ID` header.",
         },
-        "status": {"const": "sent"},
+        "status": {"const": MessageStatus.SENT},
         "to": {"type": "string"},
         "from": {"type": "string"},
     },
@@ -247,7 +248,7 @@ BATCH_RESULT: dict[str, Any] = {
                         "required": ["to", "status", "queue_id", "message_id"],
                         "properties": {
                             "to": {"type": "string"},
-                            "status": {"const": "queued"},
+                            "status": {"const": MessageStatus.QUEUED},
                             "queue_id": {"type": "integer"},
                             "message_id": {"type": "string"},
                         },
@@ -257,7 +258,7 @@ BATCH_RESULT: dict[str, Any] = {
                         "required": ["to", "status", "error", "details"],
                         "properties": {
                             "to": NULLABLE_STRING,
-                            "status": {"const": "failed"},
+                            "status": {"const": MessageStatus.FAILED},
                             "error": {"type": "string"},
                             "details": {"type": "array", "items": {"type": "object"}},
                         },
@@ -302,10 +303,7 @@ MESSAGE: dict[str, Any] = {
         "bcc": {"type": "array", "items": {"type": "string"}},
         "reply_to": NULLABLE_STRING,
         "subject": {"type": "string"},
-        "status": {
-            "type": "string",
-            "description": "`queued`, `sending`, `sent` or `failed`.",
-        },
+        "status": {"type": "string", "enum": list(MessageStatus)},
         "error_message": {
             "type": ["string", "null"],
             "description": "The provider's reply when it refused the message (or some recipients).",
@@ -326,7 +324,7 @@ EVENT: dict[str, Any] = {
     "type": "object",
     "required": ["event_type", "created_at"],
     "properties": {
-        "event_type": {"type": "string", "description": "`open`, `click`, …"},
+        "event_type": {"type": "string", "enum": list(EventType)},
         "ip_address": NULLABLE_STRING,
         "user_agent": NULLABLE_STRING,
         "url": {"type": ["string", "null"], "description": "The link of a `click`."},

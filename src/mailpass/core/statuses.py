@@ -20,9 +20,6 @@ class MessageStatus(StrEnum):
     SENDING = "sending"  # being handed to its provider, under a worker's lease or by /send
     SENT = "sent"  # the provider accepted it for at least one recipient
     FAILED = "failed"  # refused, undeliverable, or given up after the retry window
-    # A later bounce report. Nothing sets it yet (bounce intake will); the dashboard's log
-    # already offers it as a filter.
-    BOUNCED = "bounced"
 
 
 class EventType(StrEnum):
