@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailpass.providers",),
     ("mailpass.accounts",),
     ("mailpass.storage",),
+    ("mailpass.runtime",),  # how a process runs: the heap, uvicorn's protocol, the supervisor
     ("mailpass.config",),
     ("mailpass.core", "mailpass.clock", "mailpass.errors"),
 )

@@ -164,7 +164,7 @@ def worker(concurrency: int | None, processes: int) -> None:
 
 def _supervise_workers(settings: Settings, concurrency: int | None, processes: int) -> None:
     # Imported here: mailpass.server brings the web app (~0.5 s), which one worker never needs.
-    from mailpass.server import ServerStartFailed, supervise
+    from mailpass.runtime.supervisor import ServerStartFailed, supervise
 
     asyncio.run(upgrade_url(settings.resolved_database_url))  # once, before any starts
     try:
@@ -200,14 +200,15 @@ def queue_run(concurrency: int | None) -> None:
 async def _run_worker(
     settings: Settings, concurrency: int | None, *, until_idle: bool, migrate: bool = True
 ) -> None:
-    from mailpass.services import Services, started
+    from mailpass.runtime.heap import freeze_startup_heap
+    from mailpass.services import Services
 
     services = Services.build(settings)
     try:
         if migrate:
             await upgrade(services.database)
         queue_worker = services.worker(concurrency)
-        started()
+        freeze_startup_heap()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, queue_worker.stop)

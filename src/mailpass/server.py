@@ -8,29 +8,16 @@ keep-alive connections all landed on one process and left the other core idle.
 
 Each process has its own event loop, connection pools and, unless ``--no-worker``, its own
 queue worker, which is safe because workers claim messages with leases and tokens. Migrations
-run once, in the supervisor, before any of them starts. The supervisor forwards SIGTERM and
-SIGINT, waits for every process to finish its graceful shutdown, and starts a new process in
-place of one that died: after a second, and after twice as long each time its replacements
-keep dying young (``restart_pause``). ``mailpass worker --processes`` runs queue workers under
-the same supervisor (``supervise``).
+run once, in the supervisor (``runtime.supervisor``), before any of them starts. ``mailpass
+worker --processes`` runs queue workers under the same supervisor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import logging
-import multiprocessing
-import os
-import signal
 import socket
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable
-from multiprocessing.process import BaseProcess
-from types import FrameType
-from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -38,34 +25,18 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mailpass.api.app import create_app
 from mailpass.config import Settings
-from mailpass.services import started
+from mailpass.runtime.heap import freeze_startup_heap
+from mailpass.runtime.http import http_protocol
+from mailpass.runtime.supervisor import supervise
 from mailpass.storage.migrate import upgrade_url
 
-__all__ = [
-    "PortInUse",
-    "ServerStartFailed",
-    "restart_pause",
-    "run_server",
-    "supervise",
-    "uvicorn_config",
-]
-
-log = logging.getLogger("mailpass.server")
+__all__ = ["PortInUse", "run_server", "uvicorn_config"]
 
 LISTEN_BACKLOG = 2048  # pending connections per process, uvicorn's default
-RESTART_PAUSE = 1.0  # seconds before a process that died is replaced (no busy crash loop)...
-RESTART_PAUSE_MAX = 30.0  # ...doubling, up to this, while its replacements keep dying young
-STEADY_AFTER = 60.0  # seconds a process must have run for its death to count as a first one
-SUPERVISOR_TICK = 0.5  # seconds between the supervisor's looks at its processes
 
 
 class PortInUse(OSError):
     """Another program already listens on the address ``serve`` was given."""
-
-
-class ServerStartFailed(RuntimeError):
-    """A process of ``serve --processes`` or ``worker --processes`` could not start (it logged
-    why)."""
 
 
 def uvicorn_config(
@@ -76,7 +47,7 @@ def uvicorn_config(
         host=host,
         port=port,
         loop="auto",  # uvloop when installed
-        http=_http_protocol(),
+        http=http_protocol(),
         lifespan="on",
         access_log=access_log,
         log_level=log_level,
@@ -85,63 +56,6 @@ def uvicorn_config(
         # decided per configured proxy, so uvicorn must not rewrite the client address.
         proxy_headers=False,
     )
-
-
-class _CoalescedWrites:
-    """A connection's transport whose writes made in one step of the event loop go out
-    together, in one ``send``, at the end of that step.
-
-    uvicorn writes a response's head and its body separately, so every response cost two
-    sends; on loopback each send also wakes the reader. Those writes were the largest single
-    cost of a /status request (21 % of its samples). Joined they are 18 %: one send costs
-    nearly what two did. Everything but writing and closing is the transport's own.
-    """
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(bytes(data))
-
-    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
-        for chunk in chunks:
-            self.write(chunk)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending = []
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-def _http_protocol() -> type[asyncio.Protocol] | str:
-    """httptools' protocol with coalesced writes, or uvicorn's choice without httptools."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        return "auto"
-
-    # Only connection_made is overridden, and it uses nothing of uvicorn's but the method itself
-    # (the loop is the running one, as it is for every protocol callback).
-    class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            coalesced = _CoalescedWrites(transport, asyncio.get_running_loop())
-            super().connection_made(cast(asyncio.Transport, coalesced))
-
-    return CoalescingHttpToolsProtocol
 
 
 def run_server(
@@ -166,108 +80,13 @@ def run_server(
     supervise(processes, _serve_one, (host, port, access_log, settings.log_level, worker))
 
 
-def supervise(processes: int, target: Callable[..., None], arguments: tuple[Any, ...]) -> None:
-    """Run ``target(*arguments)`` in ``processes`` spawned processes until SIGTERM or SIGINT,
-    replacing one that dies (``restart_pause``); raise `ServerStartFailed` if one exits with
-    uvicorn's ``STARTUP_FAILURE`` (another try would fail the same way)."""
-    _Supervisor(processes, target, arguments).run()
-
-
 class _Server(uvicorn.Server):
-    """uvicorn's server, which tells the process when the app has started (``started``)."""
+    """uvicorn's server, which settles the process's heap once the app has started."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            started()
-
-
-def restart_pause(previous: float | None, lived: float) -> float:
-    """Seconds to wait before replacing a process that died after running ``lived`` seconds,
-    when the replacement before it waited ``previous`` (None: there was none): a process that
-    keeps failing is retried ever less often, not every second forever."""
-    if previous is None or lived >= STEADY_AFTER:
-        return RESTART_PAUSE
-    return min(previous * 2, RESTART_PAUSE_MAX)
-
-
-class _Slot:
-    """One of the supervisor's processes, and when it is to be replaced once it has died."""
-
-    def __init__(self, process: BaseProcess) -> None:
-        self.process = process
-        self.started_at = time.monotonic()
-        self.pause: float | None = None  # the last wait before a replacement
-        self.restart_at: float | None = None  # set while a dead one waits to be replaced
-
-
-class _Supervisor:
-    def __init__(
-        self, processes: int, target: Callable[..., None], arguments: tuple[Any, ...]
-    ) -> None:
-        self.count = processes
-        self.target = target
-        self.arguments = arguments
-        self.context = multiprocessing.get_context("spawn")
-        self.slots: list[_Slot] = []
-        self.stopping = threading.Event()
-        self.failed = False
-
-    def run(self) -> None:
-        previous = {
-            signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            self.slots = [_Slot(self._start()) for _ in range(self.count)]
-            while not self.stopping.wait(SUPERVISOR_TICK):
-                for slot in self.slots:
-                    self._look_after(slot)
-            for slot in self.slots:
-                child = slot.process
-                if child.is_alive() and child.pid is not None:
-                    os.kill(child.pid, signal.SIGTERM)
-            for slot in self.slots:
-                slot.process.join()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        if self.failed:
-            raise ServerStartFailed("a process could not start; its log says why")
-
-    def _look_after(self, slot: _Slot) -> None:
-        """Replace ``slot``'s process if it died, once its pause is over; the loop goes on
-        looking after the others meanwhile."""
-        child = slot.process
-        if child.is_alive() or self.stopping.is_set():
-            return
-        now = time.monotonic()
-        if slot.restart_at is None:
-            if child.exitcode == STARTUP_FAILURE:
-                # Another try would fail the same way: stop the others and say so.
-                self.stopping.set()
-                self.failed = True
-                return
-            slot.pause = restart_pause(slot.pause, now - slot.started_at)
-            slot.restart_at = now + slot.pause
-            log.error(
-                "process %s exited with %s after %.0f s; starting another in %g s",
-                child.pid,
-                child.exitcode,
-                now - slot.started_at,
-                slot.pause,
-            )
-        elif now >= slot.restart_at:
-            slot.process = self._start()
-            slot.started_at = time.monotonic()
-            slot.restart_at = None
-
-    def _start(self) -> BaseProcess:
-        child = self.context.Process(target=self.target, args=self.arguments, daemon=False)
-        child.start()
-        return child
-
-    def _stop(self, _signum: int, _frame: FrameType | None) -> None:
-        self.stopping.set()
+            freeze_startup_heap()
 
 
 def _serve_one(host: str, port: int, access_log: bool, log_level: str, worker: bool) -> None:

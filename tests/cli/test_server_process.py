@@ -9,8 +9,8 @@ import gc
 
 import httpx
 
-from mailpass.server import _CoalescedWrites
-from mailpass.services import YOUNG_COLLECTION_THRESHOLD, started
+from mailpass.runtime.heap import YOUNG_COLLECTION_THRESHOLD, freeze_startup_heap
+from mailpass.runtime.http import CoalescedWrites
 
 
 class RecordingTransport:
@@ -36,7 +36,7 @@ class RecordingTransport:
 
 async def test_writes_of_one_step_leave_together_at_its_end():
     transport = RecordingTransport()
-    coalesced = _CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    coalesced = CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
     coalesced.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     coalesced.write(bytearray(b"ok"))
     assert transport.sent == []
@@ -49,7 +49,7 @@ async def test_writes_of_one_step_leave_together_at_its_end():
 
 async def test_close_sends_what_is_pending_first_and_later_writes_go_nowhere():
     transport = RecordingTransport()
-    coalesced = _CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+    coalesced = CoalescedWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
     coalesced.write(b"last words")
     coalesced.close()
     assert transport.sent == [b"last words"]
@@ -94,7 +94,7 @@ def test_once_started_a_full_collection_skips_what_start_up_built():
     threshold = gc.get_threshold()
     start_up = [[index] for index in range(10_000)]  # containers that live as long as we do
     try:
-        started()
+        freeze_startup_heap()
         assert gc.get_freeze_count() >= len(start_up)
         later = [[]]
         later.append(later)  # a reference cycle made after start-up is still collected
@@ -108,7 +108,7 @@ def test_once_started_a_full_collection_skips_what_start_up_built():
 def test_once_started_the_young_are_collected_less_often_but_still_without_being_asked():
     threshold = gc.get_threshold()
     try:
-        started()
+        freeze_startup_heap()
         assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *threshold[1:])
         freed: list[bool] = []
         Cyclic(freed)  # garbage only the collector can find

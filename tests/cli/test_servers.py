@@ -12,7 +12,12 @@ import sys
 import httpx
 import pytest
 
-from mailpass.server import RESTART_PAUSE, RESTART_PAUSE_MAX, STEADY_AFTER, restart_pause
+from mailpass.runtime.supervisor import (
+    RESTART_PAUSE,
+    RESTART_PAUSE_MAX,
+    STEADY_AFTER,
+    restart_pause,
+)
 from process_fixtures import STARTUP_TIMEOUT, free_port, running, wait_healthy
 
 SEED_CURL_BODY = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
