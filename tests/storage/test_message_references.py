@@ -84,13 +84,13 @@ async def test_a_message_naming_a_missing_row_is_refused_and_nothing_is_written(
     user_id, provider_id = account.user.id, account.provider.id
     bad = _row(3, user_id, provider_id) | {missing: MISSING}
     if shape == "one":
-        insert = repository.insert_message_alone(database, bad)
+        insert = repository.store_message(database, bad)
     elif shape == "batch-all":
         rows = [_row(n, user_id, provider_id) | {missing: MISSING} for n in range(3)]
-        insert = repository.insert_messages_alone(database, rows)
+        insert = repository.store_messages(database, rows)
     else:
         rows = [_row(1, user_id, provider_id), _row(2, user_id, None), bad]
-        insert = repository.insert_messages_alone(database, rows)
+        insert = repository.store_messages(database, rows)
     with pytest.raises(REFERENCE_ERRORS) as refused:
         await insert
     if not database.is_sqlite:
@@ -108,10 +108,10 @@ async def test_messages_naming_existing_rows_go_in(database, account, make_accou
     several.append(_row(5, other.user.id, other.provider.id))
     none_named = [_row(6, user_id, None)]
     keys = [
-        *await repository.insert_messages_alone(database, one_of_each),
-        *await repository.insert_messages_alone(database, several),
-        *await repository.insert_messages_alone(database, none_named),
-        await repository.insert_message_alone(database, _row(7, user_id, provider_id)),
+        *await repository.store_messages(database, one_of_each),
+        *await repository.store_messages(database, several),
+        *await repository.store_messages(database, none_named),
+        await repository.store_message(database, _row(7, user_id, provider_id)),
     ]
     assert len(set(keys)) == 7
     assert await _count(database) == 7
@@ -119,7 +119,7 @@ async def test_messages_naming_existing_rows_go_in(database, account, make_accou
 
 async def test_deleting_a_provider_leaves_its_messages_without_one(database, account):
     user_id, provider_id = account.user.id, account.provider.id
-    await repository.insert_messages_alone(
+    await repository.store_messages(
         database, [_row(1, user_id, provider_id), _row(2, user_id, provider_id)]
     )
     await _execute(database, providers.delete().where(providers.c.id == provider_id))
@@ -131,11 +131,11 @@ async def test_deleting_an_account_deletes_its_messages_and_their_events(
     database, account, make_account
 ):
     other = await make_account("other@example.com", sink=SimpleNamespace(port=2525))
-    (gone, _) = await repository.insert_messages_alone(
+    (gone, _) = await repository.store_messages(
         database,
         [_row(1, account.user.id, account.provider.id), _row(2, account.user.id, None)],
     )
-    await repository.insert_messages_alone(database, [_row(3, other.user.id, other.provider.id)])
+    await repository.store_messages(database, [_row(3, other.user.id, other.provider.id)])
     await _execute(
         database, events.insert().values(message_pk=gone, event_type="opened", created_at=NOW)
     )
@@ -148,9 +148,7 @@ async def test_deleting_an_account_deletes_its_messages_and_their_events(
 
 @pytest.mark.parametrize("column", ["user_id", "provider_id"])
 async def test_a_message_cannot_be_changed_to_name_a_missing_row(database, account, column):
-    key = await repository.insert_message_alone(
-        database, _row(1, account.user.id, account.provider.id)
-    )
+    key = await repository.store_message(database, _row(1, account.user.id, account.provider.id))
     with pytest.raises(sa.exc.IntegrityError):
         await _execute(
             database, messages.update().where(messages.c.id == key).values({column: MISSING})
@@ -168,8 +166,8 @@ async def test_a_message_cannot_be_changed_to_name_a_missing_row(database, accou
 async def test_the_id_of_a_row_messages_name_cannot_change(database, account):
     # An account that only messages name (no key, no provider), and a provider.
     user = await accounts.create_user(database, "messages-only@example.com")
-    await repository.insert_message_alone(database, _row(1, user.id, None))
-    await repository.insert_message_alone(database, _row(2, account.user.id, account.provider.id))
+    await repository.store_message(database, _row(1, user.id, None))
+    await repository.store_message(database, _row(2, account.user.id, account.provider.id))
     for table, own_id in ((users, user.id), (providers, account.provider.id)):
         with pytest.raises(sa.exc.IntegrityError):
             await _execute(database, table.update().where(table.c.id == own_id).values(id=MISSING))
@@ -222,7 +220,7 @@ async def test_postgresql_a_batch_naming_a_provider_being_deleted_fails_when_it_
         async with deleter.transaction():
             await deleter.execute("DELETE FROM providers WHERE id = $1", account.provider.id)
             rows = [_row(n, account.user.id, account.provider.id) for n in range(3)]
-            batch = asyncio.create_task(repository.insert_messages_alone(database, rows))
+            batch = asyncio.create_task(repository.store_messages(database, rows))
             await asyncio.sleep(0.3)
             assert not batch.done()  # waiting for the deletion to commit or not
         with pytest.raises(REFERENCE_ERRORS):

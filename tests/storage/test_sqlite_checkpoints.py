@@ -32,7 +32,7 @@ ADD_USER = PreparedWrite(
 async def _add_users(database: Database, count: int, prefix: str = "u") -> None:
     await asyncio.gather(
         *(
-            database.write_alone(ADD_USER, email=f"{prefix}{n}@example.com", now=utcnow())
+            database.execute(ADD_USER, email=f"{prefix}{n}@example.com", now=utcnow())
             for n in range(count)
         )
     )

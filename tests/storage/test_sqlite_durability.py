@@ -62,7 +62,7 @@ async def _in_a_transaction(database: Database, email: str) -> None:
 
 
 async def _alone(database: Database, email: str) -> None:
-    await database.write_alone(ADD_USER, email=email, now=utcnow())
+    await database.execute(ADD_USER, email=email, now=utcnow())
 
 
 async def _group_commit(database: Database, email: str) -> None:
@@ -120,7 +120,7 @@ async def test_rows_inserted_together_return_their_keys_only_after_the_sync(
     insert = PreparedInsert(messages, [*row, "message_id"])
     rows = [{**row, "message_id": f"<{i}@x>"} for i in range(3)]
 
-    inserting = asyncio.create_task(sqlite_database.insert_alone(insert, rows))
+    inserting = asyncio.create_task(sqlite_database.insert(insert, rows))
     assert await asyncio.to_thread(held.started.wait, 10)
     await asyncio.sleep(0.05)
     assert not inserting.done()

@@ -57,7 +57,7 @@ async def _add_user(database: Database, email: str) -> None:
         await connection.execute(users.insert().values(email=email, created_at=utcnow()))
 
 
-# Single-statement writes (write_alone) take the writer lock in a thread of their own and run
+# Single-statement writes (execute) take the writer lock in a thread of their own and run
 # their whole transaction there: the same rules hold for them.
 ADD_USER = PreparedWrite(
     users.insert().values(email=sa.bindparam("email"), created_at=sa.bindparam("now"))
@@ -65,7 +65,7 @@ ADD_USER = PreparedWrite(
 
 
 async def _add_user_alone(database: Database, email: str) -> None:
-    await database.write_alone(ADD_USER, email=email, now=utcnow())
+    await database.execute(ADD_USER, email=email, now=utcnow())
 
 
 async def _emails(database: Database) -> list[str]:

@@ -24,13 +24,13 @@ __all__ = [
     "hourly_activity",
     "insert_captured",
     "insert_message",
-    "insert_message_alone",
-    "insert_messages_alone",
     "list_events",
     "list_messages",
     "mark_failed",
     "mark_sent",
     "queue_depth",
+    "store_message",
+    "store_messages",
 ]
 
 
@@ -132,10 +132,10 @@ async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
     return key
 
 
-async def insert_messages_alone(database: Database, rows: list[dict[str, Any]]) -> list[int]:
+async def store_messages(database: Database, rows: list[dict[str, Any]]) -> list[int]:
     """Record many messages (rows with the same columns) in a transaction of their own; their
     primary keys, in order."""
-    return await database.insert_alone(_message_insert(rows[0]), rows)
+    return await database.insert(_message_insert(rows[0]), rows)
 
 
 # /send and /send-batch insert rows with one of a few column sets (see messages.service).
@@ -150,9 +150,9 @@ def _message_insert(row: dict[str, Any]) -> PreparedInsert:
     return insert
 
 
-async def insert_message_alone(database: Database, values: dict[str, Any]) -> int:
+async def store_message(database: Database, values: dict[str, Any]) -> int:
     """Record a message in a transaction of its own; returns its primary key."""
-    (row,) = await database.write_alone(_message_insert(values).alone, **values)
+    (row,) = await database.execute(_message_insert(values).returning_key, **values)
     return int(row["id"])
 
 
@@ -160,12 +160,12 @@ async def mark_sent(
     database: Database, message_pk: int, now: datetime, note: str | None = None
 ) -> None:
     """The provider took the message (``note``: the recipients it refused, if any)."""
-    await database.write_alone(_MARK_SENT, message_pk=message_pk, when=now, note=note)
+    await database.execute(_MARK_SENT, message_pk=message_pk, when=now, note=note)
 
 
 async def mark_failed(database: Database, message_pk: int, error_message: str) -> None:
     """A permanent failure: the message gives back its slot of the provider's limits."""
-    await database.write_alone(_MARK_FAILED, message_pk=message_pk, reason=error_message)
+    await database.execute(_MARK_FAILED, message_pk=message_pk, reason=error_message)
 
 
 async def find_key_and_message_status(

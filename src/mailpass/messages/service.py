@@ -189,7 +189,7 @@ class MailService:
                 raise SendLimitExceeded(recorded.describe(), retry_after=recorded.retry_after)
             message_pk = recorded
         else:
-            message_pk = await repository.insert_message_alone(self.database, row)
+            message_pk = await repository.store_message(self.database, row)
 
         try:
             result = await self.transports.get(provider).send(
@@ -274,7 +274,7 @@ class MailService:
             refused.append(None)
         queue_ids: list[int] = []
         if rows:
-            queue_ids = await repository.insert_messages_alone(self.database, rows)
+            queue_ids = await repository.store_messages(self.database, rows)
             await self.wakeup.announce()
         queued = iter(zip(rows, queue_ids, strict=True))
         items: list[BatchItem] = []

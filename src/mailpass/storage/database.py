@@ -3,7 +3,7 @@
 Repositories take a ``Connection`` (``storage.connection``). The request, job or command that
 calls them owns the transaction: ``transaction()`` or ``write(job)`` for writes, ``read()`` for
 reads, and for the hot paths the prepared statements (``storage.prepared``) through ``fetch``,
-``write_alone`` and ``insert_alone``.
+``execute`` and ``insert``.
 
 ``write(job)`` is group commit: concurrent small write transactions (``/send``'s two writes,
 ``/send-batch``'s inserts) are run back to back in one transaction and committed together, so
@@ -39,7 +39,7 @@ WriteJob = Callable[[Connection], Awaitable[Any]]
 
 class Database:
     """The process's database: ``transaction()`` and ``write()`` for writes, ``read()`` for
-    reads, ``fetch``/``write_alone``/``insert_alone`` for prepared statements."""
+    reads, ``fetch``/``execute``/``insert`` for prepared statements."""
 
     def __init__(self, raw_url: str) -> None:
         self.url = normalize_database_url(raw_url)
@@ -119,7 +119,7 @@ class Database:
             rows = await self.postgres.fetch(read, values)
         return compiled.rows(rows)
 
-    async def write_alone(self, write: PreparedWrite, **parameters: Any) -> list[dict[str, Any]]:
+    async def execute(self, write: PreparedWrite, **parameters: Any) -> list[dict[str, Any]]:
         """Run a prepared INSERT or UPDATE as a transaction of its own; the rows it returns
         (RETURNING), once it is committed.
 
@@ -137,9 +137,7 @@ class Database:
             rows = await self.postgres.write(compiled.sql, values, write.rows_each)
         return compiled.rows(rows)
 
-    async def insert_alone(
-        self, insert: PreparedInsert, rows: Sequence[dict[str, Any]]
-    ) -> list[int]:
+    async def insert(self, insert: PreparedInsert, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert ``rows`` (each with exactly the insert's columns) as one transaction of their
         own; their primary keys, in order.
 

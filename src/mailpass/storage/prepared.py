@@ -3,7 +3,7 @@ driver itself with the column types' own bind and result processors.
 
 ``PreparedRead`` for the SELECTs every request makes, ``PreparedWrite`` for single-statement
 writes, ``PreparedInsert`` for the hot inserts (a many-row INSERT on SQLite, COPY on
-PostgreSQL). ``Database.fetch``, ``write_alone`` and ``insert_alone`` run them.
+PostgreSQL). ``Database.fetch``, ``execute`` and ``insert`` run them.
 """
 
 from __future__ import annotations
@@ -174,12 +174,12 @@ class PreparedRead(PreparedStatement):
 
 class PreparedWrite(PreparedStatement):
     """An INSERT or UPDATE built once, run as a transaction of its own on the driver
-    (``Database.write_alone``), for the single-statement writes of ``/send``."""
+    (``Database.execute``), for the single-statement writes of ``/send``."""
 
     def __init__(self, statement: sa.Insert | sa.Update) -> None:
         super().__init__(statement)
         # Rows each run returns, when that is known: then runs of it made at the same time can
-        # be sent together and their rows told apart (on PostgreSQL, see Database.write_alone).
+        # be sent together and their rows told apart (on PostgreSQL, see Database.execute).
         self.rows_each: int | None = (
             0 if not statement.exported_columns else 1 if isinstance(statement, sa.Insert) else None
         )
@@ -189,8 +189,9 @@ class PreparedInsert(PreparedStatement):
     """An INSERT of one row with a fixed set of columns, compiled once, for the hot writes
     (``run``): on SQLite it runs on the driver as one many-row INSERT (``insert_rows``),
     whose keys are counted back from the last rowid; on PostgreSQL the rows' keys are taken
-    from the table's sequence first and the rows go in with them by ``COPY``. ``alone``
-    inserts one row as a transaction of its own and returns its key (``Database.write_alone``).
+    from the table's sequence first and the rows go in with them by ``COPY``. ``returning_key``
+    is the one-row INSERT returning its key, run as a statement of its own by
+    ``Database.execute``.
 
     Through SQLAlchemy, a many-row insert that must return its keys in order ran one
     statement per row anyway on SQLite, after ~80 us of Python per row around it (parameter
@@ -208,7 +209,7 @@ class PreparedInsert(PreparedStatement):
         self.columns = tuple(columns)
         self._table = table
         (self._key,) = table.primary_key.columns
-        self.alone = PreparedWrite(statement.returning(self._key))
+        self.returning_key = PreparedWrite(statement.returning(self._key))
         # PostgreSQL: ``$1`` new keys, as one array, from the sequence of the table's serial
         # key. The sequence is looked up once, in a sub-select: as an argument of ``nextval``
         # the lookup ran for every key, and took ~3 us of PostgreSQL's CPU each (~3 of 4 us a

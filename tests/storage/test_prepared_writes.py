@@ -1,4 +1,4 @@
-"""``Database.write_alone``: one INSERT or UPDATE committed on its own (on PostgreSQL in
+"""``Database.execute``: one INSERT or UPDATE committed on its own (on PostgreSQL in
 autocommit mode on the driver, on SQLite in the group commit), on both databases."""
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ async def test_an_insert_returns_its_key_and_is_committed(database: Database) ->
     now = utcnow()
     values = {**ROW, "user_id": user_id, "message_id": "<one@example.com>", "created_at": now}
 
-    (returned,) = await database.write_alone(INSERT.alone, **values)
+    (returned,) = await database.execute(INSERT.returning_key, **values)
     sent_at = now + timedelta(microseconds=5)
-    assert await database.write_alone(MARK_SENT, pk=returned["id"], when=sent_at) == []
+    assert await database.execute(MARK_SENT, pk=returned["id"], when=sent_at) == []
 
     (row,) = await stored(database)
     assert row["id"] == returned["id"]
@@ -90,12 +90,12 @@ async def test_an_insert_returns_its_key_and_is_committed(database: Database) ->
 async def test_a_failed_write_leaves_nothing_and_the_next_one_works(database: Database) -> None:
     user_id = await make_user(database)
     values = {**ROW, "user_id": user_id, "message_id": "<same@example.com>", "created_at": utcnow()}
-    await database.write_alone(INSERT.alone, **values)
+    await database.execute(INSERT.returning_key, **values)
 
     with pytest.raises(Exception, match=r"(?i)unique"):
-        await database.write_alone(INSERT.alone, **{**values, "subject": "the second"})
+        await database.execute(INSERT.returning_key, **{**values, "subject": "the second"})
 
-    await database.write_alone(INSERT.alone, **{**values, "message_id": "<other@example.com>"})
+    await database.execute(INSERT.returning_key, **{**values, "message_id": "<other@example.com>"})
     assert [row["message_id"] for row in await stored(database)] == [
         "<same@example.com>",
         "<other@example.com>",
@@ -108,13 +108,13 @@ async def test_a_failing_statement_does_not_take_the_others_of_its_group_down(
 ) -> None:
     user_id = await make_user(database)
     values = {**ROW, "user_id": user_id, "created_at": utcnow()}
-    await database.write_alone(INSERT.alone, **values, message_id="<taken@example.com>")
+    await database.execute(INSERT.returning_key, **values, message_id="<taken@example.com>")
 
     # Sent together, so that they are committed as one group.
     outcomes = await asyncio.gather(
-        database.write_alone(INSERT.alone, **values, message_id="<a@example.com>"),
-        database.write_alone(INSERT.alone, **values, message_id="<taken@example.com>"),
-        database.write_alone(INSERT.alone, **values, message_id="<b@example.com>"),
+        database.execute(INSERT.returning_key, **values, message_id="<a@example.com>"),
+        database.execute(INSERT.returning_key, **values, message_id="<taken@example.com>"),
+        database.execute(INSERT.returning_key, **values, message_id="<b@example.com>"),
         return_exceptions=True,
     )
 
@@ -132,10 +132,10 @@ async def test_statements_sent_together_each_get_their_own_rows_back(database: D
     names = [f"<{n}@example.com>" for n in range(40)]
 
     returned = await asyncio.gather(
-        *(database.write_alone(INSERT.alone, **values, message_id=name) for name in names)
+        *(database.execute(INSERT.returning_key, **values, message_id=name) for name in names)
     )
     await asyncio.gather(
-        *(database.write_alone(MARK_SENT, pk=row["id"], when=utcnow()) for (row,) in returned[::2])
+        *(database.execute(MARK_SENT, pk=row["id"], when=utcnow()) for (row,) in returned[::2])
     )
 
     by_name = {row["message_id"]: row for row in await stored(database)}
@@ -146,10 +146,10 @@ async def test_statements_sent_together_each_get_their_own_rows_back(database: D
 async def test_rows_inserted_together_get_their_keys_in_order(database: Database) -> None:
     rows = rows_of(await make_user(database))
 
-    first = await database.insert_alone(INSERT, rows("a", "b", "c"))
+    first = await database.insert(INSERT, rows("a", "b", "c"))
     async with database.transaction() as connection:  # the newest row goes: its key is free
         await connection.execute(sa.delete(messages).where(messages.c.id == first[-1]))
-    keys = await database.insert_alone(INSERT, rows("d", "e", "f", "g"))
+    keys = await database.insert(INSERT, rows("d", "e", "f", "g"))
     by_key = {row["id"]: row["message_id"] for row in await stored(database)}
     assert [by_key[key] for key in first[:2] + keys] == [
         f"<{name}@example.com>" for name in "abdefg"
@@ -161,12 +161,12 @@ async def test_a_failing_insert_of_rows_leaves_none_of_them_and_not_the_others_o
 ) -> None:
     rows = rows_of(await make_user(database))
 
-    await database.insert_alone(INSERT, rows("taken"))
+    await database.insert(INSERT, rows("taken"))
     # Sent together, so that they are committed as one group.
     outcomes = await asyncio.gather(
-        database.insert_alone(INSERT, rows("a", "b")),
-        database.insert_alone(INSERT, rows("c", "taken", "d")),
-        database.insert_alone(INSERT, rows("e")),
+        database.insert(INSERT, rows("a", "b")),
+        database.insert(INSERT, rows("c", "taken", "d")),
+        database.insert(INSERT, rows("e")),
         return_exceptions=True,
     )
 
@@ -196,9 +196,9 @@ async def test_on_postgresql_inserts_made_together_go_in_by_one_copy(
 
     monkeypatch.setattr(PreparedInsert, "copy", counted)
     keys = await asyncio.gather(
-        database.insert_alone(INSERT, rows("a", "b")),
-        database.insert_alone(INSERT, rows("c")),
-        database.insert_alone(INSERT, rows("d", "e", "f")),
+        database.insert(INSERT, rows("a", "b")),
+        database.insert(INSERT, rows("c")),
+        database.insert(INSERT, rows("d", "e", "f")),
     )
 
     assert copied == [[2, 1, 3]]
@@ -240,9 +240,9 @@ async def test_rows_inserted_together_store_what_a_row_inserted_alone_stores(
     ]
     alone = [{**row, "message_id": row["message_id"].replace("together", "alone")} for row in rows]
 
-    await database.insert_alone(insert, rows)
+    await database.insert(insert, rows)
     for row in alone:
-        await database.write_alone(insert.alone, **row)
+        await database.execute(insert.returning_key, **row)
 
     stored_rows = {row["message_id"]: row for row in await stored(database)}
     for together_row, alone_row in zip(rows, alone, strict=True):
