@@ -1,0 +1,176 @@
+"""``serve``, ``worker``, ``queue run``, ``dev`` and ``db upgrade``: running MailPass."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from mailpass.cli.app import (
+    LISTEN_PORT,
+    cli,
+    configure_logging,
+    run_async,
+    run_fast,
+)
+from mailpass.config import Settings
+from mailpass.storage.database import DatabaseUrlError
+from mailpass.storage.migrate import upgrade, upgrade_url
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=LISTEN_PORT)
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Run the queue worker in this process too.",
+)
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes on the one port; one per CPU core uses the whole machine.",
+)
+def serve(host: str, port: int, access_log: bool, worker: bool, processes: int) -> None:
+    """Run the API and, unless --no-worker, the queue worker (migrations are applied first)."""
+    from mailpass.server import run_server
+
+    settings = Settings()
+    configure_logging(settings)
+    run_server(
+        settings,
+        host=host,
+        port=port,
+        access_log=access_log,
+        worker=worker,
+        processes=processes,
+    )
+
+
+@cli.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Messages sent at once (default: MAILPASS_WORKER_CONCURRENCY).",
+)
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each sending --concurrency at once; one per CPU core uses the "
+    "whole machine.",
+)
+def worker(concurrency: int | None, processes: int) -> None:
+    """Run a queue worker until SIGTERM or Ctrl-C; any number may run, on any machine."""
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        if processes == 1:
+            run_fast(_run_worker(settings, concurrency, until_idle=False))
+        else:
+            _supervise_workers(settings, concurrency, processes)
+    except (DatabaseUrlError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _supervise_workers(settings: Settings, concurrency: int | None, processes: int) -> None:
+    # Imported here: mailpass.server brings the web app (~0.5 s), which one worker never needs.
+    from mailpass.runtime.supervisor import ServerStartFailed, supervise
+
+    asyncio.run(upgrade_url(settings.resolved_database_url))  # once, before any starts
+    try:
+        supervise(processes, _worker_process, (concurrency,))
+    except ServerStartFailed as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _worker_process(concurrency: int | None) -> None:
+    """One process of ``worker --processes`` (spawned by the supervisor)."""
+    settings = Settings()
+    configure_logging(settings)
+    run_fast(_run_worker(settings, concurrency, until_idle=False, migrate=False))
+
+
+@cli.group()
+def queue() -> None:
+    """The batch queue."""
+
+
+@queue.command("run")
+@click.option("--concurrency", type=click.IntRange(min=1))
+def queue_run(concurrency: int | None) -> None:
+    """Send what is due now, then exit 0 (for a crontab)."""
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        run_fast(_run_worker(settings, concurrency, until_idle=True))
+    except (DatabaseUrlError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _run_worker(
+    settings: Settings, concurrency: int | None, *, until_idle: bool, migrate: bool = True
+) -> None:
+    from mailpass.runtime.heap import freeze_startup_heap
+    from mailpass.services import Services
+
+    services = Services.build(settings)
+    try:
+        if migrate:
+            await upgrade(services.database)
+        queue_worker = services.worker(concurrency)
+        freeze_startup_heap()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, queue_worker.stop)
+        await queue_worker.run(until_idle=until_idle)
+        click.echo(
+            f"queue worker stopped: {queue_worker.sent} sent, {queue_worker.failed} failed, "
+            f"{queue_worker.retried} to retry",
+            err=True,
+        )
+    finally:
+        await services.close()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=LISTEN_PORT)
+@click.option(
+    "--smtp-port",
+    default=2525,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the built-in capture inbox (0: any free port).",
+)
+def dev(host: str, port: int, smtp_port: int) -> None:
+    """A first-run sandbox: server, a capture inbox as default provider, and a ready API key."""
+    from mailpass.dev import run_dev
+
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        asyncio.run(run_dev(settings, host=host, port=port, smtp_port=smtp_port))
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@run_async
+async def db_upgrade() -> None:
+    """Apply every pending migration."""
+    await upgrade_url(Settings().resolved_database_url)
+    click.echo("database is up to date", err=True)
