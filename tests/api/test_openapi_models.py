@@ -15,7 +15,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from mailpass.accounts.keys import ApiKey
-from mailpass.api import openapi
+from mailpass.api.openapi import schemas as openapi
 from mailpass.api.wire import batch_answer, sent_answer, status_answer
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.request import BatchFields, MessageFields

@@ -1,0 +1,145 @@
+"""The OpenAPI document of the mail API (``/openapi.json``) and its interactive docs.
+
+The mail routes read their bodies themselves (pydantic straight from the bytes, so that every
+problem is reported in the seed's envelope), so FastAPI cannot see their wire format: it is
+written out in ``schemas`` (the bodies and answers), ``examples`` (the seed's) and
+``operations`` (attached to each route with ``openapi_extra``), and checked field by field
+against the models the routes use (tests/api/test_openapi_models.py).
+
+The docs pages (Swagger UI at ``/docs``, ReDoc at ``/redoc``) load their scripts from this
+server, never from a CDN: a self-hosted instance may have no way out, or a policy against it.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from mailpass.api.openapi.examples import COMPONENT_EXAMPLES
+from mailpass.api.openapi.operations import (
+    SEND_BATCH_OPERATION,
+    SEND_OPERATION,
+    STATUS_OPERATION,
+)
+from mailpass.api.openapi.schemas import COMPONENT_SCHEMAS, ERROR_DESCRIPTIONS, SCHEMAS
+
+__all__ = [
+    "DOCS_URL",
+    "ERROR_DESCRIPTIONS",
+    "OPENAPI_URL",
+    "REDOC_URL",
+    "SEND_BATCH_OPERATION",
+    "SEND_OPERATION",
+    "STATUS_OPERATION",
+    "build_document",
+    "install_api_docs",
+]
+
+OPENAPI_URL = "/openapi.json"
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+DOCS_ASSETS_URL = "/docs/assets"
+# Swagger UI and ReDoc as files, from the fastapi-offline distribution that ships them.
+DOCS_ASSETS_PACKAGE = "fastapi_offline"
+
+
+DESCRIPTION = """\
+Transactional e-mail through your own SMTP provider.
+
+Every endpoint takes `Authorization: Bearer <API key>` and answers in one envelope:
+`{"success": true, "data": {…}}` or
+`{"success": false, "error": {"code": "…", "message": "…", "details": […]}}`.
+
+`POST` requests take an optional `Idempotency-Key` header (up to 256 printable ASCII
+characters): retrying with the same key and body never sends twice.
+
+| code | HTTP | when |
+| --- | --- | --- |
+"""
+
+
+def _error_table() -> str:
+    return "".join(
+        f"| `{error.code}` | {error.http_status} | {description} |\n"
+        for error, description in ERROR_DESCRIPTIONS.items()
+    )
+
+
+def build_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document of the app's routes, completed with the schemas above."""
+    document = copy.deepcopy(
+        get_openapi(
+            title=app.title,
+            version=app.version,
+            description=DESCRIPTION + _error_table(),
+            routes=app.routes,
+        )
+    )
+    # No route answers FastAPI's own 422: a request that does not fit is a 400
+    # VALIDATION_ERROR in the envelope (see ``api.app``).
+    fastapi_422 = {"$ref": SCHEMAS + "HTTPValidationError"}
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            unprocessable = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if unprocessable.get("schema") == fastapi_422:
+                del responses["422"]
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas.update(copy.deepcopy(COMPONENT_SCHEMAS))
+    components.setdefault("examples", {}).update(copy.deepcopy(COMPONENT_EXAMPLES))
+    components.setdefault("securitySchemes", {})["bearerAuth"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: `mp_live_…`, or `mp_test_…` for mail that never leaves "
+        "the machine.",
+    }
+    return document
+
+
+def install_api_docs(app: FastAPI) -> None:
+    """Serve ``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc``."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    assets = importlib.resources.files(DOCS_ASSETS_PACKAGE) / "static"
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi_document(_request: Request) -> Response:
+        return Response(orjson.dumps(app.openapi()), media_type="application/json")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def swagger_ui(_request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    async def redoc(_request: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{app.title} API",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )

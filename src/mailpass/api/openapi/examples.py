@@ -1,0 +1,161 @@
+"""The seed's examples, and one example answer for each error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailpass.errors import (
+    ApiError,
+    Forbidden,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    InternalError,
+    NoSmtpProvider,
+    NotFound,
+    PayloadTooLarge,
+    SendFailed,
+    SendLimitExceeded,
+    Unauthorized,
+    ValidationError,
+)
+from mailpass.idempotency import IDEMPOTENCY_HEADER
+
+__all__ = ["COMPONENT_EXAMPLES"]
+
+
+SEED_SEND_REQUEST = {
+    "to": "user@example.com",
+    "subject": "Order Confirmation",
+    "html": "<h1>Your order has been confirmed</h1>",
+    "text": "Your order has been confirmed",
+    "from_email": "support@yourdomain.com",
+    "from_name": "Your App",
+    "reply_to": "reply@yourdomain.com",
+    "cc": ["cc@example.com"],
+    "bcc": ["bcc@example.com"],
+    "tags": ["order", "confirmation"],
+    "metadata": {"order_id": "12345"},
+}
+SEED_CURL_REQUEST = {"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}
+SEED_SEND_ANSWER = {
+    "success": True,
+    "data": {
+        "message_id": "<abc123.1706600000@mailpass.im>",
+        "status": "sent",
+        "to": "user@example.com",
+        "from": "support@yourdomain.com",
+    },
+}
+SEED_BATCH_REQUEST = {
+    "messages": [
+        {"to": "a@example.com", "subject": "Hello A", "html": "<p>Hi A</p>"},
+        {"to": "b@example.com", "subject": "Hello B", "html": "<p>Hi B</p>"},
+    ],
+    "from_email": "support@yourdomain.com",
+    "from_name": "Your App",
+}
+# The seed's answers, with the fields MailPass adds to them (``message_id`` of a queued item,
+# the message's queue, recipients and metadata) so that each is a complete, real answer.
+SEED_BATCH_ANSWER = {
+    "success": True,
+    "data": {
+        "total": 2,
+        "queued": 2,
+        "failed": 0,
+        "messages": [
+            {
+                "to": "a@example.com",
+                "status": "queued",
+                "queue_id": 101,
+                "message_id": "<5f1c0e2a9b7d4c3e8a01.1706600000@yourdomain.com>",
+            },
+            {
+                "to": "b@example.com",
+                "status": "queued",
+                "queue_id": 102,
+                "message_id": "<9a8b7c6d5e4f3a2b1c0d.1706600000@yourdomain.com>",
+            },
+        ],
+    },
+}
+SEED_STATUS_ANSWER = {
+    "success": True,
+    "data": {
+        "message": {
+            "message_id": "<abc123@mailpass.im>",
+            "queue_id": 101,
+            "from_email": "support@yourdomain.com",
+            "from_name": "Your App",
+            "to_email": "user@example.com",
+            "cc": [],
+            "bcc": [],
+            "reply_to": None,
+            "subject": "Order Confirmation",
+            "status": "sent",
+            "error_message": None,
+            "attempts": 1,
+            "next_attempt_at": None,
+            "tags": ["order", "confirmation"],
+            "metadata": {"order_id": "12345"},
+            "test": False,
+            "sent_at": "2026-01-30T12:00:00",
+            "created_at": "2026-01-30T12:00:00",
+            "first_opened_at": "2026-01-30T12:05:00",
+            "first_clicked_at": None,
+        },
+        "events": [
+            {
+                "event_type": "open",
+                "ip_address": "192.168.1.1",
+                "user_agent": "Mozilla/5.0...",
+                "url": None,
+                "machine": False,
+                "machine_reason": None,
+                "created_at": "2026-01-30T12:05:00",
+            }
+        ],
+    },
+}
+ERROR_EXAMPLES: dict[type[ApiError], ApiError] = {
+    ValidationError: ValidationError(
+        "the message is invalid",
+        details=[{"field": "to", "message": "is required"}],
+    ),
+    Unauthorized: Unauthorized("invalid API key"),
+    Forbidden: Forbidden("this API key lacks the `mail` permission"),
+    NotFound: NotFound("no message <abc123@mailpass.im>"),
+    IdempotencyConflict: IdempotencyConflict(
+        "this Idempotency-Key was already used for a different request "
+        "(POST /api/v1/mail/send); use a new key for a new request",
+        details=[{"field": IDEMPOTENCY_HEADER, "message": "used for a different request"}],
+    ),
+    IdempotencyInProgress: IdempotencyInProgress(
+        "a request with this Idempotency-Key is still running; retry in a moment to get its answer"
+    ),
+    PayloadTooLarge: PayloadTooLarge("the request body is larger than 10485760 bytes"),
+    NoSmtpProvider: NoSmtpProvider(
+        "no default SMTP provider: add one with `mailpass providers add --default`"
+    ),
+    SendLimitExceeded: SendLimitExceeded(
+        "the provider's hourly limit of 500 messages is reached", retry_after=120
+    ),
+    SendFailed: SendFailed(
+        "the provider did not accept the message: 550 5.1.1 mailbox unavailable",
+        details=[{"smtp_code": 550, "smtp_reply": "550 5.1.1 mailbox unavailable"}],
+    ),
+    InternalError: InternalError("an unexpected error occurred; it has been logged"),
+}
+
+# Attached to the document as components after FastAPI built it: FastAPI's own encoding drops
+# every null, and the seed's answers have some.
+COMPONENT_EXAMPLES: dict[str, Any] = {
+    "SeedSendRequest": {"summary": "The seed's request, every field", "value": SEED_SEND_REQUEST},
+    "SeedCurlRequest": {"summary": "The seed's curl example", "value": SEED_CURL_REQUEST},
+    "SeedSendAnswer": {"summary": "Sent", "value": SEED_SEND_ANSWER},
+    "SeedBatchRequest": {"summary": "The seed's batch", "value": SEED_BATCH_REQUEST},
+    "SeedBatchAnswer": {"summary": "Both queued", "value": SEED_BATCH_ANSWER},
+    "SeedStatusAnswer": {"summary": "A sent message, opened", "value": SEED_STATUS_ANSWER},
+} | {
+    error.code: {"summary": error.code, "value": example.envelope()}
+    for error, example in ERROR_EXAMPLES.items()
+}

@@ -1,0 +1,196 @@
+"""The mail routes' operations: parameters, request bodies and every answer they give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailpass.api.openapi.schemas import ERROR_DESCRIPTIONS, EXAMPLES, SCHEMAS
+from mailpass.errors import (
+    ApiError,
+    Forbidden,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    InternalError,
+    NoSmtpProvider,
+    NotFound,
+    PayloadTooLarge,
+    SendFailed,
+    SendLimitExceeded,
+    Unauthorized,
+    ValidationError,
+)
+from mailpass.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_CHARS, REPLAYED_HEADER
+from mailpass.messages.request import (
+    MAX_BATCH_MESSAGES,
+)
+
+__all__ = ["SEND_BATCH_OPERATION", "SEND_OPERATION", "STATUS_OPERATION"]
+
+
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes retries safe: the first answer to a key is kept 24 hours (per account) "
+    "and replayed, with `Idempotent-Replayed: true`, to every later request with that key and "
+    "the same body, which is not run again. Another body with the same key is "
+    "`IDEMPOTENCY_CONFLICT`; while the first request still runs, `IDEMPOTENCY_IN_PROGRESS`.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_CHARS,
+        "pattern": "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$",
+    },
+    "example": "order-12345-confirmation",
+}
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string", "pattern": "^\\d+$"},
+    },
+    REPLAYED_HEADER: {
+        "description": "`true` when this answer is the stored answer of an earlier request "
+        "with the same `Idempotency-Key`.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+
+def _error_response(
+    errors: list[type[ApiError]], headers: list[str], *, replayable: bool
+) -> dict[str, Any]:
+    codes = sorted(error.code for error in errors)
+    response: dict[str, Any] = {
+        "description": "; ".join(
+            f"`{error.code}`: {ERROR_DESCRIPTIONS[error]}" for error in errors
+        ),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [
+                        {"$ref": SCHEMAS + "ErrorEnvelope"},
+                        {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+                    ]
+                },
+                "examples": {error.code: {"$ref": EXAMPLES + error.code} for error in errors},
+            }
+        },
+    }
+    if replayable:
+        headers = [*headers, REPLAYED_HEADER]
+    if headers:
+        response["headers"] = {name: RESPONSE_HEADERS[name] for name in headers}
+    return response
+
+
+def _responses(
+    success: dict[str, Any], errors: list[type[ApiError]], *, idempotent: bool
+) -> dict[str, Any]:
+    by_status: dict[int, list[type[ApiError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.http_status, []).append(error)
+    responses: dict[str, Any] = {"200": success}
+    for status, status_errors in sorted(by_status.items()):
+        headers = ["Retry-After"] if status in (409, 429) else []
+        # Stored answers are the ones a key replays (see ``idempotency.service``).
+        replayable = idempotent and status == 500
+        responses[str(status)] = _error_response(status_errors, headers, replayable=replayable)
+    return responses
+
+
+def _success_response(
+    description: str, schema: str, example: str, *, idempotent: bool
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": SCHEMAS + schema},
+                "examples": {"seed": {"$ref": EXAMPLES + example}},
+            }
+        },
+    }
+    if idempotent:
+        response["headers"] = {REPLAYED_HEADER: RESPONSE_HEADERS[REPLAYED_HEADER]}
+    return response
+
+
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+POST_ERRORS: list[type[ApiError]] = [
+    ValidationError,
+    Unauthorized,
+    Forbidden,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    PayloadTooLarge,
+    NoSmtpProvider,
+]
+
+SEND_OPERATION: dict[str, Any] = {
+    "operationId": "sendMail",
+    "summary": "Send one message now",
+    "description": "Delivered synchronously through the account's default SMTP provider: the "
+    "answer comes after the provider accepted the message (SMTP 250) and the record is durably "
+    "committed. Needs the `mail` permission.",
+    "tags": ["mail"],
+    "security": SECURITY,
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": SCHEMAS + "SendRequest"},
+                "examples": {
+                    "seed": {"$ref": EXAMPLES + "SeedSendRequest"},
+                    "curl": {"$ref": EXAMPLES + "SeedCurlRequest"},
+                },
+            }
+        },
+    },
+    "responses": _responses(
+        _success_response("Sent.", "SendSuccess", "SeedSendAnswer", idempotent=True),
+        [*POST_ERRORS, SendLimitExceeded, SendFailed, InternalError],
+        idempotent=True,
+    ),
+}
+
+SEND_BATCH_OPERATION: dict[str, Any] = {
+    "operationId": "sendBatch",
+    "summary": f"Queue up to {MAX_BATCH_MESSAGES} messages",
+    "description": "Each item is validated on its own: a bad item fails alone, the others are "
+    "queued, all in one transaction before the answer. Queued mail is sent in the background "
+    "and never fails for a provider's limit: it waits. Needs the `mail` permission.",
+    "tags": ["mail"],
+    "security": SECURITY,
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": SCHEMAS + "BatchRequest"},
+                "examples": {"seed": {"$ref": EXAMPLES + "SeedBatchRequest"}},
+            }
+        },
+    },
+    "responses": _responses(
+        _success_response("Queued.", "BatchSuccess", "SeedBatchAnswer", idempotent=True),
+        [*POST_ERRORS, InternalError],
+        idempotent=True,
+    ),
+}
+
+STATUS_OPERATION: dict[str, Any] = {
+    "operationId": "getMessageStatus",
+    "summary": "A message and its events",
+    "description": "`message_id` may be given with or without its angle brackets, URL-encoded "
+    "or not. Another account's message is `NOT_FOUND`, exactly like an unknown one. Needs the "
+    "`mail` permission.",
+    "tags": ["mail"],
+    "security": SECURITY,
+    "responses": _responses(
+        _success_response("The message.", "StatusSuccess", "SeedStatusAnswer", idempotent=False),
+        [Unauthorized, Forbidden, NotFound, InternalError],
+        idempotent=False,
+    ),
+}

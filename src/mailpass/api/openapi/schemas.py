@@ -1,0 +1,379 @@
+"""The JSON Schemas of the mail API's request bodies and answers, and the error codes' meanings.
+
+The limits come from ``messages.request``, the statuses from ``core.statuses`` and the error
+codes from ``errors``; tests/api/test_openapi_models.py checks every field against the models
+the routes read and the results the answers are rendered from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailpass.core.statuses import EventType, MessageStatus
+from mailpass.errors import (
+    ApiError,
+    Forbidden,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    InternalError,
+    MethodNotAllowed,
+    NoSmtpProvider,
+    NotFound,
+    PayloadTooLarge,
+    SendFailed,
+    SendLimitExceeded,
+    Unauthorized,
+    ValidationError,
+)
+from mailpass.messages.request import (
+    BATCH_DEFAULTS,
+    MAX_BATCH_MESSAGES,
+    MAX_METADATA_KEYS,
+    MAX_NAME_CHARS,
+    MAX_RECIPIENTS,
+    MAX_SUBJECT_CHARS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+)
+
+__all__ = [
+    "BATCH_MESSAGE",
+    "BATCH_REQUEST",
+    "BATCH_RESULT",
+    "COMPONENT_SCHEMAS",
+    "ERROR_DESCRIPTIONS",
+    "EVENT",
+    "EXAMPLES",
+    "MESSAGE",
+    "MESSAGE_STATUS",
+    "SCHEMAS",
+    "SEND_REQUEST",
+    "SEND_RESULT",
+]
+
+SCHEMAS = "#/components/schemas/"
+EXAMPLES = "#/components/examples/"
+
+ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
+    ValidationError: "a required field is missing, an address is invalid, the body is not a "
+    "JSON object, a header field contains CR or LF, a malformed `Idempotency-Key`; `details` "
+    'names every field: `[{"field": "cc.1", "message": "…"}]`',
+    Unauthorized: "no key, an unknown key, a revoked key",
+    Forbidden: "the key lacks the permission (`mail` for these endpoints)",
+    NotFound: "unknown message or route, or another account's message",
+    MethodNotAllowed: "e.g. `GET /api/v1/mail/send`",
+    IdempotencyConflict: "an `Idempotency-Key` reused with a different body or endpoint",
+    IdempotencyInProgress: "a request with the same `Idempotency-Key` is still running; "
+    "`Retry-After` says when to ask again",
+    PayloadTooLarge: "the body is over `MAILPASS_MAX_BODY_BYTES`",
+    NoSmtpProvider: "the account has no default provider",
+    SendLimitExceeded: "the provider's hourly or daily limit is reached; `Retry-After` says in "
+    "how many seconds a slot frees",
+    SendFailed: "the provider refused the message or could not be reached; `message` and "
+    "`details` carry its SMTP reply (`smtp_code`, `smtp_reply`)",
+    InternalError: "an unexpected error; it is logged, and the answer never carries a stack trace",
+}
+
+# -- request bodies ------------------------------------------------------------------------------
+
+NO_NUL = "^[^\\x00]*$"
+# What ``check_header_text`` refuses: CR and LF (header injection) and NUL.
+NO_LINE_BREAKS = "^[^\\r\\n\\x00]*$"
+# ``validate_message`` treats a blank subject as missing.
+NOT_BLANK_SINGLE_LINE = "^[^\\r\\n\\x00]*[^\\s\\x00][^\\r\\n\\x00]*$"
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every optional field may also be sent as null, which means "not set"."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _addresses(description: str, *, max_items: int | None = None) -> dict[str, Any]:
+    as_list: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    if max_items is not None:
+        as_list["maxItems"] = max_items
+    return {
+        "description": description,
+        "anyOf": [{"type": "string"}, as_list, {"type": "null"}],
+    }
+
+
+def _message_properties() -> dict[str, Any]:
+    """The fields of ``messages.request.MessageFields``, with the rules ``validate_message``
+    applies that a schema can say."""
+    return {
+        "to": {
+            "description": "`user@example.com` or `Name <user@example.com>`; a list of such "
+            "strings is accepted too.",
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "maxItems": MAX_RECIPIENTS,
+                },
+            ],
+        },
+        "subject": {
+            "type": "string",
+            "maxLength": MAX_SUBJECT_CHARS,
+            "pattern": NOT_BLANK_SINGLE_LINE,
+            "description": "One line: no CR, LF or NUL.",
+        },
+        "html": _nullable({"type": "string", "pattern": NO_NUL}) | {"description": "HTML body."},
+        "text": _nullable({"type": "string", "pattern": NO_NUL})
+        | {"description": "Plain-text body; with `html` too the mail is multipart/alternative."},
+        "from_email": _nullable({"type": "string"})
+        | {"description": "Sender; default: the provider's configured sender."},
+        "from_name": _nullable(
+            {"type": "string", "maxLength": MAX_NAME_CHARS, "pattern": NO_LINE_BREAKS}
+        )
+        | {"description": "Sender's name."},
+        "reply_to": _addresses("Reply-To address(es)."),
+        "cc": _addresses("Cc recipients.", max_items=MAX_RECIPIENTS),
+        "bcc": _addresses(
+            "Bcc recipients: only in the SMTP envelope, never in a header.",
+            max_items=MAX_RECIPIENTS,
+        ),
+        "tags": _nullable(
+            {
+                "type": "array",
+                "maxItems": MAX_TAGS,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS},
+            }
+        )
+        | {"description": "Labels for your own filtering."},
+        "metadata": _nullable(
+            {"type": "object", "maxProperties": MAX_METADATA_KEYS, "additionalProperties": True}
+        )
+        | {"description": "Your own data, kept with the message."},
+        "track_opens": _nullable({"type": "boolean"})
+        | {"description": "Add an open-tracking pixel to html mail; default: the provider's."},
+        "track_clicks": _nullable({"type": "boolean"})
+        | {"description": "Send html links through click tracking; default: the provider's."},
+    }
+
+
+SEND_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "description": f"One message. At most {MAX_RECIPIENTS} recipients in `to`, `cc` and `bcc` "
+    "together; `html` or `text` (or both) must be non-empty. Unknown fields are ignored.",
+    "required": ["to", "subject"],
+    "properties": _message_properties(),
+    "anyOf": [
+        {"required": ["html"], "properties": {"html": {"type": "string", "minLength": 1}}},
+        {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+    ],
+}
+
+BATCH_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "description": "One item of a batch: the fields of `/send`; the batch's defaults fill in "
+    "what the item leaves out. An item that fails validation fails alone (it is reported in the "
+    "answer, the other items are queued), so any item is accepted here.",
+    "properties": _message_properties(),
+}
+
+BATCH_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "description": "Messages to queue, and defaults for them. Unknown fields are ignored. Only a "
+    "body without 1 to 100 `messages` is refused whole: an item that breaks a rule below, or "
+    "takes a default that does, fails alone and is reported in the answer.",
+    "required": ["messages"],
+    "properties": {
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH_MESSAGES,
+            "items": {"$ref": SCHEMAS + "BatchMessage"},
+        },
+        **{name: _message_properties()[name] for name in BATCH_DEFAULTS},
+    },
+}
+
+# -- answers -------------------------------------------------------------------------------------
+
+# Times are UTC without an offset, as in the seed: ``2026-01-30T12:00:00``.
+SEED_TIME = {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}$"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+
+SEND_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["message_id", "status", "to", "from"],
+    "properties": {
+        "message_id": {
+            "type": "string",
+            "description": "`<random.unixtime@domain>`, also the mail's `Message-ID` header.",
+        },
+        "status": {"const": MessageStatus.SENT},
+        "to": {"type": "string"},
+        "from": {"type": "string"},
+    },
+}
+
+BATCH_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["total", "queued", "failed", "messages"],
+    "properties": {
+        "total": {"type": "integer", "minimum": 1},
+        "queued": {"type": "integer", "minimum": 0},
+        "failed": {"type": "integer", "minimum": 0},
+        "messages": {
+            "type": "array",
+            "description": "One entry per item, in request order.",
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["to", "status", "queue_id", "message_id"],
+                        "properties": {
+                            "to": {"type": "string"},
+                            "status": {"const": MessageStatus.QUEUED},
+                            "queue_id": {"type": "integer"},
+                            "message_id": {"type": "string"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["to", "status", "error", "details"],
+                        "properties": {
+                            "to": NULLABLE_STRING,
+                            "status": {"const": MessageStatus.FAILED},
+                            "error": {"type": "string"},
+                            "details": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                ]
+            },
+        },
+    },
+}
+
+MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "message_id",
+        "queue_id",
+        "from_email",
+        "from_name",
+        "to_email",
+        "cc",
+        "bcc",
+        "reply_to",
+        "subject",
+        "status",
+        "error_message",
+        "attempts",
+        "next_attempt_at",
+        "tags",
+        "metadata",
+        "test",
+        "sent_at",
+        "created_at",
+        "first_opened_at",
+        "first_clicked_at",
+    ],
+    "properties": {
+        "message_id": {"type": "string"},
+        "queue_id": {"type": "integer"},
+        "from_email": {"type": "string"},
+        "from_name": NULLABLE_STRING,
+        "to_email": {"type": "string", "description": "The `to` addresses, comma-separated."},
+        "cc": {"type": "array", "items": {"type": "string"}},
+        "bcc": {"type": "array", "items": {"type": "string"}},
+        "reply_to": NULLABLE_STRING,
+        "subject": {"type": "string"},
+        "status": {"type": "string", "enum": list(MessageStatus)},
+        "error_message": {
+            "type": ["string", "null"],
+            "description": "The provider's reply when it refused the message (or some recipients).",
+        },
+        "attempts": {"type": "integer", "minimum": 0},
+        "next_attempt_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "metadata": {"type": "object"},
+        "test": {"type": "boolean", "description": "Sent with a test key (`mp_test_…`)."},
+        "sent_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
+        "created_at": SEED_TIME,
+        "first_opened_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
+        "first_clicked_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
+    },
+}
+
+EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event_type", "created_at"],
+    "properties": {
+        "event_type": {"type": "string", "enum": list(EventType)},
+        "ip_address": NULLABLE_STRING,
+        "user_agent": NULLABLE_STRING,
+        "url": {"type": ["string", "null"], "description": "The link of a `click`."},
+        "machine": {
+            "type": "boolean",
+            "description": "The hit came from a machine (a mail scanner, a link checker), not "
+            "a person.",
+        },
+        "machine_reason": {"type": ["string", "null"]},
+        "created_at": SEED_TIME,
+    },
+}
+
+MESSAGE_STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["message", "events"],
+    "properties": {
+        "message": {"$ref": SCHEMAS + "Message"},
+        "events": {
+            "type": "array",
+            "description": "Oldest first.",
+            "items": {"$ref": SCHEMAS + "Event"},
+        },
+    },
+}
+
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {
+        "code": {"type": "string", "enum": sorted(e.code for e in ERROR_DESCRIPTIONS)},
+        "message": {"type": "string", "description": "For people."},
+        "details": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": 'E.g. one `{"field", "message"}` per invalid field, or the '
+            "provider's `smtp_code` and `smtp_reply`.",
+        },
+    },
+}
+
+ERROR_ENVELOPE: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "error"],
+    "properties": {"success": {"const": False}, "error": {"$ref": SCHEMAS + "Error"}},
+}
+
+
+def _success(data_schema: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["success", "data"],
+        "properties": {"success": {"const": True}, "data": {"$ref": SCHEMAS + data_schema}},
+    }
+
+
+COMPONENT_SCHEMAS: dict[str, Any] = {
+    "SendRequest": SEND_REQUEST,
+    "BatchRequest": BATCH_REQUEST,
+    "BatchMessage": BATCH_MESSAGE,
+    "SendResult": SEND_RESULT,
+    "BatchResult": BATCH_RESULT,
+    "MessageStatus": MESSAGE_STATUS,
+    "Message": MESSAGE,
+    "Event": EVENT,
+    "Error": ERROR,
+    "ErrorEnvelope": ERROR_ENVELOPE,
+    "SendSuccess": _success("SendResult"),
+    "BatchSuccess": _success("BatchResult"),
+    "StatusSuccess": _success("MessageStatus"),
+}
