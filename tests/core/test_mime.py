@@ -325,7 +325,7 @@ def test_boundary_never_occurs_in_a_body(monkeypatch: pytest.MonkeyPatch) -> Non
         seeds.append(seed)
         return next(digests)
 
-    monkeypatch.setattr(mime, "_boundary_digest", scripted)
+    monkeypatch.setattr(mime, "boundary_digest", scripted)
     collides, fresh = "=_mailpass_" + "c0111de5" * 4, "=_mailpass_" + "0f7e54" * 5 + "00"
     text = f"This line mentions {collides} on purpose.\n"
     data, parsed = compose_and_parse(make_message(text=text))

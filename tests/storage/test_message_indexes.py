@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from db_fixtures import downgrade_to
-from mailpass.delivery.queue import _DUE_IDS
+from mailpass.delivery.queue import DUE_QUERIES
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import messages
@@ -24,8 +24,8 @@ PARTIAL = {
 # slots in a limit's window, a tracking token's message; and a provider's unsent mail, found by
 # status alone, which the partial indexes cannot answer.
 QUERIES = [
-    ("ix_messages_status_lease_expires_at", _DUE_IDS[0].params(now=NOW, limit=10)),
-    ("ix_messages_status_next_attempt_at", _DUE_IDS[1].params(now=NOW, limit=10)),
+    ("ix_messages_status_lease_expires_at", DUE_QUERIES[0].params(now=NOW, limit=10)),
+    ("ix_messages_status_next_attempt_at", DUE_QUERIES[1].params(now=NOW, limit=10)),
     (
         "ix_messages_provider_id_slot_at",
         sa.select(sa.func.count()).where(

@@ -26,7 +26,7 @@ from email.utils import format_datetime
 
 from mailpass.core.outgoing import Address, OutgoingMessage
 
-__all__ = ["compose"]
+__all__ = ["boundary_digest", "compose"]
 
 # Characters. RFC 5322 asks for 78; RFC 2047 caps lines holding encoded-words at 76.
 _SOFT_LINE_LIMIT = 76
@@ -178,7 +178,7 @@ def _new_boundary(message_id: str, encoded_bodies: list[bytes]) -> str:
     to be absent, and is no secret: a digest of the Message-ID (unique to the message) serves,
     and the next digest, of a counter and the id, when a body happens to hold it."""
     for attempt in itertools.count():
-        boundary = _BOUNDARY_PREFIX + _boundary_digest(f"{attempt}:{message_id}")
+        boundary = _BOUNDARY_PREFIX + boundary_digest(f"{attempt}:{message_id}")
         marker = boundary.encode("ascii")
         for body in encoded_bodies:
             if marker in body:
@@ -188,7 +188,9 @@ def _new_boundary(message_id: str, encoded_bodies: list[bytes]) -> str:
     raise AssertionError("unreachable")
 
 
-def _boundary_digest(seed: str) -> str:
+def boundary_digest(seed: str) -> str:
+    """The random-looking part of a multipart boundary, the same for the same seed (so that
+    a message composed again from its columns is the same bytes)."""
     return hashlib.blake2b(seed.encode(), digest_size=_BOUNDARY_DIGEST_BYTES).hexdigest()
 
 

@@ -31,6 +31,7 @@ from mailpass.storage.database import Connection
 from mailpass.storage.tables import captured_mail, messages, providers
 
 __all__ = [
+    "DUE_QUERIES",
     "Claim",
     "Outcome",
     "OutcomeKind",
@@ -99,7 +100,8 @@ def _due_ids(due: sa.ColumnElement[bool], order: sa.ColumnElement[Any]) -> sa.Se
 
 _NOW = sa.bindparam("now", type_=messages.c.next_attempt_at.type)
 # Messages whose worker died come first (there are normally none), then those queued and due.
-_DUE_IDS = (
+# Each is served by a partial index of its own (tests/storage/test_message_indexes.py).
+DUE_QUERIES = (
     _due_ids(
         sa.and_(messages.c.status == MessageStatus.SENDING, messages.c.lease_expires_at < _NOW),
         messages.c.lease_expires_at,
@@ -109,7 +111,7 @@ _DUE_IDS = (
         messages.c.next_attempt_at,
     ),
 )
-_DUE_IDS_SKIP_LOCKED = tuple(query.with_for_update(skip_locked=True) for query in _DUE_IDS)
+DUE_QUERIES_SKIP_LOCKED = tuple(query.with_for_update(skip_locked=True) for query in DUE_QUERIES)
 _PROVIDERS = sa.select(providers).where(providers.c.id.in_(sa.bindparam("ids", expanding=True)))
 _CLAIM = (
     messages.update()
@@ -157,7 +159,7 @@ async def claim_due_messages(
     # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
     # with 13,000 due).
     candidates: list[Any] = []  # rows of (id, provider_id)
-    for query in _DUE_IDS_SKIP_LOCKED if skip_locked else _DUE_IDS:
+    for query in DUE_QUERIES_SKIP_LOCKED if skip_locked else DUE_QUERIES:
         found = await connection.execute(query, {"now": now, "limit": limit - len(candidates)})
         candidates.extend(found.all())
         if len(candidates) >= limit:
