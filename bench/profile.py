@@ -63,6 +63,9 @@ class Profiler:
                             str(SAMPLE_RATE),
                             "--gil",
                             "--nonblocking",
+                            # The worker's children too: `mailpass worker --processes N` sends
+                            # from spawned processes, and its own is only their supervisor.
+                            "--subprocesses",
                             "--format",
                             "raw",
                             "--output",

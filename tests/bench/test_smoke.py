@@ -171,4 +171,5 @@ def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
         # The endpoint's own code shows in its profile: the stacks are MailPass's.
         assert "queue_batch (service.py)" in batch
         drain = (profiles / f"{db}-drain-worker.summary.txt").read_text()
-        assert "worker (servers.py)" in drain  # `mailpass worker`, in mailpass.cli.servers
+        # The worker's own loop (in its spawned processes, where there are several).
+        assert "_run_worker (servers.py)" in drain
