@@ -8,13 +8,18 @@ import os
 import signal
 import socket
 import sys
+from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import sqlalchemy as sa
+
+from mailpass.storage.tables import messages
 
 STARTUP_TIMEOUT = 20.0  # seconds
+DRAIN_TIMEOUT = 60.0  # seconds
 
 
 @dataclass
@@ -101,3 +106,35 @@ async def wait_healthy(base_url: str, process: asyncio.subprocess.Process) -> No
                 pass
             await asyncio.sleep(0.1)
     pytest.fail("server did not become healthy")
+
+
+async def post_batches(base_url, account, count, prefix):
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        for start in range(0, count, 100):
+            items = [
+                {"to": f"{prefix}{i}@example.com", "subject": f"{prefix} {i}", "text": "x"}
+                for i in range(start, min(start + 100, count))
+            ]
+            response = await client.post(
+                "/api/v1/mail/send-batch", json={"messages": items}, headers=account.headers
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["queued"] == len(items)
+
+
+async def wait_until(predicate, timeout=DRAIN_TIMEOUT):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("timed out")
+        await asyncio.sleep(0.05)
+
+
+async def statuses(database):
+    async with database.read() as connection:
+        rows = await connection.execute(sa.select(messages.c.status))
+        return Counter(rows.scalars().all())
+
+
+def delivered_ids(sink):
+    return Counter(m.message["Message-ID"] for m in sink.messages)

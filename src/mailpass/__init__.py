@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         SendFailedError,
         SendLimitExceededError,
         SentMessage,
+        ServiceUnavailableError,
         UnauthorizedError,
         ValidationError,
     )
@@ -79,6 +80,7 @@ __all__ = [
     "SendFailedError",
     "SendLimitExceededError",
     "SentMessage",
+    "ServiceUnavailableError",
     "UnauthorizedError",
     "ValidationError",
     "__version__",

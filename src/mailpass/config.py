@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = 32  # messages a worker process sends at once
     queue_poll_interval: float = 1.0  # seconds between looks at the queue without a wake-up
     queue_lease: float = 300.0  # seconds a claimed message is a worker's before others retake it
+    # seconds between a worker's beats; three missed, and others take back its messages
+    worker_heartbeat_interval: float = 2.0
     retry_base_delay: float = 60.0  # seconds before the first retry; doubles each attempt
     retry_max_delay: float = 4 * 3600.0  # seconds, the longest wait between two attempts
     retry_give_up_after: float = 2 * 86400.0  # seconds after queueing: then the message fails
@@ -58,7 +60,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "queue_poll_interval", "queue_lease", "retry_base_delay", "retry_max_delay", "smtp_timeout"
+        "queue_poll_interval",
+        "queue_lease",
+        "retry_base_delay",
+        "retry_max_delay",
+        "smtp_timeout",
+        "worker_heartbeat_interval",
     )
     @classmethod
     def _positive_seconds(cls, value: float) -> float:

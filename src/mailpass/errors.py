@@ -20,6 +20,7 @@ __all__ = [
     "PayloadTooLarge",
     "SendFailed",
     "SendLimitExceeded",
+    "ServiceUnavailable",
     "Unauthorized",
     "ValidationError",
 ]
@@ -118,3 +119,17 @@ class SendFailed(ApiError):
 class InternalError(ApiError):
     code = "INTERNAL_ERROR"
     http_status = 500
+
+
+class ServiceUnavailable(ApiError):
+    """Something MailPass cannot work without (its database) is unreachable for now: nothing
+    was done, and the same request may be sent again after ``retry_after`` seconds."""
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+
+    def __init__(
+        self, message: str, *, retry_after: int, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message, details=details, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after

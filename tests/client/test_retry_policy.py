@@ -15,6 +15,7 @@ from mailpass import (
     ConfigurationError,
     InternalServerError,
     SendLimitExceededError,
+    ServiceUnavailableError,
 )
 
 SENT = {
@@ -221,3 +222,16 @@ def test_a_base_url_with_a_path_prefix_is_kept():
         KEY, base_url="https://example.com/mailpass/", transport=httpx.MockTransport(script)
     ).mail.send(to="u@x.example", subject="Hi", text="x")
     assert script.requests[0].url == "https://example.com/mailpass/api/v1/mail/send"
+
+
+def test_service_unavailable_is_retried_and_then_raised_as_its_own_error():
+    outage = Script(
+        error("SERVICE_UNAVAILABLE", 503, {"Retry-After": "0"}), httpx.Response(200, json=SENT)
+    )
+    assert client(outage).mail.send(to="u@x.example", subject="Hi", text="x").message_id
+    assert len(outage.requests) == 2
+    lasting = Script(*(error("SERVICE_UNAVAILABLE", 503, {"Retry-After": "0"}) for _ in range(2)))
+    with pytest.raises(ServiceUnavailableError) as raised:
+        client(lasting, max_retries=1).mail.send(to="u@x.example", subject="Hi", text="x")
+    assert raised.value.retry_after == 0
+    assert raised.value.status_code == 503

@@ -10,16 +10,19 @@ import asyncio
 import signal
 from collections import Counter
 
-import httpx
 import pytest
-import sqlalchemy as sa
 
-from mailpass.storage.tables import messages
-from process_fixtures import free_port, running, wait_healthy
+from process_fixtures import (
+    delivered_ids,
+    free_port,
+    post_batches,
+    running,
+    statuses,
+    wait_healthy,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
-
-DRAIN_TIMEOUT = 60.0  # seconds
 
 
 @pytest.fixture
@@ -30,38 +33,6 @@ def queue_env(cli_env):
         "MAILPASS_QUEUE_POLL_INTERVAL": "0.2",
         "MAILPASS_WORKER_CONCURRENCY": "16",
     }
-
-
-async def post_batches(base_url, account, count, prefix):
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        for start in range(0, count, 100):
-            items = [
-                {"to": f"{prefix}{i}@example.com", "subject": f"{prefix} {i}", "text": "x"}
-                for i in range(start, min(start + 100, count))
-            ]
-            response = await client.post(
-                "/api/v1/mail/send-batch", json={"messages": items}, headers=account.headers
-            )
-            assert response.status_code == 200, response.text
-            assert response.json()["data"]["queued"] == len(items)
-
-
-async def wait_until(predicate, timeout=DRAIN_TIMEOUT):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("timed out")
-        await asyncio.sleep(0.05)
-
-
-async def statuses(database):
-    async with database.read() as connection:
-        rows = await connection.execute(sa.select(messages.c.status))
-        return Counter(rows.scalars().all())
-
-
-def delivered_ids(sink):
-    return Counter(m.message["Message-ID"] for m in sink.messages)
 
 
 async def test_sigkill_mid_drain_loses_nothing_and_duplicates_only_what_was_in_flight(

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
 from mailpass.api import mail, tracking
+from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
 from mailpass.api.responses import error_response, success_response
 from mailpass.config import Settings
@@ -28,6 +29,7 @@ from mailpass.errors import (
     PayloadTooLarge,
     ValidationError,
 )
+from mailpass.runtime.tasks import run_supervised
 from mailpass.services import Services
 from mailpass.storage.migrate import upgrade
 
@@ -49,7 +51,11 @@ def create_app(
             await upgrade(services.database)
         app.state.services = services
         queue_worker = services.worker() if worker else None
-        worker_task = asyncio.create_task(queue_worker.run()) if queue_worker else None
+        worker_task = (
+            asyncio.create_task(run_supervised("the queue worker", queue_worker.run, log))
+            if queue_worker
+            else None
+        )
         try:
             yield
         finally:
@@ -73,6 +79,10 @@ def create_app(
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> Response:
         return success_response({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        return await readiness_answer(request.app.state.services)
 
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -28,6 +28,7 @@ from mailpass.client._exceptions import (
     PayloadTooLargeError,
     SendFailedError,
     SendLimitExceededError,
+    ServiceUnavailableError,
     UnauthorizedError,
     ValidationError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "SendFailedError",
     "SendLimitExceededError",
     "SentMessage",
+    "ServiceUnavailableError",
     "UnauthorizedError",
     "ValidationError",
 ]

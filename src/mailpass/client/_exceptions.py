@@ -16,7 +16,8 @@
         ├── NoSmtpProviderError          422 NO_SMTP_PROVIDER
         ├── SendLimitExceededError       429 SEND_LIMIT_EXCEEDED  .retry_after
         ├── SendFailedError              500 SEND_FAILED          .smtp_code, .smtp_reply
-        └── InternalServerError          500 INTERNAL_ERROR
+        ├── InternalServerError          500 INTERNAL_ERROR
+        └── ServiceUnavailableError      503 SERVICE_UNAVAILABLE  .retry_after
 
 An answer with a code this client does not know yet, or one that is not in MailPass's envelope
 at all (a proxy's 502 page), is a plain ``APIError``.
@@ -44,6 +45,7 @@ __all__ = [
     "PayloadTooLargeError",
     "SendFailedError",
     "SendLimitExceededError",
+    "ServiceUnavailableError",
     "UnauthorizedError",
     "ValidationError",
     "error_from_response",
@@ -183,6 +185,19 @@ class InternalServerError(APIError):
     code = "INTERNAL_ERROR"
 
 
+class ServiceUnavailableError(APIError):
+    """The server's database cannot be reached for now; nothing was done. The client retries
+    it by itself (``max_retries``); ``retry_after``: seconds the server asked to wait."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    @property
+    def retry_after(self) -> int | None:
+        if self.response is not None:
+            return parse_retry_after(self.response.headers.get("retry-after"))
+        return None
+
+
 _BY_CODE: dict[str, type[APIError]] = {
     cls.code: cls
     for cls in (
@@ -198,6 +213,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         SendLimitExceededError,
         SendFailedError,
         InternalServerError,
+        ServiceUnavailableError,
     )
     if cls.code is not None
 }

@@ -120,6 +120,7 @@ _CLAIM = (
         status=MessageStatus.SENDING,
         lease_expires_at=sa.bindparam("lease_until", type_=messages.c.lease_expires_at.type),
         claim_token=sa.bindparam("token", type_=messages.c.claim_token.type),
+        worker_id=sa.bindparam("worker_id", type_=messages.c.worker_id.type),
         slot_at=sa.case((messages.c.provider_id.is_not(None), _NOW), else_=None),
     )
     .returning(
@@ -153,8 +154,10 @@ async def claim_due_messages(
     now: datetime,
     lease: timedelta,
     skip_locked: bool,
+    worker_id: int | None = None,
 ) -> list[Claim]:
-    """Claim up to ``limit`` due messages, oldest due first, within their providers' limits."""
+    """Claim up to ``limit`` due messages, oldest due first, within their providers' limits,
+    for the worker ``worker_id`` (``delivery.workers``; None: a run that beats for nobody)."""
     # Two queries, not one with OR: each walks its own index in order and stops at the limit,
     # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
     # with 13,000 due).
@@ -194,6 +197,7 @@ async def claim_due_messages(
                 next_attempt_at=now + timedelta(seconds=retry_after),
                 lease_expires_at=None,
                 claim_token=None,
+                worker_id=None,
             )
         )
     if not chosen:
@@ -201,7 +205,14 @@ async def claim_due_messages(
 
     token = secrets.token_hex(16)
     result = await connection.execute(
-        _CLAIM, {"ids": chosen, "lease_until": now + lease, "token": token, "now": now}
+        _CLAIM,
+        {
+            "ids": chosen,
+            "lease_until": now + lease,
+            "token": token,
+            "now": now,
+            "worker_id": worker_id,
+        },
     )
     claims = [
         Claim(
@@ -267,7 +278,7 @@ def _update(**values: Any) -> sa.Update:
             messages.c.id == sa.bindparam("pk"),
             messages.c.claim_token == sa.bindparam("token"),
         )
-        .values(lease_expires_at=None, claim_token=None, **values)
+        .values(lease_expires_at=None, claim_token=None, worker_id=None, **values)
     )
 
 

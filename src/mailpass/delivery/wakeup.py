@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 
-from mailpass.storage.channels import Channel, ChannelUnavailable
+from mailpass.runtime.outages import Outage
+from mailpass.storage.channels import Channel
 from mailpass.storage.database import Database
 
 __all__ = ["CHANNEL", "QueueWakeup"]
@@ -37,6 +38,7 @@ class QueueWakeup:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._channel = Channel(database, CHANNEL)
+        self._listening = Outage(log, "listening for queued mail (the workers poll meanwhile)")
         self._event = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._notifier: asyncio.Task[None] | None = None
@@ -107,8 +109,10 @@ class QueueWakeup:
             try:
                 async with self._channel.listening(self._event.set) as lost:
                     self._event.set()  # anything queued while we were not listening
+                    self._listening.recovered()
                     await lost.wait()
                     log.warning("LISTEN connection lost; reconnecting")
-            except ChannelUnavailable as exc:
-                log.warning("cannot LISTEN for queued mail (%s); polling meanwhile", exc)
+            except Exception as exc:  # ChannelUnavailable, or lost while being set up
+                # Poll meanwhile, and try again: this task must never end by itself.
+                self._listening.failed(exc)
                 await asyncio.sleep(RECONNECT_DELAY)

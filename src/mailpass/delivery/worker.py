@@ -7,9 +7,14 @@ machine that reaches the database, or once as ``mailpass queue run``.
   by its transport's pool (``MAILPASS_SMTP_MAX_CONNECTIONS``).
 - Outcomes are group-committed: whatever finished while the previous commit was running is
   written in the next one, so a fast provider costs one commit per batch, not per message.
-- A crash leaves claimed messages ``sending`` under a lease; when it expires any worker claims
-  them again. A message whose mail went out but whose outcome was not yet committed is sent a
-  second time then: duplicates are bounded by the messages in flight at the crash.
+- Each worker registers and beats every ``MAILPASS_WORKER_HEARTBEAT_INTERVAL`` seconds
+  (``delivery.workers``). A crash leaves claimed messages ``sending``; once the dead worker
+  missed three beats, any live worker takes them back (and a worker started on the same host
+  does so at once); the lease stays the last resort. A message whose mail went out but whose
+  outcome was not yet committed is sent a second time then: duplicates are bounded by the
+  messages in flight at the crash.
+- The database going away stops nothing for good: claiming, writing outcomes and beating each
+  log one line when they start failing and one when they work again, and retry meanwhile.
 - Stopping (SIGTERM) stops claiming, lets sends in flight finish (up to ``shutdown_grace``),
   puts back any that had to be cancelled and commits every outcome before returning.
 """
@@ -19,15 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from datetime import timedelta
 
 from mailpass.clock import utcnow
 from mailpass.config import Settings
+from mailpass.delivery import workers
 from mailpass.delivery.queue import Claim, Outcome, OutcomeKind, claim_due_messages, write_outcomes
 from mailpass.delivery.retry import RetryPolicy
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.transport import DeliveryError
+from mailpass.runtime.outages import Outage, backoff_delays
 from mailpass.storage.database import Database
 
 __all__ = ["QueueWorker"]
@@ -40,6 +48,11 @@ SHUTDOWN_GRACE = 30.0  # seconds in-flight sends get to finish when the worker s
 OUTCOME_GATHER_WINDOW = 0.005  # seconds
 # A send must finish well within its lease, or another worker could claim it meanwhile.
 SEND_TIMEOUT_SHARE_OF_LEASE = 0.8
+# After a failed claim (the database unreachable), the next attempt comes after these pauses:
+# once it is back, the queue moves again within the last of them.
+CLAIM_RETRY_FIRST = 0.25  # seconds
+CLAIM_RETRY_MOST = 2.0  # seconds
+OUTCOME_RETRY_PAUSE = 1.0  # seconds between attempts to write outcomes the database refused
 
 log = logging.getLogger("mailpass.delivery")
 
@@ -71,31 +84,113 @@ class QueueWorker:
         self.sent = 0  # outcomes recorded, by kind, for logs and tests
         self.failed = 0
         self.retried = 0
+        self.worker_id: int | None = None  # its row in ``workers`` once registered
+        self.heartbeat_interval = settings.worker_heartbeat_interval
+        self.stale_after = timedelta(seconds=self.heartbeat_interval * workers.MISSED_BEATS)
+        self._claims = Outage(log, "claiming queued mail")
+        self._outcomes = Outage(log, "recording delivery outcomes")
+        self._beats = Outage(log, "the worker's heartbeat")
 
     # ------------------------------------------------------------------ running
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Work until ``stop()``; with ``until_idle``, until nothing is due or in flight."""
-        writer = asyncio.get_running_loop().create_task(self._write_outcomes_forever())
+        loop = asyncio.get_running_loop()
+        await self._register()
+        writer = loop.create_task(self._write_outcomes_forever())
+        heart = loop.create_task(self._beat_forever())
         self.wakeup.start_listening()
+        delays = backoff_delays(CLAIM_RETRY_FIRST, CLAIM_RETRY_MOST)
+        failures = 0
         try:
             while not self._stopping.is_set():
-                claimed = await self._claim_more()
+                try:
+                    claimed = await self._claim_more()
+                except Exception as exc:  # the database unreachable, and the like
+                    if until_idle:
+                        raise
+                    self._claims.failed(exc)
+                    await self._pause(delays[min(failures, len(delays) - 1)])
+                    failures += 1
+                    continue
+                failures = 0
+                self._claims.recovered()
                 if until_idle and not claimed and not self._in_flight:
                     break
                 if not claimed:
                     await self._wait_for_work()
         finally:
             await self._finish_in_flight()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            for task in (writer, heart):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._flush_outcomes()
+            await self._unregister()
             await self.wakeup.stop_listening()
 
     def stop(self) -> None:
         self._stopping.set()
         self.wakeup.wake()
+
+    async def _pause(self, seconds: float) -> None:
+        """Until ``seconds`` pass or the worker is stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # ------------------------------------------------------------------ liveness
+
+    async def _register(self) -> None:
+        """The worker's row, taking back first what workers of this host that died held."""
+        host, pid, now = workers.this_host(), os.getpid(), utcnow()
+        async with self.database.transaction() as connection:
+            dead = await workers.dead_workers(
+                connection, now, self.stale_after, host=host, own_pid=pid
+            )
+            taken = await workers.take_back(connection, dead, now)
+            self.worker_id = await workers.register_worker(connection, host, pid, now)
+        if taken:
+            log.warning("took back %d messages of %d workers that died", taken, len(dead))
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._beat()
+            except Exception as exc:  # the database unreachable: the next beat tries again
+                self._beats.failed(exc)
+            else:
+                self._beats.recovered()
+
+    async def _beat(self) -> None:
+        """Beat, and take back the messages of workers that stopped beating."""
+        assert self.worker_id is not None
+        now = utcnow()
+        async with self.database.transaction() as connection:
+            if not await workers.beat(connection, self.worker_id, now):
+                # Taken for dead (a long outage on our side): our claims are due again. An
+                # outcome of ours still lands if nobody claimed the message since (its claim
+                # token is unchanged); else the new claim's token refuses it. Start afresh.
+                self.worker_id = await workers.register_worker(
+                    connection, workers.this_host(), os.getpid(), now
+                )
+                log.warning("this worker had been taken for dead; registered again")
+            dead = await workers.dead_workers(connection, now, self.stale_after)
+            taken = await workers.take_back(connection, dead, now)
+        if taken:
+            log.warning(
+                "took back %d messages of %d workers that stopped beating", taken, len(dead)
+            )
+            self.wakeup.wake()
+
+    async def _unregister(self) -> None:
+        if self.worker_id is None:
+            return
+        try:
+            async with self.database.transaction() as connection:
+                await workers.unregister_worker(connection, self.worker_id)
+        except Exception as exc:  # its beats stop: it will be taken for dead, harmlessly
+            log.warning("cannot unregister this worker (%s)", exc)
 
     async def _claim_more(self) -> int:
         free = self.concurrency - len(self._in_flight)
@@ -108,6 +203,7 @@ class QueueWorker:
                 now=utcnow(),
                 lease=self.lease,
                 skip_locked=not self.database.is_sqlite,
+                worker_id=self.worker_id,
             )
         loop = asyncio.get_running_loop()
         for claim in claims:
@@ -197,12 +293,14 @@ class QueueWorker:
             self._outcome_ready.clear()
             try:
                 await self._flush_outcomes()
-            except Exception:
+            except Exception as exc:
                 # The outcomes stay pending and are tried again; the leases keep the messages
                 # from being claimed twice meanwhile.
-                log.exception("cannot record delivery outcomes; retrying")
-                await asyncio.sleep(1.0)
+                self._outcomes.failed(exc)
+                await asyncio.sleep(OUTCOME_RETRY_PAUSE)
                 self._outcome_ready.set()
+            else:
+                self._outcomes.recovered()
 
     async def _flush_outcomes(self) -> None:
         if not self._pending:

@@ -21,6 +21,7 @@ __all__ = [
     "providers",
     "signin_failures",
     "users",
+    "workers",
 ]
 
 
@@ -131,6 +132,10 @@ messages = sa.Table(
     sa.Column("next_attempt_at", sa.DateTime),
     sa.Column("lease_expires_at", sa.DateTime),
     sa.Column("claim_token", sa.String(32)),
+    # The worker (``workers.id``) holding the claim: when it stops beating, another takes the
+    # message back without waiting for the lease. Not a foreign key: a dead worker's row is
+    # deleted while claims of it may still be written.
+    sa.Column("worker_id", sa.Integer),
     # The composed mail and its envelope, fixed when the message is accepted, so that every
     # attempt is the very same mail. ``raw`` is NULL for a queued message whose columns hold
     # all its headers say (no display names in To, Cc or Reply-To, no html rewritten for
@@ -237,4 +242,21 @@ signin_failures = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index(None, "email", "created_at"),
     sa.Index(None, "ip_address", "created_at"),
+)
+
+# The queue workers that run, each beating (``heartbeat_at``) every few seconds
+# (``delivery.workers``).
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # A random token of the process, told apart from an earlier one with the same pid.
+    sa.Column("process", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+    sa.Index(None, "heartbeat_at"),
+    # Ids are never handed out twice, even after the newest worker's row is deleted.
+    sqlite_autoincrement=True,
 )

@@ -15,6 +15,7 @@ from mailpass.errors import (
     PayloadTooLarge,
     SendFailed,
     SendLimitExceeded,
+    ServiceUnavailable,
     Unauthorized,
     ValidationError,
 )
@@ -144,6 +145,9 @@ ERROR_EXAMPLES: dict[type[ApiError], ApiError] = {
         details=[{"smtp_code": 550, "smtp_reply": "550 5.1.1 mailbox unavailable"}],
     ),
     InternalError: InternalError("an unexpected error occurred; it has been logged"),
+    ServiceUnavailable: ServiceUnavailable(
+        "the database cannot be reached; nothing was done", retry_after=5
+    ),
 }
 
 # Attached to the document as components after FastAPI built it: FastAPI's own encoding drops

@@ -22,6 +22,7 @@ from mailpass.errors import (
     PayloadTooLarge,
     SendFailed,
     SendLimitExceeded,
+    ServiceUnavailable,
     Unauthorized,
     ValidationError,
 )
@@ -72,6 +73,8 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     SendFailed: "the provider refused the message or could not be reached; `message` and "
     "`details` carry its SMTP reply (`smtp_code`, `smtp_reply`)",
     InternalError: "an unexpected error; it is logged, and the answer never carries a stack trace",
+    ServiceUnavailable: "MailPass's database cannot be reached for now (`GET /readyz` says so); "
+    "nothing was done: send the same request again after `Retry-After` seconds",
 }
 
 # -- request bodies ------------------------------------------------------------------------------
