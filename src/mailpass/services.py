@@ -60,6 +60,7 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.mail.late_outcomes.close()
         await self.wakeup.close()
         await self.transports.close()
         await self.tracking.close()

@@ -72,6 +72,7 @@ async def test_every_error_code_is_documented_with_its_status(document):
         422: ["NO_SMTP_PROVIDER"],
         429: ["SEND_LIMIT_EXCEEDED"],
         500: ["INTERNAL_ERROR", "SEND_FAILED"],
+        503: ["SERVICE_UNAVAILABLE"],
     }
     assert 429 not in error_codes_by_status(paths[BATCH]["post"])  # queued mail waits instead
     assert error_codes_by_status(paths[STATUS]["get"]) == {
@@ -79,6 +80,7 @@ async def test_every_error_code_is_documented_with_its_status(document):
         403: ["FORBIDDEN"],
         404: ["NOT_FOUND"],
         500: ["INTERNAL_ERROR"],
+        503: ["SERVICE_UNAVAILABLE"],
     }
     # FastAPI's own 422 is never answered: the app turns it into a 400 VALIDATION_ERROR.
     assert "HTTPValidationError" not in json.dumps(document)

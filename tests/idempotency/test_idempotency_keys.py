@@ -203,16 +203,14 @@ async def test_an_invalid_body_is_not_kept(app_client, make_account, smtp_sink):
     assert await key_rows(app_client) == []
 
 
-async def test_an_unexpected_error_after_the_mail_left_is_kept(
-    app_client, make_account, smtp_sink, monkeypatch
-):
+async def test_a_bug_after_the_mail_left_is_kept(app_client, make_account, smtp_sink, monkeypatch):
     account = await make_account(sink=smtp_sink)
 
-    async def database_gone(*args, **kwargs):
-        raise ConnectionResetError("the database went away")
+    async def broken(*args, **kwargs):
+        raise KeyError("a bug in recording it")
 
-    # The provider accepts the mail, then recording that fails.
-    monkeypatch.setattr("mailpass.messages.service.repository.mark_sent", database_gone)
+    # The provider accepts the mail, then recording that fails for a reason no retry cures.
+    monkeypatch.setattr("mailpass.messages.service.repository.mark_sent", broken)
     first = await app_client.post(SEND, json=REQUEST, headers=keyed(account, "fragile"))
     monkeypatch.undo()
     retry = await app_client.post(SEND, json=REQUEST, headers=keyed(account, "fragile"))
@@ -220,6 +218,28 @@ async def test_an_unexpected_error_after_the_mail_left_is_kept(
     assert first.status_code == 500
     assert first.json()["error"]["code"] == "INTERNAL_ERROR"
     assert "Traceback" not in first.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert len(smtp_sink.messages) == 1
+
+
+async def test_a_database_gone_after_the_mail_left_still_answers_sent(
+    app_client, make_account, smtp_sink, monkeypatch
+):
+    account = await make_account(sink=smtp_sink)
+
+    async def database_gone(*args, **kwargs):
+        raise ConnectionResetError("the database went away")
+
+    # The provider accepts the mail, then the database cannot note it: the answer is the
+    # provider's, kept for the key, and the mark is written once the database is back.
+    monkeypatch.setattr("mailpass.messages.service.repository.mark_sent", database_gone)
+    first = await app_client.post(SEND, json=REQUEST, headers=keyed(account, "fragile"))
+    monkeypatch.undo()
+    retry = await app_client.post(SEND, json=REQUEST, headers=keyed(account, "fragile"))
+
+    assert first.status_code == 200
+    assert first.json()["data"]["status"] == "sent"
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json() == first.json()
     assert len(smtp_sink.messages) == 1

@@ -18,6 +18,7 @@ from mailpass import __version__
 from mailpass.api import mail, tracking
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
+from mailpass.api.outages import OutageLog, OutageMiddleware
 from mailpass.api.responses import error_response, success_response
 from mailpass.config import Settings
 from mailpass.dashboard import install as dashboard_install
@@ -72,6 +73,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    app.state.outage_log = OutageLog()
     app.include_router(mail.router)
     install_api_docs(app)
 
@@ -91,6 +93,7 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected_error)
     # After the API's handlers: dashboard paths get HTML error pages, the API keeps its JSON.
     dashboard_install(app)
+    app.add_middleware(OutageMiddleware, outages=app.state.outage_log)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     tracking.install(app)  # last: the pixel is answered in front of everything above
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailpass.accounts.keys import ApiKey
+from mailpass.api.outages import as_service_unavailable
 from mailpass.api.responses import error_response
 from mailpass.errors import ApiError, InternalError
 from mailpass.idempotency import (
@@ -67,7 +69,14 @@ async def respond_idempotently(
         else:
             await release_key(database, outcome)
         raise
-    except Exception:
+    except Exception as exc:
+        unavailable = as_service_unavailable(exc, request.app.state.outage_log)
+        if unavailable is not None:
+            # Nothing was done: the key is let go (if the database allows it by now; if not,
+            # its lease runs out) so that a retry with it runs the request.
+            with contextlib.suppress(Exception):
+                await release_key(database, outcome)
+            return error_response(unavailable)
         # Answered here rather than by the app's handler so that the very answer is kept: the
         # failure may have come after the mail left.
         log.exception("unexpected error answering %s %s", request.method, path)

@@ -46,7 +46,9 @@ CLAIM_TOKEN_BYTES = 16  # 32 hex characters
 # queued, and a retry can succeed once the account has changed (a provider added, a slot freed).
 # Every other answer (success, SEND_FAILED, INTERNAL_ERROR) is kept: after it the mail may have
 # left, so running the request again could send it twice.
-RELEASING_ERROR_CODES = frozenset({"VALIDATION_ERROR", "NO_SMTP_PROVIDER", "SEND_LIMIT_EXCEEDED"})
+RELEASING_ERROR_CODES = frozenset(
+    {"VALIDATION_ERROR", "NO_SMTP_PROVIDER", "SEND_LIMIT_EXCEEDED", "SERVICE_UNAVAILABLE"}
+)
 
 
 @dataclass(frozen=True, slots=True)

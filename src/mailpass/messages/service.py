@@ -18,6 +18,7 @@ from mailpass.core.stored import kept_as_columns
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.errors import NoSmtpProvider, SendFailed, SendLimitExceeded, ValidationError
 from mailpass.messages import repository
+from mailpass.messages.late_outcomes import LateOutcomes
 from mailpass.messages.request import (
     BatchFields,
     MessageFields,
@@ -106,6 +107,7 @@ class MailService:
         self.transports = transports
         self.wakeup = wakeup
         self.tracker = tracker
+        self.late_outcomes = LateOutcomes()
 
     def build_outgoing(
         self, valid: ValidMessage, provider: Provider | None, date: datetime | None = None
@@ -196,7 +198,10 @@ class MailService:
                 outgoing.sender.email, recipients, data
             )
         except DeliveryError as exc:
-            await repository.mark_failed(self.database, message_pk, exc.reply)
+            reply = exc.reply
+            await self.late_outcomes.record(
+                lambda: repository.mark_failed(self.database, message_pk, reply)
+            )
             details: dict[str, Any] = {"smtp_reply": exc.reply}
             if exc.smtp_code is not None:
                 details["smtp_code"] = exc.smtp_code
@@ -212,7 +217,10 @@ class MailService:
             raise
 
         sent_at, note = utcnow(), result.refusal_note()
-        await repository.mark_sent(self.database, message_pk, sent_at, note)
+        # The provider took it: that is the answer, even if the database cannot note it now.
+        await self.late_outcomes.record(
+            lambda: repository.mark_sent(self.database, message_pk, sent_at, note)
+        )
         return SentMessage(
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )

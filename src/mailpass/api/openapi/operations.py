@@ -16,6 +16,7 @@ from mailpass.errors import (
     PayloadTooLarge,
     SendFailed,
     SendLimitExceeded,
+    ServiceUnavailable,
     Unauthorized,
     ValidationError,
 )
@@ -92,7 +93,7 @@ def _responses(
         by_status.setdefault(error.http_status, []).append(error)
     responses: dict[str, Any] = {"200": success}
     for status, status_errors in sorted(by_status.items()):
-        headers = ["Retry-After"] if status in (409, 429) else []
+        headers = ["Retry-After"] if status in (409, 429, 503) else []
         # Stored answers are the ones a key replays (see ``idempotency.service``).
         replayable = idempotent and status == 500
         responses[str(status)] = _error_response(status_errors, headers, replayable=replayable)
@@ -150,7 +151,7 @@ SEND_OPERATION: dict[str, Any] = {
     },
     "responses": _responses(
         _success_response("Sent.", "SendSuccess", "SeedSendAnswer", idempotent=True),
-        [*POST_ERRORS, SendLimitExceeded, SendFailed, InternalError],
+        [*POST_ERRORS, SendLimitExceeded, SendFailed, InternalError, ServiceUnavailable],
         idempotent=True,
     ),
 }
@@ -175,7 +176,7 @@ SEND_BATCH_OPERATION: dict[str, Any] = {
     },
     "responses": _responses(
         _success_response("Queued.", "BatchSuccess", "SeedBatchAnswer", idempotent=True),
-        [*POST_ERRORS, InternalError],
+        [*POST_ERRORS, InternalError, ServiceUnavailable],
         idempotent=True,
     ),
 }
@@ -190,7 +191,7 @@ STATUS_OPERATION: dict[str, Any] = {
     "security": SECURITY,
     "responses": _responses(
         _success_response("The message.", "StatusSuccess", "SeedStatusAnswer", idempotent=False),
-        [Unauthorized, Forbidden, NotFound, InternalError],
+        [Unauthorized, Forbidden, NotFound, InternalError, ServiceUnavailable],
         idempotent=False,
     ),
 }

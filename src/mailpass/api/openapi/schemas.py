@@ -74,7 +74,7 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     "`details` carry its SMTP reply (`smtp_code`, `smtp_reply`)",
     InternalError: "an unexpected error; it is logged, and the answer never carries a stack trace",
     ServiceUnavailable: "MailPass's database cannot be reached for now (`GET /readyz` says so); "
-    "nothing was done: send the same request again after `Retry-After` seconds",
+    "nothing was sent: send the same request again after `Retry-After` seconds",
 }
 
 # -- request bodies ------------------------------------------------------------------------------
