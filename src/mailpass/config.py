@@ -50,9 +50,14 @@ class Settings(BaseSettings):
     retry_max_delay: float = 4 * 3600.0  # seconds, the longest wait between two attempts
     retry_give_up_after: float = 2 * 86400.0  # seconds after queueing: then the message fails
 
+    # requests from one client address answered 401 within a minute before it is answered 429
+    auth_failure_limit: int = 20
+
     dashboard_session_lifetime: float = Field(default=12 * 3600.0, gt=0)  # seconds
 
-    @field_validator("max_body_bytes", "smtp_max_connections", "worker_concurrency")
+    @field_validator(
+        "max_body_bytes", "smtp_max_connections", "worker_concurrency", "auth_failure_limit"
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

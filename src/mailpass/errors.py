@@ -18,6 +18,7 @@ __all__ = [
     "NoSmtpProvider",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "SendFailed",
     "SendLimitExceeded",
     "ServiceUnavailable",
@@ -100,6 +101,22 @@ class NoSmtpProvider(ApiError):
 
 class SendLimitExceeded(ApiError):
     code = "SEND_LIMIT_EXCEEDED"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(
+            message,
+            details=[{"retry_after": retry_after}],
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+class RateLimited(ApiError):
+    """Too many requests from one client address failed authentication: it waits
+    ``retry_after`` seconds."""
+
+    code = "RATE_LIMITED"
     http_status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailpass.accounts.throttle import AuthThrottle
 from mailpass.accounts.usage import KeyUsage
 from mailpass.config import Settings, load_instance_secret
 from mailpass.delivery.wakeup import QueueWakeup
@@ -29,6 +30,7 @@ class Services:
     mail: MailService
     key_usage: KeyUsage
     tracking: TrackingService
+    auth_throttle: AuthThrottle
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -48,6 +50,7 @@ class Services:
             ),
             key_usage=KeyUsage(database),
             tracking=TrackingService(settings, database, signer),
+            auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
         )
 
     def worker(self, concurrency: int | None = None) -> QueueWorker:

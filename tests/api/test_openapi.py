@@ -70,15 +70,17 @@ async def test_every_error_code_is_documented_with_its_status(document):
         409: ["IDEMPOTENCY_CONFLICT", "IDEMPOTENCY_IN_PROGRESS"],
         413: ["PAYLOAD_TOO_LARGE"],
         422: ["NO_SMTP_PROVIDER"],
-        429: ["SEND_LIMIT_EXCEEDED"],
+        429: ["RATE_LIMITED", "SEND_LIMIT_EXCEEDED"],
         500: ["INTERNAL_ERROR", "SEND_FAILED"],
         503: ["SERVICE_UNAVAILABLE"],
     }
-    assert 429 not in error_codes_by_status(paths[BATCH]["post"])  # queued mail waits instead
+    # Queued mail waits for a provider's limit instead.
+    assert error_codes_by_status(paths[BATCH]["post"])[429] == ["RATE_LIMITED"]
     assert error_codes_by_status(paths[STATUS]["get"]) == {
         401: ["UNAUTHORIZED"],
         403: ["FORBIDDEN"],
         404: ["NOT_FOUND"],
+        429: ["RATE_LIMITED"],
         500: ["INTERNAL_ERROR"],
         503: ["SERVICE_UNAVAILABLE"],
     }

@@ -12,17 +12,20 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.models import User
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PrefixedColumns, PreparedRead
-from mailpass.storage.tables import api_keys, users
+from mailpass.storage.tables import api_auth_failures, api_keys, users
 
 __all__ = [
     "KEY_COLUMNS",
+    "auth_failures_since",
     "create_user",
     "find_key_by_hash",
     "find_user_by_email",
+    "forget_auth_failures_before",
     "insert_api_key",
     "key_in",
     "list_keys",
     "list_users",
+    "record_auth_failure",
     "revoke_key",
     "revoke_key_of_user",
     "set_password_hash",
@@ -170,4 +173,32 @@ async def revoke_key_of_user(
 async def touch_key(connection: Connection, key_id: int, now: datetime) -> None:
     await connection.execute(
         api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now)
+    )
+
+
+async def record_auth_failure(connection: Connection, ip_address: str, now: datetime) -> None:
+    await connection.execute(
+        api_auth_failures.insert().values(ip_address=ip_address, created_at=now)
+    )
+
+
+async def auth_failures_since(
+    connection: Connection, ip_address: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many requests from ``ip_address`` were answered 401 after ``since``, and the
+    oldest of them."""
+    count, oldest = (
+        await connection.execute(
+            sa.select(sa.func.count(), sa.func.min(api_auth_failures.c.created_at)).where(
+                api_auth_failures.c.ip_address == ip_address,
+                api_auth_failures.c.created_at > since,
+            )
+        )
+    ).one()
+    return int(count), oldest
+
+
+async def forget_auth_failures_before(connection: Connection, before: datetime) -> None:
+    await connection.execute(
+        api_auth_failures.delete().where(api_auth_failures.c.created_at <= before)
     )

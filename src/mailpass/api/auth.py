@@ -8,14 +8,21 @@ return what they found and never decide who may see it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
-from mailpass.errors import Forbidden, Unauthorized
+from mailpass.core.client_ip import client_address
+from mailpass.errors import Forbidden, RateLimited, Unauthorized
 from mailpass.providers.models import Provider
 from mailpass.services import Services
 
-__all__ = ["admit", "authenticate_sender", "key_hash_of"]
+__all__ = ["admit", "authenticate", "authenticate_sender", "client_address_of", "key_hash_of"]
+
+T = TypeVar("T")
 
 
 def key_hash_of(request: Request) -> str:
@@ -42,10 +49,46 @@ async def admit(services: Services, key: ApiKey | None, permission: str) -> ApiK
     return key
 
 
+async def authenticate(
+    request: Request,
+    services: Services,
+    lookup: Callable[[str], Awaitable[tuple[ApiKey | None, T]]],
+    permission: str,
+) -> tuple[ApiKey, T]:
+    """The request's key, admitted for ``permission``, and what ``lookup`` read with it (by
+    the key's hash, in the same query).
+
+    A request answered 401 counts against its client address (``accounts.throttle``); an
+    address with too many is answered 429 RATE_LIMITED before its key is even looked up.
+    """
+    throttle = services.auth_throttle
+    if throttle.blocking:
+        retry_after = throttle.retry_after(client_address_of(request, services))
+        if retry_after is not None:
+            raise RateLimited(
+                "too many requests from this address failed authentication; "
+                f"retry in {retry_after} seconds",
+                retry_after=retry_after,
+            )
+    try:
+        key, found = await lookup(key_hash_of(request))
+        return await admit(services, key, permission), found
+    except Unauthorized:
+        await throttle.failed(client_address_of(request, services))
+        raise
+
+
 async def authenticate_sender(
     request: Request, services: Services
 ) -> tuple[ApiKey, Provider | None]:
     """The request's key, admitted for the mail permission, and its account's default
     provider (None when there is none), read in one query."""
-    key, provider = await services.mail.find_sender(key_hash_of(request))
-    return await admit(services, key, "mail"), provider
+    return await authenticate(request, services, services.mail.find_sender, "mail")
+
+
+def client_address_of(request: Request, services: Services) -> str:
+    """The client's address, through the trusted proxies' ``X-Forwarded-For``."""
+    client = request.scope.get("client")
+    peer = client[0] if client else None
+    forwarded = Headers(scope=request.scope).getlist("x-forwarded-for")
+    return client_address(peer, forwarded, services.tracking.trusted_proxies) or "unknown"

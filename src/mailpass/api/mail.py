@@ -10,13 +10,15 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailpass.api.auth import admit, authenticate_sender, key_hash_of
+from mailpass.accounts.keys import ApiKey
+from mailpass.api.auth import authenticate, authenticate_sender
 from mailpass.api.idempotency import respond_idempotently
 from mailpass.api.openapi import SEND_BATCH_OPERATION, SEND_OPERATION, STATUS_OPERATION
 from mailpass.api.responses import success_response
 from mailpass.api.wire import batch_answer, sent_answer, status_answer
 from mailpass.errors import NotFound
 from mailpass.messages.request import MessageFields, parse_batch, parse_json_body
+from mailpass.messages.results import StatusLookup
 from mailpass.services import Services
 
 __all__ = ["DirectRoute", "router"]
@@ -79,8 +81,13 @@ async def send_batch(request: Request) -> Response:
 @router.get("/status/{message_id:path}", openapi_extra=STATUS_OPERATION)
 async def status(request: Request, message_id: str) -> Response:
     services = services_of(request)
-    found = await services.mail.find_status(key_hash_of(request), message_id)
-    await admit(services, found.key, "mail")  # before anything about the message is told
+
+    async def lookup(key_hash: str) -> tuple[ApiKey | None, StatusLookup]:
+        found = await services.mail.find_status(key_hash, message_id)
+        return found.key, found
+
+    # The key is admitted before anything about the message is told.
+    _key, found = await authenticate(request, services, lookup, "mail")
     if found.message is None:
         shown = found.message_id
         raise NotFound(f"no message {shown!r}" if "\x00" in shown else f"no message {shown}")

@@ -14,6 +14,7 @@
         ├── IdempotencyInProgressError   409 IDEMPOTENCY_IN_PROGRESS
         ├── PayloadTooLargeError         413 PAYLOAD_TOO_LARGE
         ├── NoSmtpProviderError          422 NO_SMTP_PROVIDER
+        ├── RateLimitedError             429 RATE_LIMITED         .retry_after
         ├── SendLimitExceededError       429 SEND_LIMIT_EXCEEDED  .retry_after
         ├── SendFailedError              500 SEND_FAILED          .smtp_code, .smtp_reply
         ├── InternalServerError          500 INTERNAL_ERROR
@@ -43,6 +44,7 @@ __all__ = [
     "NoSmtpProviderError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "RateLimitedError",
     "SendFailedError",
     "SendLimitExceededError",
     "ServiceUnavailableError",
@@ -144,6 +146,22 @@ class NoSmtpProviderError(APIError):
     code = "NO_SMTP_PROVIDER"
 
 
+class RateLimitedError(APIError):
+    """Too many requests from this client's address failed authentication (a wrong key, sent
+    again and again); ``retry_after``: seconds until the server lets it try again."""
+
+    code = "RATE_LIMITED"
+
+    @property
+    def retry_after(self) -> int | None:
+        for detail in self.details:
+            if isinstance(detail.get("retry_after"), int):
+                return int(detail["retry_after"])
+        if self.response is not None:
+            return parse_retry_after(self.response.headers.get("retry-after"))
+        return None
+
+
 class SendLimitExceededError(APIError):
     """The provider's hourly or daily limit is reached; ``retry_after``: seconds until a slot
     frees (None if the server did not say)."""
@@ -210,6 +228,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         IdempotencyInProgressError,
         PayloadTooLargeError,
         NoSmtpProviderError,
+        RateLimitedError,
         SendLimitExceededError,
         SendFailedError,
         InternalServerError,

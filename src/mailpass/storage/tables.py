@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = [
+    "api_auth_failures",
     "api_keys",
     "captured_mail",
     "dashboard_sessions",
@@ -242,6 +243,17 @@ signin_failures = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index(None, "email", "created_at"),
     sa.Index(None, "ip_address", "created_at"),
+)
+
+# Requests the API answered 401, per client address (``accounts.throttle``).
+api_auth_failures = sa.Table(
+    "api_auth_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ip_address", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "ip_address", "created_at"),
+    sa.Index(None, "created_at"),
 )
 
 # The queue workers that run, each beating (``heartbeat_at``) every few seconds

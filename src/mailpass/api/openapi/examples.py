@@ -13,6 +13,7 @@ from mailpass.errors import (
     NoSmtpProvider,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     SendFailed,
     SendLimitExceeded,
     ServiceUnavailable,
@@ -139,6 +140,10 @@ ERROR_EXAMPLES: dict[type[ApiError], ApiError] = {
     ),
     SendLimitExceeded: SendLimitExceeded(
         "the provider's hourly limit of 500 messages is reached", retry_after=120
+    ),
+    RateLimited: RateLimited(
+        "too many requests from this address failed authentication; retry in 42 seconds",
+        retry_after=42,
     ),
     SendFailed: SendFailed(
         "the provider did not accept the message: 550 5.1.1 mailbox unavailable",

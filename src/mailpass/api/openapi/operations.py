@@ -14,6 +14,7 @@ from mailpass.errors import (
     NoSmtpProvider,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     SendFailed,
     SendLimitExceeded,
     ServiceUnavailable,
@@ -121,6 +122,7 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 POST_ERRORS: list[type[ApiError]] = [
     ValidationError,
     Unauthorized,
+    RateLimited,
     Forbidden,
     IdempotencyConflict,
     IdempotencyInProgress,
@@ -191,7 +193,7 @@ STATUS_OPERATION: dict[str, Any] = {
     "security": SECURITY,
     "responses": _responses(
         _success_response("The message.", "StatusSuccess", "SeedStatusAnswer", idempotent=False),
-        [Unauthorized, Forbidden, NotFound, InternalError, ServiceUnavailable],
+        [Unauthorized, RateLimited, Forbidden, NotFound, InternalError, ServiceUnavailable],
         idempotent=False,
     ),
 }

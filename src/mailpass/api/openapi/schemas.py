@@ -20,6 +20,7 @@ from mailpass.errors import (
     NoSmtpProvider,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     SendFailed,
     SendLimitExceeded,
     ServiceUnavailable,
@@ -68,6 +69,8 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     "`Retry-After` says when to ask again",
     PayloadTooLarge: "the body is over `MAILPASS_MAX_BODY_BYTES`",
     NoSmtpProvider: "the account has no default provider",
+    RateLimited: "too many requests from this client address failed authentication in the last "
+    "minute (`MAILPASS_AUTH_FAILURE_LIMIT`, 20); `Retry-After` says when it may try again",
     SendLimitExceeded: "the provider's hourly or daily limit is reached; `Retry-After` says in "
     "how many seconds a slot frees",
     SendFailed: "the provider refused the message or could not be reached; `message` and "
