@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     message_id_domain: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024  # all of a request's header fields together
+    request_body_timeout: float = 30.0  # seconds a request's body may take to arrive
     smtp_timeout: float = 30.0  # seconds, per SMTP command
     smtp_max_connections: int = 4  # per provider and per process
     smtp_ca_file: Path | None = None
@@ -56,7 +58,11 @@ class Settings(BaseSettings):
     dashboard_session_lifetime: float = Field(default=12 * 3600.0, gt=0)  # seconds
 
     @field_validator(
-        "max_body_bytes", "smtp_max_connections", "worker_concurrency", "auth_failure_limit"
+        "max_body_bytes",
+        "max_header_bytes",
+        "smtp_max_connections",
+        "worker_concurrency",
+        "auth_failure_limit",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -71,6 +77,7 @@ class Settings(BaseSettings):
         "retry_max_delay",
         "smtp_timeout",
         "worker_heartbeat_interval",
+        "request_body_timeout",
     )
     @classmethod
     def _positive_seconds(cls, value: float) -> float:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ApiError",
     "Forbidden",
+    "HeadersTooLarge",
     "IdempotencyConflict",
     "IdempotencyInProgress",
     "InternalError",
@@ -19,6 +20,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RequestTimeout",
     "SendFailed",
     "SendLimitExceeded",
     "ServiceUnavailable",
@@ -89,9 +91,23 @@ class IdempotencyInProgress(ApiError):
     http_status = 409
 
 
+class RequestTimeout(ApiError):
+    """The request's body did not arrive in time."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+
+
 class PayloadTooLarge(ApiError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
+
+
+class HeadersTooLarge(ApiError):
+    """The request's header fields are larger than the server takes."""
+
+    code = "HEADERS_TOO_LARGE"
+    http_status = 431
 
 
 class NoSmtpProvider(ApiError):

@@ -24,10 +24,12 @@ from mailpass.config import Settings
 from mailpass.dashboard import install as dashboard_install
 from mailpass.errors import (
     ApiError,
+    HeadersTooLarge,
     InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     ValidationError,
 )
 from mailpass.runtime.tasks import run_supervised
@@ -94,7 +96,12 @@ def create_app(
     # After the API's handlers: dashboard paths get HTML error pages, the API keeps its JSON.
     dashboard_install(app)
     app.add_middleware(OutageMiddleware, outages=app.state.outage_log)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout=settings.request_body_timeout,
+    )
     tracking.install(app)  # last: the pixel is answered in front of everything above
     return app
 
@@ -137,32 +144,58 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 
 class BodyLimitMiddleware:
-    """413 PAYLOAD_TOO_LARGE for bodies over the limit, declared or streamed."""
+    """What a request may take: 431 HEADERS_TOO_LARGE for header fields over
+    ``max_header_bytes``, 413 PAYLOAD_TOO_LARGE for a body over ``max_bytes`` (declared or
+    streamed), 408 REQUEST_TIMEOUT for a body that stops arriving for ``body_timeout`` seconds
+    (a client that never finishes its body holds nothing for longer)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_header_bytes: int, body_timeout: float
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        header_bytes = 0
+        declared = None
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value) + 4  # ": " and CRLF
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._refuse(scope, receive, send)
-                    return
-                break
+                declared = value
+        if header_bytes > self.max_header_bytes:
+            too_large = HeadersTooLarge(
+                f"the request's header fields are larger than {self.max_header_bytes} bytes"
+            )
+            await error_response(too_large)(scope, receive, send)
+            return
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
 
         received = 0
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later receives wait for a disconnect: no deadline for those
+                return await receive()
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body stopped arriving: nothing for {self.body_timeout:g} seconds"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise self._error()
+                body_done = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -7,6 +7,7 @@ from typing import Any
 from mailpass.errors import (
     ApiError,
     Forbidden,
+    HeadersTooLarge,
     IdempotencyConflict,
     IdempotencyInProgress,
     InternalError,
@@ -14,6 +15,7 @@ from mailpass.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     SendFailed,
     SendLimitExceeded,
     ServiceUnavailable,
@@ -134,6 +136,8 @@ ERROR_EXAMPLES: dict[type[ApiError], ApiError] = {
     IdempotencyInProgress: IdempotencyInProgress(
         "a request with this Idempotency-Key is still running; retry in a moment to get its answer"
     ),
+    RequestTimeout: RequestTimeout("the request body stopped arriving: nothing for 30 seconds"),
+    HeadersTooLarge: HeadersTooLarge("the request's header fields are larger than 32768 bytes"),
     PayloadTooLarge: PayloadTooLarge("the request body is larger than 10485760 bytes"),
     NoSmtpProvider: NoSmtpProvider(
         "no default SMTP provider: add one with `mailpass providers add --default`"

@@ -8,6 +8,7 @@ from mailpass.api.openapi.schemas import ERROR_DESCRIPTIONS, EXAMPLES, SCHEMAS
 from mailpass.errors import (
     ApiError,
     Forbidden,
+    HeadersTooLarge,
     IdempotencyConflict,
     IdempotencyInProgress,
     InternalError,
@@ -15,6 +16,7 @@ from mailpass.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     SendFailed,
     SendLimitExceeded,
     ServiceUnavailable,
@@ -126,7 +128,9 @@ POST_ERRORS: list[type[ApiError]] = [
     Forbidden,
     IdempotencyConflict,
     IdempotencyInProgress,
+    RequestTimeout,
     PayloadTooLarge,
+    HeadersTooLarge,
     NoSmtpProvider,
 ]
 
@@ -193,7 +197,15 @@ STATUS_OPERATION: dict[str, Any] = {
     "security": SECURITY,
     "responses": _responses(
         _success_response("The message.", "StatusSuccess", "SeedStatusAnswer", idempotent=False),
-        [Unauthorized, RateLimited, Forbidden, NotFound, InternalError, ServiceUnavailable],
+        [
+            Unauthorized,
+            RateLimited,
+            Forbidden,
+            NotFound,
+            HeadersTooLarge,
+            InternalError,
+            ServiceUnavailable,
+        ],
         idempotent=False,
     ),
 }

@@ -13,6 +13,7 @@ from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.errors import (
     ApiError,
     Forbidden,
+    HeadersTooLarge,
     IdempotencyConflict,
     IdempotencyInProgress,
     InternalError,
@@ -21,6 +22,7 @@ from mailpass.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     SendFailed,
     SendLimitExceeded,
     ServiceUnavailable,
@@ -67,7 +69,11 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     IdempotencyConflict: "an `Idempotency-Key` reused with a different body or endpoint",
     IdempotencyInProgress: "a request with the same `Idempotency-Key` is still running; "
     "`Retry-After` says when to ask again",
+    RequestTimeout: "the request body stopped arriving for `MAILPASS_REQUEST_BODY_TIMEOUT` "
+    "seconds (30)",
     PayloadTooLarge: "the body is over `MAILPASS_MAX_BODY_BYTES`",
+    HeadersTooLarge: "the request's header fields are larger than `MAILPASS_MAX_HEADER_BYTES` "
+    "(32 KiB) together",
     NoSmtpProvider: "the account has no default provider",
     RateLimited: "too many requests from this client address failed authentication in the last "
     "minute (`MAILPASS_AUTH_FAILURE_LIMIT`, 20); `Retry-After` says when it may try again",
