@@ -655,3 +655,30 @@ async def test_non_ascii_address_is_permanent_before_anything_is_sent(
 
     assert "'jörg@example.com': non-ASCII addresses need SMTPUTF8" in caught.value.reply
     assert smtp_sink.connections_opened == 0
+
+
+@pytest.mark.parametrize(
+    "banner",
+    [b"SSH-2.0-OpenSSH_9.2p1 internal-host-7\r\n", b"HTTP/1.1 400 Bad Request secret\r\n\r\n"],
+)
+async def test_probe_of_a_service_that_is_not_smtp_does_not_echo_it(banner: bytes) -> None:
+    async def not_smtp(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(banner)
+        await writer.drain()
+        await asyncio.sleep(1)
+        writer.close()
+
+    server = await asyncio.start_server(not_smtp, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        error = await probe_error(
+            SmtpEndpoint(host="127.0.0.1", port=port, security="none", timeout=2)
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert str(error) == f"127.0.0.1:{port} did not answer as an SMTP server"
+    shown = str(error) + "".join(error.transcript)
+    assert "SSH" not in shown
+    assert "secret" not in shown
+    assert "internal-host" not in shown

@@ -234,7 +234,8 @@ async def open_client(
         try:
             greeting = await client.connect()
         except aiosmtplib.SMTPConnectResponseError as exc:
-            client.note_reply(exc.code, exc.message)
+            if exc.code != aiosmtplib.SMTPStatus.invalid_response:  # not SMTP: not shown
+                client.note_reply(exc.code, exc.message)
             raise
         client.note_reply(greeting.code, greeting.message)
         step = "EHLO"

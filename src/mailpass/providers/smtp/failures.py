@@ -89,6 +89,14 @@ def classify_failure(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> S
     if cert_error is not None:
         reason = cert_error.verify_message or cert_error.reason or str(cert_error)
         return config_failure(f"TLS certificate verify failed for {endpoint.host}: {reason}")
+    if (
+        isinstance(exc, aiosmtplib.SMTPResponseException)
+        and exc.code == aiosmtplib.SMTPStatus.invalid_response
+    ):
+        # Something answered that is not SMTP (SSH, a database, a web server). What it said is
+        # not shown: a provider's settings must not become a way to read other services'
+        # banners from inside the network.
+        return config_failure(f"{address} did not answer as an SMTP server")
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code > 0:
         reply = reply_text(exc.code, exc.message)
         return SmtpReplyFailure(
