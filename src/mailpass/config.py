@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_header_bytes: int = 32 * 1024  # all of a request's header fields together
     request_body_timeout: float = 30.0  # seconds a request's body may take to arrive
     smtp_timeout: float = 30.0  # seconds, per SMTP command
+    smtp_connect_timeout: float = 10.0  # seconds to connect to a provider and be greeted
     smtp_max_connections: int = 4  # per provider and per process
     smtp_ca_file: Path | None = None
     log_level: str = "info"
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
         "retry_base_delay",
         "retry_max_delay",
         "smtp_timeout",
+        "smtp_connect_timeout",
         "worker_heartbeat_interval",
         "request_body_timeout",
     )

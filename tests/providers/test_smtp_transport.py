@@ -682,3 +682,33 @@ async def test_probe_of_a_service_that_is_not_smtp_does_not_echo_it(banner: byte
     assert "SSH" not in shown
     assert "secret" not in shown
     assert "internal-host" not in shown
+
+
+async def test_a_server_that_never_greets_is_given_up_after_the_connect_timeout() -> None:
+    """It accepts the connection and says nothing: the send fails (transiently) after the
+    connect timeout, not the much longer command timeout."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def never_greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(never_greet, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = SmtpEndpoint(
+        host="127.0.0.1", port=port, security="none", timeout=20, connect_timeout=0.3
+    )
+    transport = SmtpTransport(endpoint)
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(TransientDeliveryError) as raised:
+            await transport.send("a@x.example", ["b@y.example"], b"Subject: x\r\n\r\nx\r\n")
+    finally:
+        await transport.close()
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    took = asyncio.get_running_loop().time() - started
+    assert raised.value.reply == f"timed out connecting to 127.0.0.1:{port} after 0.3 s"
+    assert took < 5

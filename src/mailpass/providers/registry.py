@@ -23,6 +23,7 @@ def endpoint_for(provider: Provider, secrets: SecretBox, settings: Settings) -> 
         username=provider.username,
         password=password,
         timeout=settings.smtp_timeout,
+        connect_timeout=settings.smtp_connect_timeout,
         ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
     )
 

@@ -232,7 +232,7 @@ async def open_client(
     step = "connect"
     try:
         try:
-            greeting = await client.connect()
+            greeting = await client.connect(timeout=endpoint.connect_timeout)
         except aiosmtplib.SMTPConnectResponseError as exc:
             if exc.code != aiosmtplib.SMTPStatus.invalid_response:  # not SMTP: not shown
                 client.note_reply(exc.code, exc.message)

@@ -9,12 +9,22 @@ from typing import Literal, get_args
 
 from mailpass.providers.smtp.errors import config_failure
 
-__all__ = ["DEFAULT_TIMEOUT", "SECURITY_MODES", "SmtpEndpoint", "SmtpSecurity", "build_tls_context"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "SECURITY_MODES",
+    "SmtpEndpoint",
+    "SmtpSecurity",
+    "build_tls_context",
+]
 
 SmtpSecurity = Literal["starttls", "tls", "none"]
 SECURITY_MODES: tuple[str, ...] = get_args(SmtpSecurity)
 
-DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each SMTP command
+DEFAULT_TIMEOUT = 30.0  # seconds, for each SMTP command
+# seconds to connect and be greeted: a server that takes longer is down or hung, and waiting
+# for it holds a connection slot that mail for a healthy server could use
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +41,8 @@ class SmtpEndpoint:
     security: SmtpSecurity = "starttls"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout: float = DEFAULT_TIMEOUT  # seconds, per connection attempt and per command
+    timeout: float = DEFAULT_TIMEOUT  # seconds, per command
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds to connect and be greeted
     ca_file: str | Path | None = None
     local_hostname: str | None = None  # the name we give in EHLO; default: this host's FQDN
 
@@ -44,6 +55,8 @@ class SmtpEndpoint:
             raise ValueError(f"port must be between 1 and 65535, not {self.port}")
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, not {self.timeout}")
+        if self.connect_timeout <= 0:
+            raise ValueError(f"connect_timeout must be positive, not {self.connect_timeout}")
         # Both end up on a command line: whitespace or control characters would break it.
         for name, value in (("host", self.host), ("local_hostname", self.local_hostname)):
             if value is not None and (not value or not value.isprintable() or " " in value):

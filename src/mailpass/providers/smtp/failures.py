@@ -114,8 +114,9 @@ def classify_failure(exc: BaseException, endpoint: SmtpEndpoint, step: str) -> S
         return config_failure(f"TLS handshake with {address} failed: {reason}")
     if isinstance(exc, TimeoutError):
         if step == "connect":
-            reply = f"timed out connecting to {address} after {endpoint.timeout:g} s"
-            summary = f"cannot connect to {address}: timed out after {endpoint.timeout:g} s"
+            waited = endpoint.connect_timeout
+            reply = f"timed out connecting to {address} after {waited:g} s"
+            summary = f"cannot connect to {address}: timed out after {waited:g} s"
         else:
             reply = f"{address} did not answer {step} within {endpoint.timeout:g} s"
             summary = reply
