@@ -196,3 +196,38 @@ async def test_a_worker_taken_for_dead_registers_again(quick_beats, app_client):
     finally:
         worker.stop()
         await asyncio.wait_for(running, 10)
+
+
+async def test_a_claim_cut_off_as_it_committed_is_released_once_the_database_is_back(
+    quick_beats, make_account, smtp_sink, queue_batch, app_client, monkeypatch
+):
+    """The connection broke during the claim's COMMIT, which went through: the messages are
+    the worker's under its five-minute lease, though it never got them. The next claim that
+    works makes them due again, and they go out at once."""
+    services = app_client.app.state.services
+    if services.database.is_sqlite:
+        pytest.skip("a COMMIT is cut off with a network connection: PostgreSQL's case")
+    account = await make_account(sink=smtp_sink)
+    await queue_batch(account, [{**ITEM, "to": f"u{i}@example.com"} for i in range(3)])
+    real_claim = queue_module.claim_due_messages
+    cut_off = False
+
+    async def committed_then_cut_off(connection, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal cut_off
+        if cut_off:
+            return await real_claim(connection, **kwargs)
+        cut_off = True
+        async with services.database.transaction() as elsewhere:  # commits
+            claimed = await real_claim(elsewhere, **kwargs)
+        assert len(claimed) == 3
+        raise OperationalError("COMMIT", None, ConnectionResetError("connection reset"))
+
+    monkeypatch.setattr("mailpass.delivery.worker.claim_due_messages", committed_then_cut_off)
+    worker = services.worker()
+    running = asyncio.create_task(worker.run())
+    try:
+        await smtp_sink.wait_for(3, timeout=10)  # not after the 300 s lease
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 10)
+    assert len(smtp_sink.messages) == 3

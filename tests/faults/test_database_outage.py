@@ -58,7 +58,14 @@ async def test_a_worker_rides_out_a_database_outage(
         restored = time.monotonic()
         await wait_until(lambda: len(sink.messages) > received, timeout=RECOVERY_TARGET)
         moving_after = time.monotonic() - restored
-        await wait_until(lambda: len(delivered_ids(sink)) == MESSAGES)
+        try:
+            await wait_until(lambda: len(delivered_ids(sink)) == MESSAGES)
+        except BaseException:
+            worker.terminate()
+            await worker.wait()
+            log = (await worker.stderr.read()).decode()
+            counts = await statuses(database)
+            pytest.fail(f"not drained: {counts}; the worker said:\n{log}")
         await asyncio.sleep(0.5)  # a duplicate would arrive now, if one were coming
         worker.terminate()
         assert await asyncio.wait_for(worker.wait(), 15) == 0

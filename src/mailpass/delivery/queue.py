@@ -36,6 +36,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "claim_due_messages",
+    "release_claims",
     "write_outcomes",
 ]
 
@@ -155,9 +156,11 @@ async def claim_due_messages(
     lease: timedelta,
     skip_locked: bool,
     worker_id: int | None = None,
+    token: str | None = None,
 ) -> list[Claim]:
     """Claim up to ``limit`` due messages, oldest due first, within their providers' limits,
-    for the worker ``worker_id`` (``delivery.workers``; None: a run that beats for nobody)."""
+    for the worker ``worker_id`` (``delivery.workers``; None: a run that beats for nobody),
+    under the claim token ``token`` (default: a new one)."""
     # Two queries, not one with OR: each walks its own index in order and stops at the limit,
     # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
     # with 13,000 due).
@@ -203,7 +206,7 @@ async def claim_due_messages(
     if not chosen:
         return []
 
-    token = secrets.token_hex(16)
+    token = token or secrets.token_hex(16)
     result = await connection.execute(
         _CLAIM,
         {
@@ -310,3 +313,17 @@ _OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
         status=MessageStatus.QUEUED, next_attempt_at=sa.bindparam("next_at"), slot_at=None
     ),
 }
+
+
+async def release_claims(connection: Connection, tokens: list[str], now: datetime) -> int:
+    """Make the messages claimed under ``tokens`` due again at once (their lease expired a
+    second ago): claims whose transaction may or may not have committed when the connection
+    broke. The number released."""
+    if not tokens:
+        return 0
+    result = await connection.execute(
+        messages.update()
+        .where(messages.c.status == MessageStatus.SENDING, messages.c.claim_token.in_(tokens))
+        .values(lease_expires_at=now - timedelta(seconds=1), worker_id=None)
+    )
+    return int(result.rowcount)

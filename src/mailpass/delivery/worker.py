@@ -25,12 +25,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 from datetime import timedelta
 
 from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.delivery import workers
-from mailpass.delivery.queue import Claim, Outcome, OutcomeKind, claim_due_messages, write_outcomes
+from mailpass.delivery.queue import (
+    Claim,
+    Outcome,
+    OutcomeKind,
+    claim_due_messages,
+    release_claims,
+    write_outcomes,
+)
 from mailpass.delivery.retry import RetryPolicy
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.providers.registry import TransportRegistry
@@ -53,6 +61,7 @@ SEND_TIMEOUT_SHARE_OF_LEASE = 0.8
 CLAIM_RETRY_FIRST = 0.25  # seconds
 CLAIM_RETRY_MOST = 2.0  # seconds
 OUTCOME_RETRY_PAUSE = 1.0  # seconds between attempts to write outcomes the database refused
+UNSURE_CLAIMS_KEPT = 16  # tokens of failed claims remembered, to release once the database is back
 
 log = logging.getLogger("mailpass.delivery")
 
@@ -88,6 +97,7 @@ class QueueWorker:
         self.heartbeat_interval = settings.worker_heartbeat_interval
         self.stale_after = timedelta(seconds=self.heartbeat_interval * workers.MISSED_BEATS)
         self._claims = Outage(log, "claiming queued mail")
+        self._unsure_claims: list[str] = []  # tokens of claims that failed as they committed
         self._outcomes = Outage(log, "recording delivery outcomes")
         self._beats = Outage(log, "the worker's heartbeat")
 
@@ -196,15 +206,29 @@ class QueueWorker:
         free = self.concurrency - len(self._in_flight)
         if free < self._refill_at and self._in_flight:
             return 0
-        async with self.database.transaction() as connection:
-            claims = await claim_due_messages(
-                connection,
-                limit=free,
-                now=utcnow(),
-                lease=self.lease,
-                skip_locked=not self.database.is_sqlite,
-                worker_id=self.worker_id,
-            )
+        token = secrets.token_hex(16)
+        try:
+            async with self.database.transaction() as connection:
+                now = utcnow()
+                # A claim whose COMMIT was cut off may have committed: those messages would
+                # wait for their lease, held by a worker that never got them. Due again now.
+                await release_claims(connection, self._unsure_claims, now)
+                claims = await claim_due_messages(
+                    connection,
+                    limit=free,
+                    now=now,
+                    lease=self.lease,
+                    skip_locked=not self.database.is_sqlite,
+                    worker_id=self.worker_id,
+                    token=token,
+                )
+        except BaseException:
+            # Only the first failures of an outage can have committed (the later ones do not
+            # get a connection): a few tokens are enough to remember.
+            if len(self._unsure_claims) < UNSURE_CLAIMS_KEPT:
+                self._unsure_claims.append(token)
+            raise
+        self._unsure_claims.clear()
         loop = asyncio.get_running_loop()
         for claim in claims:
             task = loop.create_task(self._attempt(claim))
