@@ -1,5 +1,6 @@
 """Long-running tasks that are never silently dead: one that crashes is logged with its
-traceback and started again, after a pause that doubles while it keeps crashing young."""
+traceback and started again, after a pause that doubles while it keeps crashing young (the
+same policy as the supervisor's for processes)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from mailpass.runtime.outages import backoff_delays
+from mailpass.runtime.supervisor import restart_pause
 
-__all__ = ["RESTART_FIRST", "RESTART_MOST", "STEADY_AFTER", "run_supervised"]
-
-RESTART_FIRST = 1.0  # seconds before a crashed task is started again...
-RESTART_MOST = 30.0  # ...doubling up to this while it keeps crashing young
-STEADY_AFTER = 60.0  # seconds a task must have run for its crash to count as a first one
+__all__ = ["run_supervised"]
 
 
 async def run_supervised(
     name: str, run: Callable[[], Awaitable[None]], log: logging.Logger
 ) -> None:
     """``run()`` until it returns (or this task is cancelled), starting it again whenever it
-    raises."""
-    delays = backoff_delays(RESTART_FIRST, RESTART_MOST)
-    crashes = 0
+    raises, after the pause a crashed process of the supervisor waits (``restart_pause``)."""
+    pause: float | None = None
     while True:
         started = time.monotonic()
         try:
             await run()
             return
         except Exception:
-            if time.monotonic() - started >= STEADY_AFTER:
-                crashes = 0
-            pause = delays[min(crashes, len(delays) - 1)]
+            pause = restart_pause(pause, time.monotonic() - started)
             log.exception("%s crashed; starting it again in %g s", name, pause)
-            crashes += 1
         await asyncio.sleep(pause)
