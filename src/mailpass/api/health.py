@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import Any
 
 from starlette.responses import Response
@@ -27,8 +26,7 @@ log = logging.getLogger("mailpass.api")
 
 
 async def readiness_answer(services: Services) -> Response:
-    interval = services.settings.worker_heartbeat_interval
-    stale_after = timedelta(seconds=interval * workers.MISSED_BEATS)
+    stale_after = workers.stale_after(services.settings.worker_heartbeat_interval)
     try:
         health = await asyncio.wait_for(
             queue_health(services.database, utcnow(), stale_after), READINESS_TIMEOUT

@@ -36,6 +36,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "claim_due_messages",
+    "make_claims_due",
     "release_claims",
     "write_outcomes",
 ]
@@ -316,14 +317,21 @@ _OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
 
 
 async def release_claims(connection: Connection, tokens: list[str], now: datetime) -> int:
-    """Make the messages claimed under ``tokens`` due again at once (their lease expired a
-    second ago): claims whose transaction may or may not have committed when the connection
-    broke. The number released."""
+    """Make the messages claimed under ``tokens`` due again at once: claims whose transaction
+    may or may not have committed when the connection broke. The number released."""
     if not tokens:
         return 0
+    return await make_claims_due(connection, messages.c.claim_token.in_(tokens), now)
+
+
+async def make_claims_due(
+    connection: Connection, claimed: sa.ColumnElement[bool], now: datetime
+) -> int:
+    """Expire, a second ago, the leases of the ``sending`` messages that ``claimed`` selects,
+    so that the next claim (whose ``now`` comes later) takes them first; the number of them."""
     result = await connection.execute(
         messages.update()
-        .where(messages.c.status == MessageStatus.SENDING, messages.c.claim_token.in_(tokens))
+        .where(messages.c.status == MessageStatus.SENDING, claimed)
         .values(lease_expires_at=now - timedelta(seconds=1), worker_id=None)
     )
     return int(result.rowcount)

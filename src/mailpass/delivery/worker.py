@@ -95,7 +95,7 @@ class QueueWorker:
         self.retried = 0
         self.worker_id: int | None = None  # its row in ``workers`` once registered
         self.heartbeat_interval = settings.worker_heartbeat_interval
-        self.stale_after = timedelta(seconds=self.heartbeat_interval * workers.MISSED_BEATS)
+        self.stale_after = workers.stale_after(self.heartbeat_interval)
         self._claims = Outage(log, "claiming queued mail")
         self._unsure_claims: list[str] = []  # tokens of claims that failed as they committed
         self._outcomes = Outage(log, "recording delivery outcomes")

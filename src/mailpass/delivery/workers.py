@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from mailpass.core.statuses import MessageStatus
+from mailpass.delivery.queue import make_claims_due
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import messages, workers
 
@@ -31,6 +31,7 @@ __all__ = [
     "count_live_workers",
     "dead_workers",
     "register_worker",
+    "stale_after",
     "take_back",
     "this_host",
     "unregister_worker",
@@ -98,18 +99,18 @@ async def take_back(connection: Connection, worker_ids: list[int], now: datetime
     number of messages taken back."""
     if not worker_ids:
         return 0
-    result = await connection.execute(
-        messages.update()
-        .where(
-            messages.c.status == MessageStatus.SENDING,
-            messages.c.worker_id.in_(worker_ids),
-            messages.c.lease_expires_at.is_not(None),
-        )
-        # Expired a second ago: due to the next claim, whose ``now`` comes later.
-        .values(lease_expires_at=now - timedelta(seconds=1), worker_id=None)
+    taken = await make_claims_due(
+        connection,
+        sa.and_(messages.c.worker_id.in_(worker_ids), messages.c.lease_expires_at.is_not(None)),
+        now,
     )
     await connection.execute(workers.delete().where(workers.c.id.in_(worker_ids)))
-    return int(result.rowcount)
+    return taken
+
+
+def stale_after(heartbeat_interval: float) -> timedelta:
+    """How long since its last beat a worker is taken for dead."""
+    return timedelta(seconds=heartbeat_interval * MISSED_BEATS)
 
 
 async def count_live_workers(connection: Connection, now: datetime, stale_after: timedelta) -> int:
