@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
-from mailpass.core.client_ip import client_address
+from mailpass.core.client_ip import request_client_address
 from mailpass.errors import Forbidden, RateLimited, Unauthorized
 from mailpass.providers.models import Provider
 from mailpass.services import Services
@@ -88,7 +87,4 @@ async def authenticate_sender(
 
 def client_address_of(request: Request, services: Services) -> str:
     """The client's address, through the trusted proxies' ``X-Forwarded-For``."""
-    client = request.scope.get("client")
-    peer = client[0] if client else None
-    forwarded = Headers(scope=request.scope).getlist("x-forwarded-for")
-    return client_address(peer, forwarded, services.tracking.trusted_proxies) or "unknown"
+    return request_client_address(request.scope, services.tracking.trusted_proxies) or "unknown"

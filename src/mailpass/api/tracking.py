@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailpass.api.responses import error_response
 from mailpass.clock import utcnow
-from mailpass.core.client_ip import IPNetwork, client_address
+from mailpass.core.client_ip import IPNetwork, request_client_address
 from mailpass.core.statuses import EventType
 from mailpass.errors import NotFound
 from mailpass.services import Services
@@ -46,12 +46,9 @@ _PIXEL_HEADERS = [
 
 def _hit(scope: Scope, trusted: tuple[IPNetwork, ...]) -> Hit:
     headers = Headers(scope=scope)
-    client = scope.get("client")
     return Hit(
         method=scope["method"],
-        ip_address=client_address(
-            client[0] if client else None, headers.getlist("x-forwarded-for"), trusted
-        ),
+        ip_address=request_client_address(scope, trusted),
         user_agent=headers.get("user-agent"),
         at=utcnow(),
     )

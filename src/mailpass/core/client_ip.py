@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["IPNetwork", "client_address", "parse_trusted_proxies"]
+__all__ = ["IPNetwork", "client_address", "parse_trusted_proxies", "request_client_address"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,6 +51,17 @@ def client_address(
             break
         address = hop_address
     return str(address)
+
+
+def request_client_address(scope: Mapping[str, Any], trusted: tuple[IPNetwork, ...]) -> str | None:
+    """``client_address`` of an ASGI request: its peer and its ``X-Forwarded-For`` headers."""
+    client = scope.get("client")
+    forwarded = (
+        [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+        if trusted
+        else []
+    )
+    return client_address(client[0] if client else None, forwarded, trusted)
 
 
 @functools.lru_cache(maxsize=_PEER_CACHE_SIZE)
