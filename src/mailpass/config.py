@@ -42,9 +42,15 @@ class Settings(BaseSettings):
     smtp_connect_timeout: float = 10.0  # seconds to connect to a provider and be greeted
     smtp_max_connections: int = 4  # per provider and per process
     smtp_ca_file: Path | None = None
+    # A provider that many times in a row unreachable (refused, timed out, 421) is marked down
+    # for the first pause, doubling each time it is still down, up to the longest.
+    provider_failure_threshold: int = 3
+    provider_down_first: float = 30.0  # seconds
+    provider_down_most: float = 600.0  # seconds
     log_level: str = "info"
 
-    worker_concurrency: int = 32  # messages a worker process sends at once
+    # messages a worker process sends at once; one provider takes at most half of them
+    worker_concurrency: int = 64
     queue_poll_interval: float = 1.0  # seconds between looks at the queue without a wake-up
     queue_lease: float = 300.0  # seconds a claimed message is a worker's before others retake it
     # seconds between a worker's beats; three missed, and others take back its messages
@@ -64,6 +70,7 @@ class Settings(BaseSettings):
         "smtp_max_connections",
         "worker_concurrency",
         "auth_failure_limit",
+        "provider_failure_threshold",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -80,6 +87,8 @@ class Settings(BaseSettings):
         "smtp_connect_timeout",
         "worker_heartbeat_interval",
         "request_body_timeout",
+        "provider_down_first",
+        "provider_down_most",
     )
     @classmethod
     def _positive_seconds(cls, value: float) -> float:

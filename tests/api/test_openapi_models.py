@@ -139,6 +139,7 @@ def record(**changes: Any) -> MessageRecord:
         "error_message": None,
         "attempts": 1,
         "next_attempt_at": None,
+        "held_reason": None,
         "tags": ["order"],
         "metadata": {"order_id": "1"},
         "test": False,
@@ -173,6 +174,18 @@ EVENT = MessageEvent(
         ),
         ("MessageStatus", status_answer(record(), [EVENT])),
         ("MessageStatus", status_answer(record(status=MessageStatus.QUEUED, sent_at=None), [])),
+        (
+            "MessageStatus",
+            status_answer(
+                record(
+                    status=MessageStatus.QUEUED,
+                    sent_at=None,
+                    next_attempt_at=NOW,
+                    held_reason="provider 'relay' is down until 2026-01-30T12:00:30Z",
+                ),
+                [],
+            ),
+        ),
     ],
 )
 def test_rendered_answers_are_valid_against_the_document(schema: str, answer: Any) -> None:

@@ -51,9 +51,10 @@ async def claimed_by_a_dead_worker(database, *, host: str, pid: int, beat_ago: t
             .returning(workers_table.c.id)
         )
         dead_id = registered.scalar_one()
-        claims = await claim_due_messages(
+        claimed = await claim_due_messages(
             connection, limit=100, now=now, lease=LEASE, skip_locked=False, worker_id=dead_id
         )
+        claims = claimed.claims
     return dead_id, claims
 
 
@@ -219,7 +220,7 @@ async def test_a_claim_cut_off_as_it_committed_is_released_once_the_database_is_
         cut_off = True
         async with services.database.transaction() as elsewhere:  # commits
             claimed = await real_claim(elsewhere, **kwargs)
-        assert len(claimed) == 3
+        assert len(claimed.claims) == 3
         raise OperationalError("COMMIT", None, ConnectionResetError("connection reset"))
 
     monkeypatch.setattr("mailpass.delivery.worker.claim_due_messages", committed_then_cut_off)

@@ -67,6 +67,7 @@ def status_answer(message: MessageRecord, events: list[MessageEvent]) -> dict[st
             "error_message": message.error_message,
             "attempts": message.attempts,
             "next_attempt_at": isoformat(message.next_attempt_at),
+            "held_reason": message.held_reason,
             "tags": message.tags,
             "metadata": message.metadata,
             "test": message.test,

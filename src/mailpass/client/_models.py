@@ -117,6 +117,7 @@ class Message:
     error_message: str | None = None
     attempts: int = 0
     next_attempt_at: datetime | None = None
+    held_reason: str | None = None
     sent_at: datetime | None = None
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -141,6 +142,7 @@ class Message:
             error_message=data.get("error_message"),
             attempts=data.get("attempts") or 0,
             next_attempt_at=_time(data.get("next_attempt_at")),
+            held_reason=data.get("held_reason"),
             sent_at=_time(data.get("sent_at")),
             tags=tuple(data.get("tags") or ()),
             metadata=dict(data.get("metadata") or {}),

@@ -80,12 +80,13 @@ async def account_user(request: Request, account: SignedInAccount) -> User:
 async def list_page(request: Request, account: Account) -> Response:
     database = services_of(request).database
     found = await providers.list_providers(database, account.user_id)
-    usage = await providers.usage_by_provider(database, account.user_id, utcnow())
+    now = utcnow()
+    usage = await providers.usage_by_provider(database, account.user_id, now)
     rows = [(p, meters(p, usage.get(p.id, ProviderUsage()))) for p in found]
     return render(
         request,
         "providers.html",
-        {"rows": rows, "presets": PRESETS, "notice": notice_of(request)},
+        {"rows": rows, "presets": PRESETS, "notice": notice_of(request), "now": now},
     )
 
 

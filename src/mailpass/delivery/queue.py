@@ -15,7 +15,7 @@ slot in the window frees. Queued mail is never failed for being over a limit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,9 +23,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mailpass.clock import utcnow
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import mail_of
-from mailpass.providers.limits import provider_capacity
+from mailpass.providers.circuit import (
+    CircuitPolicy,
+    ProviderAttempts,
+    describe_down,
+    note_attempts,
+)
+from mailpass.providers.limits import Capacity, provider_capacity
 from mailpass.providers.models import Provider
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import captured_mail, messages, providers
@@ -33,6 +40,7 @@ from mailpass.storage.tables import captured_mail, messages, providers
 __all__ = [
     "DUE_QUERIES",
     "Claim",
+    "Claimed",
     "Outcome",
     "OutcomeKind",
     "claim_due_messages",
@@ -60,6 +68,7 @@ class Claim:
     # The row's columns to compose it from, when its bytes were not stored
     # (``mailpass.core.stored``). Composed by ``composed()``, after the claim's transaction.
     columns: Mapping[Any, Any] | None = None
+    probe: bool = False  # the one message that tries a provider whose pause is over
 
     def composed(self) -> Claim:
         """The claim with the bytes to send: those stored, or its columns composed now.
@@ -75,7 +84,9 @@ class OutcomeKind(StrEnum):
     SENT = "sent"  # status sent, the attempt counted
     FAILED = "failed"  # status failed, the attempt counted, its slot given back
     RETRY = "retry"  # back to queued until ``next_attempt_at``, the attempt counted
-    RELEASED = "released"  # not attempted (the worker stopped): back to queued, nothing counted
+    # Not attempted (the worker stopped, or the provider is held down): back to queued until
+    # ``next_attempt_at``, nothing counted.
+    RELEASED = "released"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,8 @@ class Outcome:
     error_message: str | None = None
     next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
+    unreachable: bool = False  # the provider did not answer (``providers.circuit``)
+    held_reason: str | None = None  # RELEASED: why it waits
 
 
 # The claim's statements are built once, with bound parameters: building them on every claim
@@ -114,6 +127,16 @@ DUE_QUERIES = (
     ),
 )
 DUE_QUERIES_SKIP_LOCKED = tuple(query.with_for_update(skip_locked=True) for query in DUE_QUERIES)
+# The same, past some providers (those with no room left, or down): NULL is a test key's mail.
+_NOT_PASSED = sa.or_(
+    messages.c.provider_id.is_(None),
+    messages.c.provider_id.not_in(sa.bindparam("passed", expanding=True)),
+)
+DUE_QUERIES_PASSING = tuple(query.where(_NOT_PASSED) for query in DUE_QUERIES)
+DUE_QUERIES_PASSING_SKIP_LOCKED = tuple(
+    query.with_for_update(skip_locked=True) for query in DUE_QUERIES_PASSING
+)
+DEFAULT_PROBE_WINDOW = timedelta(minutes=2)
 _PROVIDERS = sa.select(providers).where(providers.c.id.in_(sa.bindparam("ids", expanding=True)))
 _CLAIM = (
     messages.update()
@@ -124,6 +147,7 @@ _CLAIM = (
         claim_token=sa.bindparam("token", type_=messages.c.claim_token.type),
         worker_id=sa.bindparam("worker_id", type_=messages.c.worker_id.type),
         slot_at=sa.case((messages.c.provider_id.is_not(None), _NOW), else_=None),
+        held_reason=None,
     )
     .returning(
         messages.c.id,
@@ -149,6 +173,19 @@ _CLAIM = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one claim took, and the providers whose due mail it left for lack of ``room``."""
+
+    claims: list[Claim]
+    capped: frozenset[int] = frozenset()
+
+
+# A claim looks at the queue at most this many times: a second look, past the providers that
+# had no room or are down, finds the mail of the others when the oldest due mail is all theirs.
+CLAIM_LOOKS = 2
+
+
 async def claim_due_messages(
     connection: Connection,
     *,
@@ -158,54 +195,81 @@ async def claim_due_messages(
     skip_locked: bool,
     worker_id: int | None = None,
     token: str | None = None,
-) -> list[Claim]:
-    """Claim up to ``limit`` due messages, oldest due first, within their providers' limits,
-    for the worker ``worker_id`` (``delivery.workers``; None: a run that beats for nobody),
-    under the claim token ``token`` (default: a new one)."""
-    # Two queries, not one with OR: each walks its own index in order and stops at the limit,
-    # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
-    # with 13,000 due).
-    candidates: list[Any] = []  # rows of (id, provider_id)
-    for query in DUE_QUERIES_SKIP_LOCKED if skip_locked else DUE_QUERIES:
-        found = await connection.execute(query, {"now": now, "limit": limit - len(candidates)})
-        candidates.extend(found.all())
-        if len(candidates) >= limit:
-            break
-    if not candidates:
-        return []
+    room: Callable[[int], int] | None = None,
+    probe_window: timedelta = DEFAULT_PROBE_WINDOW,
+) -> Claimed:
+    """Claim up to ``limit`` due messages, oldest due first, for the worker ``worker_id``
+    (``delivery.workers``; None: a run that beats for nobody), under the claim token ``token``
+    (default: a new one).
 
-    provider_ids = sorted({row.provider_id for row in candidates if row.provider_id is not None})
+    Per provider, at most ``room(provider_id)`` messages (None: no cap), within its hourly and
+    daily limits; the mail of a provider that is down (``providers.circuit``) is held until
+    it is due to be tried again, except one message, the probe, once that time has come.
+    """
+    chosen: list[int] = []
+    probes: set[int] = set()
+    taken: dict[int, int] = {}  # provider id -> messages chosen for it in this claim
     by_id: dict[int, Provider] = {}
-    if provider_ids:
-        rows = await connection.execute(_PROVIDERS, {"ids": provider_ids})
-        by_id = {row.id: Provider(**row._asdict()) for row in rows}
-
-    chosen = [row.id for row in candidates if row.provider_id is None]
-    # Limits, provider by provider in id order (a fixed lock order: no deadlocks between workers).
-    for provider_id in provider_ids:
-        provider = by_id[provider_id]
-        ids = [row.id for row in candidates if row.provider_id == provider_id]
-        capacity = await provider_capacity(connection, provider, now, lock=skip_locked)
-        if capacity.free is None or capacity.free >= len(ids):
-            chosen.extend(ids)
-            continue
-        chosen.extend(ids[: capacity.free])
-        waiting = ids[capacity.free :]
-        # Until a slot frees these wait; "free" is 0 when blocked, so blocked_by is set then.
-        retry_after = capacity.blocked_by.retry_after if capacity.blocked_by else 1
-        await connection.execute(
-            messages.update()
-            .where(messages.c.id.in_(waiting))
-            .values(
-                status=MessageStatus.QUEUED,
-                next_attempt_at=now + timedelta(seconds=retry_after),
-                lease_expires_at=None,
-                claim_token=None,
-                worker_id=None,
-            )
-        )
+    capped: set[int] = set()
+    passed: set[int] = set()  # providers the next look skips
+    locked_up_to = 0  # on PostgreSQL, provider rows are locked in id order only
+    for look in range(CLAIM_LOOKS):
+        want = limit - len(chosen)
+        if want <= 0 or (look and not passed):
+            break
+        candidates = await _due_candidates(connection, want, now, skip_locked, sorted(passed))
+        if not candidates:
+            break
+        new_ids = sorted({row.provider_id for row in candidates} - {None} - by_id.keys())
+        if new_ids:
+            rows = await connection.execute(_PROVIDERS, {"ids": new_ids})
+            by_id.update((row.id, Provider(**row._asdict())) for row in rows)
+        chosen.extend(row.id for row in candidates if row.provider_id is None)
+        for provider_id in sorted({row.provider_id for row in candidates} - {None}):
+            ids = [row.id for row in candidates if row.provider_id == provider_id]
+            provider = by_id.get(provider_id)
+            if provider is None:  # deleted meanwhile: the worker fails them, saying so
+                chosen.extend(ids)
+                continue
+            locks = provider.has_limits or provider.down_until is not None
+            if skip_locked and locks and look and provider_id < locked_up_to:
+                continue  # would lock out of order; the next claim takes them
+            if provider.is_down(now):
+                await _hold_down(connection, provider, ids, now, skip_locked=skip_locked)
+                passed.add(provider_id)
+                continue
+            already = taken.get(provider_id, 0)
+            fits = len(ids) if room is None else max(room(provider_id) - already, 0)
+            if fits < len(ids):
+                capped.add(provider_id)
+                passed.add(provider_id)
+            if not fits:
+                continue
+            if provider.down_until is not None:
+                # Its pause is over: one message tries it, and it stays down for the others
+                # until that one has had time to fail.
+                ids = ids[:1]
+                probes.add(ids[0])
+                await connection.execute(
+                    providers.update()
+                    .where(providers.c.id == provider_id)
+                    .values(down_until=now + probe_window)
+                )
+                passed.add(provider_id)
+            if locks:
+                locked_up_to = max(locked_up_to, provider_id)
+            capacity = await provider_capacity(connection, provider, now, lock=skip_locked)
+            if capacity.free is not None:
+                free = capacity.free - already
+                if free < len(ids):
+                    await _hold_for_limit(connection, ids[max(free, 0) :], capacity, now)
+                    passed.add(provider_id)
+                    fits = min(fits, max(free, 0))
+            fits = min(fits, len(ids))
+            chosen.extend(ids[:fits])
+            taken[provider_id] = already + fits
     if not chosen:
-        return []
+        return Claimed([], frozenset(capped))
 
     token = token or secrets.token_hex(16)
     result = await connection.execute(
@@ -232,15 +296,94 @@ async def claim_due_messages(
             created_at=row.created_at,
             is_test=row.is_test,
             columns=row._mapping if row.raw is None else None,
+            probe=row.id in probes,
         )
         for row in result
     ]
     claims.sort(key=lambda claim: claim.id)
-    return claims
+    return Claimed(claims, frozenset(capped))
 
 
-async def write_outcomes(connection: Connection, outcomes: Sequence[Outcome]) -> None:
-    """Record many outcomes in one transaction (one commit for a whole group of sends)."""
+async def _due_candidates(
+    connection: Connection, limit: int, now: datetime, skip_locked: bool, passed: list[int]
+) -> list[Any]:
+    """Rows of (id, provider_id) of due messages, oldest due first, none of ``passed``'s."""
+    # Two queries, not one with OR: each walks its own index in order and stops at the limit,
+    # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
+    # with 13,000 due).
+    if passed:
+        queries = DUE_QUERIES_PASSING_SKIP_LOCKED if skip_locked else DUE_QUERIES_PASSING
+    else:
+        queries = DUE_QUERIES_SKIP_LOCKED if skip_locked else DUE_QUERIES
+    candidates: list[Any] = []
+    for query in queries:
+        params: dict[str, Any] = {"now": now, "limit": limit - len(candidates)}
+        if passed:
+            params["passed"] = passed
+        candidates.extend((await connection.execute(query, params)).all())
+        if len(candidates) >= limit:
+            break
+    return candidates
+
+
+def _held(ids: Sequence[int] | sa.Select[Any], until: datetime, reason: str) -> sa.Update:
+    return (
+        messages.update()
+        .where(messages.c.id.in_(ids))
+        .values(
+            status=MessageStatus.QUEUED,
+            next_attempt_at=until,
+            lease_expires_at=None,
+            claim_token=None,
+            worker_id=None,
+            held_reason=reason,
+        )
+    )
+
+
+async def _hold_down(
+    connection: Connection, provider: Provider, ids: list[int], now: datetime, *, skip_locked: bool
+) -> None:
+    """Hold the due mail of a provider that is down until its pause ends: ``ids`` (this claim's,
+    locked) and every other queued message of it that is due, unless another claim has it
+    locked (that claim holds it then)."""
+    until = provider.down_until
+    assert until is not None
+    reason = describe_down(provider.name, until, provider.down_reason)
+    await connection.execute(_held(ids, until, reason))
+    others = sa.select(messages.c.id).where(
+        messages.c.status == MessageStatus.QUEUED,
+        messages.c.next_attempt_at <= now,
+        messages.c.provider_id == provider.id,
+    )
+    await connection.execute(
+        _held(others.with_for_update(skip_locked=True) if skip_locked else others, until, reason)
+    )
+
+
+async def _hold_for_limit(
+    connection: Connection, ids: list[int], capacity: Capacity, now: datetime
+) -> None:
+    """Hold messages over their provider's limit until a slot frees (``free`` is 0 when
+    blocked, so ``blocked_by`` is set then; else they are tried again in a second)."""
+    if capacity.blocked_by is not None:
+        wait, reason = capacity.blocked_by.retry_after, capacity.blocked_by.describe()
+    else:
+        wait, reason = 1, "the provider's limit leaves no slot for it in this claim"
+    await connection.execute(_held(ids, now + timedelta(seconds=wait), reason))
+
+
+async def write_outcomes(
+    connection: Connection,
+    outcomes: Sequence[Outcome],
+    *,
+    circuit: CircuitPolicy | None = None,
+    lock: bool = False,
+) -> dict[int, datetime]:
+    """Record many outcomes in one transaction (one commit for a whole group of sends).
+
+    With ``circuit``, what the attempts said of their providers moves the providers' breakers
+    on (``lock``: on PostgreSQL). The providers this marked down, with until when."""
     for kind in OutcomeKind:
         group = [outcome for outcome in outcomes if outcome.kind == kind]
         if group:
@@ -263,6 +406,28 @@ async def write_outcomes(connection: Connection, outcomes: Sequence[Outcome]) ->
                 for o in captured
             ],
         )
+    if circuit is None:
+        return {}
+    attempts = _provider_attempts(outcomes)
+    if not attempts:
+        return {}
+    return await note_attempts(connection, circuit, attempts, utcnow(), lock=lock)
+
+
+def _provider_attempts(outcomes: Sequence[Outcome]) -> dict[int, ProviderAttempts]:
+    """What the outcomes say of their providers, leaving out what changes nothing: a provider
+    that was healthy when claimed and worked again."""
+    attempts: dict[int, ProviderAttempts] = {}
+    for outcome in outcomes:
+        provider, claim = outcome.claim.provider, outcome.claim
+        if provider is None or claim.is_test or outcome.kind == OutcomeKind.RELEASED:
+            continue
+        if outcome.unreachable:
+            seen = attempts.setdefault(provider.id, ProviderAttempts())
+            seen.failed(outcome.error_message or "", probe=claim.probe)
+        elif claim.probe or not provider.is_healthy:
+            attempts.setdefault(provider.id, ProviderAttempts()).worked = True
+    return attempts
 
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:
@@ -272,6 +437,7 @@ def _outcome_params(outcome: Outcome) -> dict[str, Any]:
         "error": outcome.error_message,
         "next_at": outcome.next_attempt_at,
         "finished": outcome.finished_at,
+        "held": outcome.held_reason,
     }
 
 
@@ -311,7 +477,10 @@ _OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
         slot_at=None,
     ),
     OutcomeKind.RELEASED: _update(
-        status=MessageStatus.QUEUED, next_attempt_at=sa.bindparam("next_at"), slot_at=None
+        status=MessageStatus.QUEUED,
+        next_attempt_at=sa.bindparam("next_at"),
+        slot_at=None,
+        held_reason=sa.bindparam("held"),
     ),
 }
 

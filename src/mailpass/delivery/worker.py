@@ -3,8 +3,12 @@
 One worker runs inside ``mailpass serve`` (unless ``--no-worker``), as ``mailpass worker`` on any
 machine that reaches the database, or once as ``mailpass queue run``.
 
-- Up to ``concurrency`` messages are in flight at once; each provider's connections are capped
-  by its transport's pool (``MAILPASS_SMTP_MAX_CONNECTIONS``).
+- Up to ``concurrency`` messages are in flight at once, at most half of them for any one
+  provider, so that a provider that hangs never holds every place; each provider's
+  connections are capped by its transport's pool (``MAILPASS_SMTP_MAX_CONNECTIONS``).
+- A provider that stops answering is marked down (``providers.circuit``): its mail waits
+  without taking places, one message probes it once its pause is over, and the sends of it
+  this worker already holds give their places back at once instead of each timing out.
 - Outcomes are group-committed: whatever finished while the previous commit was running is
   written in the next one, so a fast provider costs one commit per batch, not per message.
 - Each worker registers and beats every ``MAILPASS_WORKER_HEARTBEAT_INTERVAL`` seconds
@@ -26,6 +30,8 @@ import contextlib
 import logging
 import os
 import secrets
+import time
+from collections import Counter
 from datetime import timedelta
 
 from mailpass.clock import utcnow
@@ -33,6 +39,7 @@ from mailpass.config import Settings
 from mailpass.delivery import workers
 from mailpass.delivery.queue import (
     Claim,
+    Claimed,
     Outcome,
     OutcomeKind,
     claim_due_messages,
@@ -41,8 +48,9 @@ from mailpass.delivery.queue import (
 )
 from mailpass.delivery.retry import RetryPolicy
 from mailpass.delivery.wakeup import QueueWakeup
+from mailpass.providers.circuit import CircuitPolicy, describe_down
 from mailpass.providers.registry import TransportRegistry
-from mailpass.providers.transport import DeliveryError
+from mailpass.providers.transport import DeliveryError, ProviderHeld
 from mailpass.runtime.outages import Outage, backoff_delays
 from mailpass.storage.database import Database
 
@@ -62,6 +70,8 @@ CLAIM_RETRY_FIRST = 0.25  # seconds
 CLAIM_RETRY_MOST = 2.0  # seconds
 OUTCOME_RETRY_PAUSE = 1.0  # seconds between attempts to write outcomes the database refused
 UNSURE_CLAIMS_KEPT = 16  # tokens of failed claims remembered, to release once the database is back
+# The share of the worker's places one provider may hold: the others always have the rest.
+PROVIDER_SHARE = 0.5
 
 log = logging.getLogger("mailpass.delivery")
 
@@ -84,8 +94,15 @@ class QueueWorker:
         self.concurrency = concurrency or settings.worker_concurrency
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.lease = timedelta(seconds=settings.queue_lease)
-        self._refill_at = max(1, self.concurrency // 2)  # free places before claiming again
+        self.circuit = CircuitPolicy.from_settings(settings)
+        # Places one provider may hold; then free places (or a provider's room) worth a claim.
+        self._provider_places = max(1, int(self.concurrency * PROVIDER_SHARE))
+        self._refill_at = max(1, self._provider_places // 2)
         self._in_flight: dict[asyncio.Task[Outcome], Claim] = {}
+        self._busy: Counter[int] = Counter()  # messages in flight per provider id
+        # Providers whose due mail the last claim left for lack of room, when that was all it
+        # left: until new mail is announced, claiming again is worth it only once they have room.
+        self._only_capped: frozenset[int] = frozenset()
         self._pending: list[Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -202,10 +219,22 @@ class QueueWorker:
         except Exception as exc:  # its beats stop: it will be taken for dead, harmlessly
             log.warning("cannot unregister this worker (%s)", exc)
 
+    def _room(self, provider_id: int) -> int:
+        return self._provider_places - self._busy[provider_id]
+
+    def _worth_claiming(self) -> bool:
+        if not self._in_flight:
+            return True
+        if self.concurrency - len(self._in_flight) < self._refill_at:
+            return False
+        return not self._only_capped or any(
+            self._room(provider_id) >= self._refill_at for provider_id in self._only_capped
+        )
+
     async def _claim_more(self) -> int:
-        free = self.concurrency - len(self._in_flight)
-        if free < self._refill_at and self._in_flight:
+        if not self._worth_claiming():
             return 0
+        free = self.concurrency - len(self._in_flight)
         token = secrets.token_hex(16)
         try:
             async with self.database.transaction() as connection:
@@ -213,7 +242,7 @@ class QueueWorker:
                 # A claim whose COMMIT was cut off may have committed: those messages would
                 # wait for their lease, held by a worker that never got them. Due again now.
                 await release_claims(connection, self._unsure_claims, now)
-                claims = await claim_due_messages(
+                claimed = await claim_due_messages(
                     connection,
                     limit=free,
                     now=now,
@@ -221,6 +250,8 @@ class QueueWorker:
                     skip_locked=not self.database.is_sqlite,
                     worker_id=self.worker_id,
                     token=token,
+                    room=self._room,
+                    probe_window=self.circuit.probe_window(self.settings),
                 )
         except BaseException:
             # Only the first failures of an outage can have committed (the later ones do not
@@ -229,26 +260,46 @@ class QueueWorker:
                 self._unsure_claims.append(token)
             raise
         self._unsure_claims.clear()
+        self._note_capped(claimed, free)
         loop = asyncio.get_running_loop()
-        for claim in claims:
+        for claim in claimed.claims:
             task = loop.create_task(self._attempt(claim))
             self._in_flight[task] = claim
+            if claim.provider is not None:
+                self._busy[claim.provider.id] += 1
             task.add_done_callback(self._on_done)
-        return len(claims)
+        return len(claimed.claims)
+
+    def _note_capped(self, claimed: Claimed, asked: int) -> None:
+        # A claim that took fewer than it asked for saw all the due mail there was: if some was
+        # left for lack of room, nothing else is due until new mail comes or time passes.
+        if claimed.capped and len(claimed.claims) < asked:
+            self._only_capped = claimed.capped
+        else:
+            self._only_capped = frozenset()
 
     async def _wait_for_work(self) -> None:
-        """Until new mail is announced, an in-flight send frees a place, or the poll interval."""
+        """Until new mail is announced, an in-flight send frees a place worth a claim, or the
+        poll interval."""
         interval = self.settings.queue_poll_interval
-        if self._in_flight and self.concurrency - len(self._in_flight) < self._refill_at:
+        if self._in_flight and not self._worth_claiming():
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), interval)
+            if not self._slot_freed.is_set():
+                self._only_capped = frozenset()  # the poll: look at the whole queue again
             return
         await self.wakeup.wait(interval)
+        self._only_capped = frozenset()
 
     def _on_done(self, task: asyncio.Task[Outcome]) -> None:
         claim = self._in_flight.pop(task)
-        self._slot_freed.set()
+        if claim.provider is not None:
+            self._busy[claim.provider.id] -= 1
+            if not self._busy[claim.provider.id]:
+                del self._busy[claim.provider.id]
+        if self._worth_claiming():
+            self._slot_freed.set()
         if task.cancelled():
             self._record(Outcome(claim, OutcomeKind.RELEASED, next_attempt_at=utcnow()))
             return
@@ -275,27 +326,50 @@ class QueueWorker:
         if not claim.raw or not claim.envelope_to:
             return Outcome(claim, OutcomeKind.FAILED, "the message was stored without its content")
         transport = self.transports.get(claim.provider)
+        if claim.probe:
+            transport.hold("", 0)  # this one is to find out whether it answers again
         timeout = self.settings.queue_lease * SEND_TIMEOUT_SHARE_OF_LEASE
         try:
             result = await asyncio.wait_for(
                 transport.send(claim.envelope_from, claim.envelope_to, claim.raw), timeout
             )
+        except ProviderHeld as held:
+            until = utcnow() + timedelta(seconds=max(held.until - time.monotonic(), 0))
+            return Outcome(
+                claim,
+                OutcomeKind.RELEASED,
+                next_attempt_at=until,
+                held_reason=describe_down(claim.provider.name, until, held.reply),
+            )
         except DeliveryError as exc:
             if exc.transient:
-                return self._retry(claim, exc.reply)
-            return Outcome(claim, OutcomeKind.FAILED, exc.reply)
+                return self._retry(claim, exc.reply, unreachable=exc.unreachable)
+            return Outcome(claim, OutcomeKind.FAILED, exc.reply, unreachable=exc.unreachable)
         except TimeoutError:
-            return self._retry(claim, f"no answer from the provider within {timeout:.0f} seconds")
+            return self._retry(
+                claim,
+                f"no answer from the provider within {timeout:.0f} seconds",
+                unreachable=True,
+            )
         return Outcome(claim, OutcomeKind.SENT, result.refusal_note(), finished_at=utcnow())
 
-    def _retry(self, claim: Claim, reply: str) -> Outcome:
+    def _retry(self, claim: Claim, reply: str, *, unreachable: bool = False) -> Outcome:
         attempts = claim.attempts + 1
         decision = self.policy.decide(attempts=attempts, queued_at=claim.created_at, now=utcnow())
         if decision.retry_at is None:
             return Outcome(
-                claim, OutcomeKind.FAILED, f"gave up after {attempts} attempts; last reply: {reply}"
+                claim,
+                OutcomeKind.FAILED,
+                f"gave up after {attempts} attempts; last reply: {reply}",
+                unreachable=unreachable,
             )
-        return Outcome(claim, OutcomeKind.RETRY, reply, next_attempt_at=decision.retry_at)
+        return Outcome(
+            claim,
+            OutcomeKind.RETRY,
+            reply,
+            next_attempt_at=decision.retry_at,
+            unreachable=unreachable,
+        )
 
     # ------------------------------------------------------------------ outcomes
 
@@ -332,7 +406,9 @@ class QueueWorker:
         batch, self._pending = self._pending, []
         try:
             async with self.database.transaction() as connection:
-                await write_outcomes(connection, batch)
+                await write_outcomes(
+                    connection, batch, circuit=self.circuit, lock=not self.database.is_sqlite
+                )
         except BaseException:
             self._pending[:0] = batch
             raise

@@ -83,6 +83,7 @@ STATUS_COLUMNS = (
     messages.c.error_message,
     messages.c.attempts,
     messages.c.next_attempt_at,
+    messages.c.held_reason,
     messages.c.tags,
     messages.c.user_metadata,
     messages.c.is_test,

@@ -86,6 +86,7 @@ class MessageRecord:
     error_message: str | None
     attempts: int
     next_attempt_at: datetime | None
+    held_reason: str | None  # why it waits, when not for its own failed attempt
     tags: list[str]
     metadata: dict[str, Any]
     test: bool
@@ -111,6 +112,7 @@ class MessageRecord:
             error_message=row["error_message"],
             attempts=row["attempts"],
             next_attempt_at=row["next_attempt_at"],
+            held_reason=row["held_reason"],
             tags=row["tags"],
             metadata=row["user_metadata"],
             test=row["is_test"],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from mailpass.accounts.keys import ApiKey
-from mailpass.clock import utcnow
+from mailpass.clock import isoformat, utcnow
 from mailpass.config import Settings
 from mailpass.core.ids import new_message_id, normalize_message_id
 from mailpass.core.mime import compose
@@ -37,6 +38,12 @@ from mailpass.messages.results import (
     StatusLookup,
 )
 from mailpass.providers import repository as provider_queries
+from mailpass.providers.circuit import (
+    CircuitPolicy,
+    ProviderAttempts,
+    describe_down,
+    note_attempts,
+)
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.models import Provider
 from mailpass.providers.registry import TransportRegistry
@@ -108,6 +115,7 @@ class MailService:
         self.wakeup = wakeup
         self.tracker = tracker
         self.late_outcomes = LateOutcomes()
+        self.circuit = CircuitPolicy.from_settings(settings)
 
     def build_outgoing(
         self, valid: ValidMessage, provider: Provider | None, date: datetime | None = None
@@ -164,6 +172,8 @@ class MailService:
         if key.is_test:
             return await self._capture(key, valid, outgoing, data, recipients)
         assert provider is not None
+        if provider.is_down(now):
+            raise provider_down(provider, now)
 
         row = message_row(
             key=key,
@@ -202,6 +212,8 @@ class MailService:
             await self.late_outcomes.record(
                 lambda: repository.mark_failed(self.database, message_pk, reply)
             )
+            if exc.unreachable:
+                await self._note_attempt(provider, failure=reply)
             details: dict[str, Any] = {"smtp_reply": exc.reply}
             if exc.smtp_code is not None:
                 details["smtp_code"] = exc.smtp_code
@@ -221,9 +233,31 @@ class MailService:
         await self.late_outcomes.record(
             lambda: repository.mark_sent(self.database, message_pk, sent_at, note)
         )
+        if not provider.is_healthy:
+            await self._note_attempt(provider, failure=None)
         return SentMessage(
             outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
         )
+
+    async def _note_attempt(self, provider: Provider, *, failure: str | None) -> None:
+        """Move the provider's circuit breaker on after a /send reached it (``failure`` None)
+        or found it unreachable; when that marks it down, this process's sends waiting for
+        one of its connections give up at once. Never an error for the request."""
+        attempt = ProviderAttempts(worked=failure is None)
+        if failure is not None:
+            attempt.failed(failure, probe=provider.down_until is not None)
+        lock = not self.database.is_sqlite
+        try:
+            async with self.database.transaction() as connection:
+                marked = await note_attempts(
+                    connection, self.circuit, {provider.id: attempt}, utcnow(), lock=lock
+                )
+        except Exception as exc:  # the answer stands; the next attempt notes it again
+            log.warning("cannot note provider %s's state (%s)", provider.id, exc)
+            return
+        if provider.id in marked:
+            pause = (marked[provider.id] - utcnow()).total_seconds()
+            self.transports.get(provider).hold(failure or "", pause)
 
     async def queue_batch(
         self, key: ApiKey, provider: Provider | None, batch: BatchFields
@@ -357,6 +391,25 @@ class MailService:
             MessageRecord.of(message),
             [MessageEvent.of(event) for event in events],
         )
+
+
+def provider_down(provider: Provider, now: datetime) -> SendFailed:
+    """/send's answer while its provider is down (``providers.circuit``): at once, nothing
+    stored, with when it will be tried again."""
+    assert provider.down_until is not None
+    wait = max(1, math.ceil((provider.down_until - now).total_seconds()))
+    return SendFailed(
+        describe_down(provider.name, provider.down_until, provider.down_reason),
+        details=[
+            {
+                "provider": provider.name,
+                "provider_state": "down",
+                "down_until": isoformat(provider.down_until),
+                "reason": provider.down_reason,
+            }
+        ],
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def describe_problems(error: ValidationError) -> str:

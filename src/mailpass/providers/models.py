@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Provider", "ProviderUsage"]
+__all__ = ["Health", "Provider", "ProviderUsage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +28,24 @@ class Provider:
     updated_at: datetime
     track_opens: bool = False
     track_clicks: bool = False
+    # The circuit breaker's state (``providers.circuit``).
+    failure_streak: int = 0
+    down_count: int = 0
+    down_until: datetime | None = None
+    down_reason: str | None = None
 
     @property
     def has_limits(self) -> bool:
         return self.hourly_limit is not None or self.daily_limit is not None
+
+    def is_down(self, now: datetime) -> bool:
+        """Marked down until later than ``now``: its mail waits, /send refuses at once."""
+        return self.down_until is not None and self.down_until > now
+
+    @property
+    def is_healthy(self) -> bool:
+        """No failure noted since it last worked: nothing to reset when it works again."""
+        return self.failure_streak == 0 and self.down_until is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +54,22 @@ class ProviderUsage:
 
     last_hour: int = 0
     last_day: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The breaker's columns of a provider's row."""
+
+    failure_streak: int = 0
+    down_count: int = 0
+    down_until: datetime | None = None
+    down_reason: str | None = None
+
+    @classmethod
+    def of(cls, provider: Provider) -> Health:
+        return cls(
+            provider.failure_streak,
+            provider.down_count,
+            provider.down_until,
+            provider.down_reason,
+        )

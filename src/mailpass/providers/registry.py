@@ -44,6 +44,8 @@ class TransportRegistry:
         transport = SmtpTransport(
             endpoint_for(provider, self._secrets, self._settings),
             max_connections=self._settings.smtp_max_connections,
+            hold_after=self._settings.provider_failure_threshold,
+            hold_for=self._settings.provider_down_first,
         )
         self._transports[provider.id] = (provider.updated_at, transport)
         if cached is not None:

@@ -10,7 +10,7 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, key_in
 from mailpass.core.statuses import MessageStatus
 from mailpass.providers.kinds import ConnectionSettings
-from mailpass.providers.models import Provider, ProviderUsage
+from mailpass.providers.models import Health, Provider, ProviderUsage
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PrefixedColumns, PreparedRead
 from mailpass.storage.tables import api_keys, messages, providers
@@ -23,11 +23,14 @@ __all__ = [
     "get_provider",
     "insert_provider",
     "list_providers",
+    "mark_reachable",
+    "read_health",
     "set_default_provider",
     "update_connection",
     "update_provider",
     "update_tracking",
     "usage_by_provider",
+    "write_health",
 ]
 
 
@@ -308,3 +311,56 @@ async def nth_slot_since(
     )
     taken: datetime = (await connection.execute(query)).scalar_one()
     return taken
+
+
+# ---------------------------------------------------------------------- the circuit breaker
+
+
+async def read_health(connection: Connection, provider_id: int, *, lock: bool) -> Health | None:
+    """The breaker's state of a provider (None: it was deleted); with ``lock`` (PostgreSQL), its
+    row stays locked until the transaction ends, so concurrent writers of it take turns."""
+    query = sa.select(
+        providers.c.failure_streak,
+        providers.c.down_count,
+        providers.c.down_until,
+        providers.c.down_reason,
+    ).where(providers.c.id == provider_id)
+    row = (await connection.execute(query.with_for_update() if lock else query)).first()
+    return None if row is None else Health(*row)
+
+
+async def write_health(connection: Connection, provider_id: int, health: Health) -> None:
+    """Set the breaker's state; ``updated_at`` stays (it is the provider's settings' time)."""
+    await connection.execute(
+        providers.update()
+        .where(providers.c.id == provider_id)
+        .values(
+            failure_streak=health.failure_streak,
+            down_count=health.down_count,
+            down_until=health.down_until,
+            down_reason=health.down_reason,
+        )
+    )
+
+
+async def mark_reachable(connection: Connection, provider_ids: list[int], now: datetime) -> None:
+    """The providers worked: close their breakers (a no-op for those with nothing to reset),
+    and make the mail held for them while they were down due now."""
+    await connection.execute(
+        messages.update()
+        .where(
+            messages.c.provider_id.in_(provider_ids),
+            messages.c.status == MessageStatus.QUEUED,
+            messages.c.held_reason.is_not(None),
+            messages.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now, held_reason=None)
+    )
+    await connection.execute(
+        providers.update()
+        .where(
+            providers.c.id.in_(provider_ids),
+            sa.or_(providers.c.failure_streak > 0, providers.c.down_until.is_not(None)),
+        )
+        .values(failure_streak=0, down_count=0, down_until=None, down_reason=None)
+    )

@@ -4,7 +4,11 @@ Exceptions::
 
     DeliveryError               the message was not accepted; ``smtp_code``/``reply`` say why
     ├── TransientDeliveryError  4xx, timeout, dropped connection: worth retrying later
+    │   └── ProviderHeld        not attempted: the provider is down (``Transport.hold``)
     └── PermanentDeliveryError  5xx, authentication refused, bad configuration: never retry
+
+``unreachable`` marks the failures that are the provider's rather than the message's (refused,
+dropped or timed-out connections, 421): they move its circuit breaker (``providers.circuit``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ __all__ = [
     "DeliveryError",
     "DeliveryResult",
     "PermanentDeliveryError",
+    "ProviderHeld",
     "TransientDeliveryError",
     "Transport",
 ]
@@ -42,10 +47,13 @@ class DeliveryError(Exception):
 
     transient: bool = False
 
-    def __init__(self, reply: str, *, smtp_code: int | None = None) -> None:
+    def __init__(
+        self, reply: str, *, smtp_code: int | None = None, unreachable: bool = False
+    ) -> None:
         super().__init__(reply)
         self.reply = reply
         self.smtp_code = smtp_code
+        self.unreachable = unreachable
 
 
 class TransientDeliveryError(DeliveryError):
@@ -56,11 +64,25 @@ class PermanentDeliveryError(DeliveryError):
     transient = False
 
 
+class ProviderHeld(TransientDeliveryError):
+    """The send was not attempted: the provider is held down until ``until`` (a monotonic time,
+    ``time.monotonic()``'s) because it stopped answering."""
+
+    def __init__(self, reply: str, until: float) -> None:
+        super().__init__(reply)
+        self.until = until
+
+
 class Transport(Protocol):
     """Sends finished MIME bytes to a list of envelope recipients."""
 
     async def send(
         self, envelope_from: str, recipients: Sequence[str], data: bytes
     ) -> DeliveryResult: ...
+
+    def hold(self, reason: str, seconds: float) -> None:
+        """For ``seconds``, sends not yet talking to the server raise ``ProviderHeld`` instead
+        (those waiting for a connection included); ``hold(reason, 0)`` lifts it."""
+        ...
 
     async def close(self) -> None: ...

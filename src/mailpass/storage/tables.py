@@ -89,6 +89,12 @@ providers = sa.Table(
     # Open and click tracking of this provider's html mail, unless a request says otherwise.
     sa.Column("track_opens", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("track_clicks", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The circuit breaker (``providers.circuit``): failures to reach the provider in a row, the
+    # times in a row it was marked down, until when it is down, and why.
+    sa.Column("failure_streak", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("down_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("down_until", sa.DateTime),
+    sa.Column("down_reason", sa.Text),
     sa.UniqueConstraint("user_id", "name"),
     # At most one default provider per account, enforced by the database itself.
     sa.Index(
@@ -137,6 +143,9 @@ messages = sa.Table(
     # message back without waiting for the lease. Not a foreign key: a dead worker's row is
     # deleted while claims of it may still be written.
     sa.Column("worker_id", sa.Integer),
+    # Why a queued message waits when not for its own failed attempt: its provider is down, or
+    # its hourly/daily limit is reached. Cleared when it is claimed.
+    sa.Column("held_reason", sa.Text),
     # The composed mail and its envelope, fixed when the message is accepted, so that every
     # attempt is the very same mail. ``raw`` is NULL for a queued message whose columns hold
     # all its headers say (no display names in To, Cc or Reply-To, no html rewritten for

@@ -99,6 +99,7 @@ SEED_STATUS_ANSWER = {
             "error_message": None,
             "attempts": 1,
             "next_attempt_at": None,
+            "held_reason": None,
             "tags": ["order", "confirmation"],
             "metadata": {"order_id": "12345"},
             "test": False,

@@ -278,6 +278,7 @@ MESSAGE: dict[str, Any] = {
         "error_message",
         "attempts",
         "next_attempt_at",
+        "held_reason",
         "tags",
         "metadata",
         "test",
@@ -303,6 +304,12 @@ MESSAGE: dict[str, Any] = {
         },
         "attempts": {"type": "integer", "minimum": 0},
         "next_attempt_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
+        "held_reason": {
+            "type": ["string", "null"],
+            "description": "Why a queued message waits when not for its own failed attempt: its "
+            "provider is down (it is tried again at `next_attempt_at`) or its hourly or daily "
+            "limit is reached.",
+        },
         "tags": {"type": "array", "items": {"type": "string"}},
         "metadata": {"type": "object"},
         "test": {"type": "boolean", "description": "Sent with a test key (`mp_test_…`)."},

@@ -43,9 +43,15 @@ class SmtpFailure(Exception):
         self.transient = transient
         self.smtp_code = smtp_code
 
+    @property
+    def unreachable(self) -> bool:
+        """The server's trouble, not the message's: no connection, no answer in time, or 421
+        (it is closing the session: RFC 5321 4.2.2's "service not available")."""
+        return isinstance(self, TimeoutError | ConnectionError) or self.smtp_code == 421
+
     def delivery_error(self) -> DeliveryError:
         kind = TransientDeliveryError if self.transient else PermanentDeliveryError
-        return kind(self.reply, smtp_code=self.smtp_code)
+        return kind(self.reply, smtp_code=self.smtp_code, unreachable=self.unreachable)
 
 
 class SmtpReplyFailure(SmtpFailure):

@@ -23,7 +23,12 @@ from mailpass.providers.smtp.failures import (
     recipients_failure,
     reply_text,
 )
-from mailpass.providers.transport import DeliveryResult, PermanentDeliveryError
+from mailpass.providers.transport import (
+    DeliveryError,
+    DeliveryResult,
+    PermanentDeliveryError,
+    ProviderHeld,
+)
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "SmtpTransport"]
 
@@ -48,6 +53,8 @@ class SmtpTransport:
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        hold_after: int = 0,
+        hold_for: float = 30.0,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
@@ -66,6 +73,28 @@ class SmtpTransport:
         # Resolved once (aiosmtplib asks the resolver for our FQDN on every connect otherwise).
         self._local_hostname = endpoint.local_hostname
         self._closed = False
+        # After ``hold_after`` sends in a row found the server unreachable (0: never), the
+        # transport holds itself for ``hold_for`` seconds (``hold``): the circuit breaker
+        # (``providers.circuit``) in this process, before the database hears of it.
+        self.hold_after = hold_after
+        self.hold_for = hold_for
+        self._unreachable = 0
+        self._held: tuple[str, float] | None = None  # (why, until when on the monotonic clock)
+
+    def hold(self, reason: str, seconds: float) -> None:
+        """Refuse sends that have not started talking to the server for ``seconds`` (see
+        ``Transport.hold``): those waiting for a connection then give their place back at once
+        instead of each waiting out a timeout of its own against a server that is not there."""
+        self._held = (reason, time.monotonic() + seconds) if seconds > 0 else None
+
+    def _check_held(self) -> None:
+        if self._held is None:
+            return
+        reason, until = self._held
+        if time.monotonic() >= until:
+            self._held = None
+            return
+        raise ProviderHeld(reason, until)
 
     async def send(
         self, envelope_from: str, recipients: Sequence[str], data: bytes
@@ -81,21 +110,42 @@ class SmtpTransport:
                 raise PermanentDeliveryError(
                     f"cannot send {role} {address!r}: non-ASCII addresses need SMTPUTF8"
                 )
+        self._check_held()
         async with self._slots:
-            client = self._take_idle()
-            if client is not None:
-                try:
-                    return await self._transact(client, envelope_from, envelope_to, data, True)
-                except StaleConnection:
-                    pass  # it died while pooled; the mail never reached the server
+            self._check_held()
             try:
-                client = await open_client(
-                    self.endpoint, self._get_tls_context(), self._local_hostname
-                )
-            except SmtpFailure as failure:
-                raise failure.delivery_error() from failure.__cause__
-            self._local_hostname = client.local_hostname
-            return await self._transact(client, envelope_from, envelope_to, data, False)
+                result = await self._send(envelope_from, envelope_to, data)
+            except DeliveryError as error:
+                # Noted before the slot is given back, so that the sends waiting for it see
+                # the hold the moment they get it.
+                self._note_failure(error)
+                raise
+            self._unreachable = 0
+            return result
+
+    async def _send(
+        self, envelope_from: str, envelope_to: list[str], data: bytes
+    ) -> DeliveryResult:
+        client = self._take_idle()
+        if client is not None:
+            try:
+                return await self._transact(client, envelope_from, envelope_to, data, True)
+            except StaleConnection:
+                pass  # it died while pooled; the mail never reached the server
+        try:
+            client = await open_client(self.endpoint, self._get_tls_context(), self._local_hostname)
+        except SmtpFailure as failure:
+            raise failure.delivery_error() from failure.__cause__
+        self._local_hostname = client.local_hostname
+        return await self._transact(client, envelope_from, envelope_to, data, False)
+
+    def _note_failure(self, error: DeliveryError) -> None:
+        if not error.unreachable:
+            self._unreachable = 0
+            return
+        self._unreachable += 1
+        if self.hold_after and self._unreachable >= self.hold_after:
+            self.hold(error.reply, self.hold_for)
 
     async def close(self) -> None:
         """Close the pooled connections; connections in use close when their send ends."""
