@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench.faults import FaultFigures, measure_faults
 from bench.measure import MailPassFigures, Sizes, measure_mailpass
 from bench.processes import BenchError
 from bench.profile import Profiler
@@ -47,6 +48,9 @@ SMOKE_SIZES = Sizes(
     pixel_messages=50,
     drain_messages=300,
     rss_messages=1_000,
+    fault_messages=300,
+    hung_messages=100,
+    outage_seconds=1,
 )
 
 
@@ -116,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--pixel-clients", type=int, default=None, metavar="N")
     sizes.add_argument("--drain-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--rss-messages", type=int, default=None, metavar="N")
+    sizes.add_argument("--fault-messages", type=int, default=None, metavar="N")
+    sizes.add_argument("--hung-messages", type=int, default=None, metavar="N")
+    sizes.add_argument("--outage-seconds", type=int, default=None, metavar="S")
     sizes.add_argument(
         "--api-processes",
         type=int,
@@ -149,6 +156,9 @@ def _sizes(args: argparse.Namespace) -> Sizes:
             "pixel_clients",
             "drain_messages",
             "rss_messages",
+            "fault_messages",
+            "hung_messages",
+            "outage_seconds",
             "api_processes",
             "worker_processes",
         )
@@ -161,7 +171,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         values = value if isinstance(value, tuple) else (value,)
         if any(v is not None and v < 1 for v in values):  # None: the default, by database
             raise BenchError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("drain_messages", "rss_messages"):
+    for name in ("drain_messages", "rss_messages", "fault_messages", "hung_messages"):
         if getattr(sizes, name) % 100:
             raise BenchError(f"--{name.replace('_', '-')} must be a multiple of 100 (one batch)")
     return sizes
@@ -256,20 +266,34 @@ def run(args: argparse.Namespace) -> int:
                     profiler=profiler,
                 )
             )
+        faults: list[FaultFigures] = []
+        for database in databases:
+            faults.append(
+                measure_faults(
+                    database,
+                    tools,
+                    sink,
+                    sizes,
+                    workdir / f"{database}-faults",
+                    postgres_url=args.postgres_url,
+                    progress=_progress,
+                )
+            )
         result["machine"]["load_average_at_end"] = os.getloadavg()[0]
         result["machine"]["databases"] = {f.database: f.version for f in mailpass}
-        rows = build_rows(ceiling, postfix, mailpass)
+        rows = build_rows(ceiling, postfix, mailpass, faults)
         targets = [row for row in rows if row.holds is not None]
         result["targets_held"] = sum(1 for row in targets if row.holds)
         result["targets"] = len(targets)
         result["rows"] = [row.as_dict() for row in rows]
         result["postfix"] = asdict(postfix)
         result["mailpass"] = [asdict(figures) for figures in mailpass]
+        result["faults"] = [asdict(figures) for figures in faults]
         lost = {f.database: f.status_counts for f in mailpass if set(f.status_counts) - {"sent"}}
 
         failed_exits = {
             f"{f.database} {name}": code
-            for f in mailpass
+            for f in [*mailpass, *faults]
             for name, code in f.exit_codes.items()
             if code not in CLEAN_EXITS
         }

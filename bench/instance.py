@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -108,6 +109,20 @@ class MailPassInstance:
 
         return f"PostgreSQL {asyncio.run(query())}"
 
+    def query(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        """The rows of one read, on a connection of its own."""
+        from mailpass.storage.database import Database
+
+        async def read() -> list[sa.Row[Any]]:
+            database = Database(self.url)
+            try:
+                async with database.read() as connection:
+                    return list((await connection.execute(statement)).all())
+            finally:
+                await database.dispose()
+
+        return asyncio.run(read())
+
     def status_counts(self) -> dict[str, int]:
         """How many messages are in each status: the run's check that nothing was lost."""
         from mailpass.storage.database import Database
@@ -136,18 +151,23 @@ class MailPassInstance:
 
     def set_up(self, sink_port: int) -> str:
         """An account whose default provider is the sink; returns its API key."""
-        self.cli("users", "create", ACCOUNT)
+        return self.add_account(ACCOUNT, PROVIDER, sink_port)
+
+    def add_account(self, email: str, provider: str, port: int) -> str:
+        """An account whose default provider is the SMTP server on 127.0.0.1:``port``;
+        returns its API key."""
+        self.cli("users", "create", email)
         self.cli(
             "providers",
             "add",
             "--user",
-            ACCOUNT,
+            email,
             "--name",
-            PROVIDER,
+            provider,
             "--host",
             "127.0.0.1",
             "--port",
-            str(sink_port),
+            str(port),
             "--security",
             "none",
             "--from-email",
@@ -155,7 +175,7 @@ class MailPassInstance:
             "--default",
         )
         return self.cli(
-            "keys", "create", "--user", ACCOUNT, "--name", "bench", "--permission", "mail"
+            "keys", "create", "--user", email, "--name", "bench", "--permission", "mail"
         )
 
     def turn_on_open_tracking(self) -> None:

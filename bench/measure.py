@@ -71,6 +71,11 @@ class Sizes:
     pixel_messages: int = 1_000  # tracked messages whose pixels are fetched round robin
     drain_messages: int = 20_000
     rss_messages: int = 100_000
+    # The fault figures (``bench.faults``): each drain's messages, those queued for the hung
+    # provider ahead of them, and how long the database is cut off.
+    fault_messages: int = 5_000
+    hung_messages: int = 1_000
+    outage_seconds: int = 5
     # `serve --processes`: one server process per core, as the machine would be run.
     api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     # `worker --processes` for the worker that the soak and the drain start; None: as the

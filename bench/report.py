@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.faults import FaultFigures
 from bench.load import LoadResult
 from bench.measure import MailPassFigures
 from bench.payloads import BATCH_SIZE
@@ -29,6 +30,11 @@ RSS_LIMIT = 200.0  # MiB per process, at its peak
 # "Flat over 100,000 messages": RSS after the last message may exceed RSS after the first tenth
 # by this much. Allocator arenas settle after a warm-up; a leak keeps growing past it.
 RSS_GROWTH_LIMIT = 10.0  # MiB
+# The fault figures (issue 32).
+KILL_RECOVERY_LIMIT = 15.0  # seconds from restart until a killed worker's messages are sent
+DATABASE_BACK_LIMIT = 10.0  # seconds from the database's return until mail moves again
+BESIDE_HUNG_SHARE = 0.8  # a healthy provider's drain beside a hung one, of its rate alone
+FLOOD_P99_FACTOR = 3.0  # a valid key's /status p99 during a bad-key flood, of its p99 alone
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,73 @@ def _memory_rows(figures: MailPassFigures) -> list[Row]:
     return rows
 
 
-def build_rows(ceiling: float, postfix: RelayFigures, mailpass: list[MailPassFigures]) -> list[Row]:
+def _fault_rows(faults: FaultFigures) -> list[Row]:
+    db = faults.database
+    rows = [
+        Row(
+            key=f"{db}.fault.kill9.seconds",
+            figure=f"{db}: kill -9 of the worker mid-drain, restart → its messages sent",
+            value=faults.kill_recovered,
+            unit="s",
+            target=f"≤ {KILL_RECOVERY_LIMIT:g} s",
+            holds=faults.kill_recovered <= KILL_RECOVERY_LIMIT,
+            note=f"{faults.kill_held} held by the dead worker; first message "
+            f"{faults.kill_first:.1f} s after restart; {faults.kill_duplicates} sent twice",
+        )
+    ]
+    if faults.back_drained is not None:
+        moving = faults.back_moving if faults.back_moving is not None else 0.0
+        rows.append(
+            Row(
+                key=f"{db}.fault.database_back.seconds",
+                figure=f"{db}: database cut {faults.outage_seconds:g} s mid-drain, "
+                "back → mail moving",
+                value=moving,
+                unit="s",
+                target=f"≤ {DATABASE_BACK_LIMIT:g} s",
+                holds=moving <= DATABASE_BACK_LIMIT,
+                note=f"every message sent {faults.back_drained:.1f} s after its return",
+            )
+        )
+    if faults.alone_rate:
+        share = faults.beside_hung_rate / faults.alone_rate
+        rows.append(
+            Row(
+                key=f"{db}.fault.beside_hung.rate",
+                figure=f"{db}: a provider's drain of {faults.messages:,} beside a hung one",
+                value=faults.beside_hung_rate,
+                unit="msg/s",
+                target=f"≥ {BESIDE_HUNG_SHARE:g}{TIMES} alone",
+                holds=share >= BESIDE_HUNG_SHARE,
+                note=f"alone {faults.alone_rate:,.0f} msg/s ({share:.2f}{TIMES}); "
+                f"{faults.hung_messages:,} of the hung one's queued first",
+            )
+        )
+    alone, flooded, flood = faults.status_alone, faults.status_flooded, faults.flood
+    if alone is not None and flooded is not None and flood is not None:
+        factor = flooded.p99 / alone.p99 if alone.p99 else 0.0
+        rows.append(
+            Row(
+                key=f"{db}.fault.flood.p99",
+                figure=f"{db}: GET /status p99 during a bad-key flood",
+                value=flooded.p99 * MILLISECONDS,
+                unit="ms",
+                target=f"≤ {FLOOD_P99_FACTOR:g}{TIMES} alone",
+                holds=factor <= FLOOD_P99_FACTOR and _clean(flooded),
+                note=_errors(flooded)
+                or f"alone {alone.p99 * MILLISECONDS:.1f} ms ({factor:.2f}{TIMES}); "
+                f"{flood.requests:,} flood requests, {flood.succeeded:,} let in",
+            )
+        )
+    return rows
+
+
+def build_rows(
+    ceiling: float,
+    postfix: RelayFigures,
+    mailpass: list[MailPassFigures],
+    faults: list[FaultFigures] | None = None,
+) -> list[Row]:
     rows = [
         Row(
             key="ceiling.rate",
@@ -268,6 +340,8 @@ def build_rows(ceiling: float, postfix: RelayFigures, mailpass: list[MailPassFig
     ]
     for figures in mailpass:
         rows.extend(_mailpass_rows(figures, postfix, ceiling))
+    for fault_figures in faults or []:
+        rows.extend(_fault_rows(fault_figures))
     return rows
 
 

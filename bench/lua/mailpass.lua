@@ -2,8 +2,13 @@
 --
 --   wrk ... -s mailpass.lua URL -- post PATH BODIES_FILE API_KEY POST each JSON body of the file,
 --                                                                  one a line, to PATH, round robin
---   wrk ... -s mailpass.lua URL -- status IDS_FILE API_KEY        GET /status/<id>, one id a line,
---                                                                  round robin
+--   wrk ... -s mailpass.lua URL -- status IDS_FILE API_KEY [FROM] GET /status/<id>, one id a line,
+--                                                                  round robin (FROM: the client
+--                                                                  address, as X-Forwarded-For)
+--   wrk ... -s mailpass.lua URL -- flood COUNT FROM                GET /status/x with COUNT
+--                                                                  random wrong keys, from the
+--                                                                  address FROM; stops once COUNT
+--                                                                  were answered
 --   wrk ... -s mailpass.lua URL -- get PATHS_FILE USER_AGENT      GET each path, one a line, round
 --                                                                  robin, as that user agent
 --
@@ -27,11 +32,37 @@ function init(args)
       end
     end
   elseif mode == "status" then
-    local ids_file, key = args[2], args[3]
+    local ids_file, key, from = args[2], args[3], args[4]
     local headers = { ["Authorization"] = "Bearer " .. key }
+    if from then
+      headers["X-Forwarded-For"] = from
+    end
     for id in io.lines(ids_file) do
       if id ~= "" then
         requests[#requests + 1] = wrk.format("GET", "/api/v1/mail/status/" .. id, headers)
+      end
+    end
+  elseif mode == "flood" then
+    local count, from = tonumber(args[2]), args[3]
+    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    math.randomseed(os.time())
+    for _ = 1, count do
+      local key = {}
+      for i = 1, 32 do
+        local n = math.random(#alphabet)
+        key[i] = alphabet:sub(n, n)
+      end
+      local headers = {
+        ["Authorization"] = "Bearer mp_live_" .. table.concat(key),
+        ["X-Forwarded-For"] = from,
+      }
+      requests[#requests + 1] = wrk.format("GET", "/api/v1/mail/status/x@bench.example", headers)
+    end
+    local answered = 0
+    response = function()
+      answered = answered + 1
+      if answered >= count then
+        wrk.thread:stop()
       end
     end
   elseif mode == "get" then

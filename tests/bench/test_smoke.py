@@ -36,6 +36,15 @@ ROWS_PER_DATABASE = {
     "rss.api.after_soak",
     "rss.soak_worker.after_soak",
 }
+# The fault figures (bench/faults.py), each with a target; the database's outage is PostgreSQL's.
+FAULT_ROWS = {"fault.kill9.seconds", "fault.beside_hung.rate", "fault.flood.p99"}
+POSTGRES_FAULT_ROWS = {"fault.database_back.seconds"}
+
+
+def fault_rows(db: str) -> set[str]:
+    return FAULT_ROWS | (POSTGRES_FAULT_ROWS if db == "postgresql" else set())
+
+
 # Rows that carry one of the targets, so the table says whether it holds.
 TARGET_ROWS = {
     "send.c16.rate",
@@ -91,6 +100,7 @@ def profiles(smoke_run, tmp_path_factory) -> Path:
 def test_the_table_has_every_figure_for_every_database(smoke_run):
     _, result, _ = smoke_run
     expected = SHARED_ROWS | {f"{db}.{row}" for db in DATABASES for row in ROWS_PER_DATABASE}
+    expected |= {f"{db}.{row}" for db in DATABASES for row in fault_rows(db)}
     keys = [row["key"] for row in result["rows"]]
     assert sorted(keys) == sorted(expected)
 
@@ -99,10 +109,14 @@ def test_every_figure_and_ratio_is_a_positive_number(smoke_run):
     _, result, _ = smoke_run
     for row in result["rows"]:
         assert math.isfinite(row["value"]), row
+        if ".fault." in row["key"] and row["unit"] == "s":
+            # A recovery can take no time at all: a tiny drain may be over before the kill.
+            assert row["value"] >= 0, row
+            continue
         assert row["value"] > 0, row
         # Every message rate is compared with Postfix and with the ceiling of the same run.
         ratios = (row["vs_postfix"], row["vs_ceiling"])
-        if row["unit"] == "msg/s":
+        if row["unit"] == "msg/s" and ".fault." not in row["key"]:
             assert all(ratio is not None for ratio in ratios), row
         for ratio in ratios:
             assert ratio is None or (math.isfinite(ratio) and ratio > 0), row
@@ -111,7 +125,9 @@ def test_every_figure_and_ratio_is_a_positive_number(smoke_run):
 def test_each_target_says_whether_it_holds(smoke_run):
     _, result, _ = smoke_run
     with_target = {row["key"] for row in result["rows"] if row["target"]}
-    assert with_target == {f"{db}.{row}" for db in DATABASES for row in TARGET_ROWS}
+    assert with_target == {
+        f"{db}.{row}" for db in DATABASES for row in TARGET_ROWS | fault_rows(db)
+    }
     assert all(isinstance(row["holds"], bool) for row in result["rows"] if row["target"])
     assert result["targets"] == len(with_target)
 
@@ -138,6 +154,25 @@ def test_mailpass_sent_every_message_it_was_given_and_stopped_cleanly(smoke_run)
         assert codes["soak-worker"] == codes["drain-worker"] == 0
         assert codes["api"] in (0, -signal.SIGTERM)
     assert "WARNING" not in stdout
+
+
+def test_the_fault_measurements_lost_nothing_and_stopped_cleanly(smoke_run):
+    _, result, _ = smoke_run
+    assert [figures["database"] for figures in result["faults"]] == DATABASES
+    for figures in result["faults"]:
+        codes = figures["exit_codes"]
+        workers = {"restarted-worker", "alone-worker", "beside-hung-worker"}
+        if figures["database"] == "postgresql":
+            workers.add("outage-worker")
+            assert figures["back_drained"] is not None
+        assert codes.keys() == {"fault-api", *workers}
+        assert all(codes[name] == 0 for name in workers), codes
+        assert codes["fault-api"] in (0, -signal.SIGTERM)
+        # The flood came from another address than the valid key: none of its requests got
+        # in, and none of the valid key's was refused.
+        assert figures["flood"]["failed"] == figures["flood"]["requests"] > 0
+        assert figures["status_flooded"]["failed"] == 0
+        assert figures["kill_duplicates"] <= figures["kill_held"]
 
 
 def test_every_pixel_hit_was_a_valid_token_recorded_as_an_open(smoke_run):

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -122,6 +126,32 @@ async def test_a_worker_started_where_one_died_takes_its_messages_back_at_once(
     assert len(claims) == 1
     await services.worker().run(until_idle=True)
     assert len(smtp_sink.messages) == 1
+
+
+async def test_a_killed_worker_nobody_reaped_is_taken_for_dead_at_once(
+    settings, make_account, smtp_sink, queue_batch, app_client
+):
+    """A zombie: killed, its parent gone too, and no init to reap it (a container's process 1
+    that does not reap, the case of ``worker --processes`` killed as a group)."""
+    settings.worker_heartbeat_interval = 30.0
+    services = app_client.app.state.services
+    account = await make_account(sink=smtp_sink)
+    await queue_batch(account, [ITEM])
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            await asyncio.sleep(0.01)
+        os.kill(zombie.pid, 0)  # it still "exists"
+        _dead, claims = await claimed_by_a_dead_worker(
+            services.database, host=workers.this_host(), pid=zombie.pid, beat_ago=timedelta(0)
+        )
+        assert len(claims) == 1
+        await services.worker().run(until_idle=True)
+        assert len(smtp_sink.messages) == 1
+    finally:
+        zombie.wait()
 
 
 async def test_a_live_worker_elsewhere_keeps_its_messages(

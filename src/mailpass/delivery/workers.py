@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -126,4 +127,15 @@ def _process_exists(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process: it exists
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Killed, but not yet reaped by its parent: in a container whose process 1 does not reap
+    orphans (no init), a dead worker of ``worker --processes`` stays one for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:  # no /proc (not Linux), or it is gone meanwhile
+        return False
+    state = stat.rsplit(b")", 1)[-1].split()[:1]  # after the command name, which may hold ")"
+    return state in ([b"Z"], [b"X"])
