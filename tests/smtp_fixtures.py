@@ -102,6 +102,8 @@ class SmtpSink:
             the moment a client cannot tell whether it was delivered).
         delay_data: seconds to wait before replying to DATA; an accepted message is recorded
             before the wait (the server has queued it, it is just slow to confirm).
+        on_accept: called (with no argument) once a message is recorded, before the reply:
+            something that happens while the client waits for the server's 250.
         pipelining: offer PIPELINING in EHLO (RFC 2920), as real servers do; aiosmtpd takes
             pipelined commands either way, but does not offer it by itself.
 
@@ -121,6 +123,7 @@ class SmtpSink:
         drop_on_mail: int = 0,
         drop_on_data: int = 0,
         delay_data: float = 0.0,
+        on_accept: Callable[[], None] | None = None,
         pipelining: bool = True,
         ca: trustme.CA | None = None,
         ca_file: Path | None = None,
@@ -138,6 +141,7 @@ class SmtpSink:
         self.drop_on_mail = drop_on_mail
         self.drop_on_data = drop_on_data
         self.delay_data = delay_data
+        self.on_accept = on_accept
         self.pipelining = pipelining
         self.ca = ca or default_ca()
         self.hostname = hostname
@@ -432,6 +436,8 @@ class _Handler:
                     auth_username=session.auth_data if session.authenticated else None,
                 )
             )
+            if self.sink.on_accept is not None:
+                self.sink.on_accept()
         if self.sink.delay_data:
             # After recording: a server that has queued the message but is slow to say so,
             # the case where a client that gives up cannot know whether the mail went out.

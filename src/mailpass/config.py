@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mailpass.core.client_ip import IPNetwork, parse_trusted_proxies
+from mailpass.core.client_ip import IPNetwork, parse_networks
 
 __all__ = ["Settings", "default_data_dir", "load_instance_secret"]
 
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     smtp_connect_timeout: float = 10.0  # seconds to connect to a provider and be greeted
     smtp_max_connections: int = 4  # per provider and per process
     smtp_ca_file: Path | None = None
+    # Where providers may be: comma-separated addresses and networks; empty, anywhere. An
+    # installation whose users add their own providers keeps them off its internal network.
+    provider_networks: str = ""
     # A provider that many times in a row unreachable (refused, timed out, 421) is marked down
     # for the first pause, doubling each time it is still down, up to the longest.
     provider_failure_threshold: int = 3
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
 
     # requests from one client address answered 401 within a minute before it is answered 429
     auth_failure_limit: int = 20
+    # requests a second one API key may make (per server process); 0: no limit
+    key_rate_limit: float = Field(default=0.0, ge=0)
 
     dashboard_session_lifetime: float = Field(default=12 * 3600.0, gt=0)  # seconds
 
@@ -96,15 +101,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number of seconds")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "provider_networks")
     @classmethod
-    def _proxy_networks(cls, value: str) -> str:
-        parse_trusted_proxies(value)  # raises ValueError naming the bad entry
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # raises ValueError naming the bad entry
         return value
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
-        return parse_trusted_proxies(self.trusted_proxies)
+        return parse_networks(self.trusted_proxies)
+
+    @property
+    def provider_network_list(self) -> tuple[IPNetwork, ...] | None:
+        """The networks providers may be in; None: anywhere."""
+        return parse_networks(self.provider_networks) or None
 
     @property
     def resolved_database_url(self) -> str:

@@ -129,8 +129,8 @@ class SendLimitExceeded(ApiError):
 
 
 class RateLimited(ApiError):
-    """Too many requests from one client address failed authentication: it waits
-    ``retry_after`` seconds."""
+    """Too many requests from one client address failed authentication, or one key made more
+    requests than ``MAILPASS_KEY_RATE_LIMIT`` allows: it waits ``retry_after`` seconds."""
 
     code = "RATE_LIMITED"
     http_status = 429

@@ -28,6 +28,7 @@ from mailpass.config import Settings
 from mailpass.runtime.heap import freeze_startup_heap
 from mailpass.runtime.http import http_protocol
 from mailpass.runtime.supervisor import supervise
+from mailpass.runtime.tasks import EXIT_TASK_FAILED
 from mailpass.storage.migrate import upgrade_url
 
 __all__ = ["PortInUse", "run_server", "uvicorn_config"]
@@ -69,11 +70,13 @@ def run_server(
 ) -> None:
     if processes == 1:
         app = create_app(settings, worker=worker)
-        _Server(
+        server = _Server(
             uvicorn_config(
                 app, host=host, port=port, access_log=access_log, log_level=settings.log_level
             )
-        ).run()
+        )
+        server.run()
+        _exit_if_a_task_failed(app)
         return
     asyncio.run(upgrade_url(settings.resolved_database_url))
     _check_port_free(host, port)
@@ -81,7 +84,17 @@ def run_server(
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, which settles the process's heap once the app has started."""
+    """uvicorn's server, which settles the process's heap once the app has started, and which
+    the app can stop (``app.state.stop_server``: a task it cannot do without gave up)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        app = config.app
+        if isinstance(app, FastAPI):
+            app.state.stop_server = self._stop
+
+    def _stop(self) -> None:
+        self.should_exit = True
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -98,6 +111,12 @@ def _serve_one(host: str, port: int, access_log: bool, log_level: str, worker: b
     server.run(sockets=[_reuse_port_socket(host, port)])
     if not server.started:  # its start-up failed (and uvicorn logged why)
         sys.exit(STARTUP_FAILURE)
+    _exit_if_a_task_failed(app)
+
+
+def _exit_if_a_task_failed(app: FastAPI) -> None:
+    if app.state.task_failed:  # logged when it gave up
+        sys.exit(EXIT_TASK_FAILED)
 
 
 def _address_family(host: str) -> socket.AddressFamily:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailpass.accounts.key_rate import KeyRate
 from mailpass.accounts.throttle import AuthThrottle
 from mailpass.accounts.usage import KeyUsage
 from mailpass.config import Settings, load_instance_secret
@@ -31,6 +32,7 @@ class Services:
     key_usage: KeyUsage
     tracking: TrackingService
     auth_throttle: AuthThrottle
+    key_rate: KeyRate
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -51,6 +53,7 @@ class Services:
             key_usage=KeyUsage(database),
             tracking=TrackingService(settings, database, signer),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
+            key_rate=KeyRate(settings.key_rate_limit),
         )
 
     def worker(self, concurrency: int | None = None) -> QueueWorker:

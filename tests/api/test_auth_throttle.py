@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from mailpass.accounts.key_rate import KeyRate
 from mailpass.api.app import create_app
 
 ITEM = {"to": "user@example.com", "subject": "Hi", "text": "Hello"}
@@ -83,3 +84,43 @@ async def test_a_missing_key_counts_as_a_failure(small_limit, database):
         for _ in range(5):
             assert (await client.post("/api/v1/mail/send", json=ITEM)).status_code == 401
         assert (await client.post("/api/v1/mail/send", json=ITEM)).status_code == 429
+
+
+async def test_an_optional_per_key_rate_answers_429_to_that_key_alone(
+    settings, database, make_account, smtp_sink
+):
+    settings.key_rate_limit = 2  # a second's worth at once, then one every half second
+    busy = await make_account("busy@example.com", sink=smtp_sink)
+    calm = await make_account("calm@example.com", sink=smtp_sink)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_from(app, "198.51.100.2") as client:
+        statuses = [
+            (await client.get("/api/v1/mail/status/<x@y>", headers=busy.headers)).status_code
+            for _ in range(2)
+        ]
+        assert statuses == [404, 404]  # let in (there is no such message)
+        limited = await client.get("/api/v1/mail/status/<x@y>", headers=busy.headers)
+        assert limited.status_code == 429
+        error = limited.json()["error"]
+        assert error["code"] == "RATE_LIMITED"
+        assert error["message"] == (
+            "this API key's limit of 2 requests a second is reached; retry in 1 second"
+        )
+        assert limited.headers["retry-after"] == "1"
+        # Another key, from the same address, is not held back.
+        other = await client.get("/api/v1/mail/status/<x@y>", headers=calm.headers)
+        assert other.status_code == 404
+
+
+def test_the_key_rate_refills_at_its_rate_and_is_off_by_default():
+    rate = KeyRate(2.0)
+    assert [rate.take(1, now=10.0), rate.take(1, now=10.0)] == [None, None]
+    assert rate.take(1, now=10.0) == 1
+    assert rate.take(1, now=10.6) is None  # half a second later: one more
+    assert rate.take(1, now=10.6) == 1
+    assert rate.take(2, now=10.6) is None  # each key has its own
+    slow = KeyRate(0.1)  # one every ten seconds
+    assert slow.take(1, now=0.0) is None
+    assert slow.take(1, now=1.0) == 9
+    assert KeyRate(0).take(1, now=0.0) is None
+    assert not KeyRate(0).enabled

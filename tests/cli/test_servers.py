@@ -325,3 +325,49 @@ async def test_a_port_out_of_range_is_refused_before_anything_starts(
     assert refused.code == 2
     assert f"Invalid value for '{option}': {value} is not in the range" in refused.err
     assert "Traceback" not in refused.err
+
+
+GIVING_UP_SERVER = """
+import sys
+
+from mailpass.config import Settings
+from mailpass.delivery.worker import QueueWorker
+from mailpass.runtime import tasks
+from mailpass.server import run_server
+
+
+async def broken(self, *, until_idle=False):
+    raise RuntimeError("a bug in the worker")
+
+
+QueueWorker.run = broken  # every start of it crashes
+tasks.restart_pause = lambda previous, lived: 0.05  # not the real 1, 2, 4, 8 s
+run_server(Settings(), host="127.0.0.1", port=int(sys.argv[1]), access_log=False, worker=True)
+"""
+
+
+async def test_serve_exits_non_zero_when_its_worker_cannot_be_kept_running(cli_env):
+    """A worker that keeps crashing is started again a few times, then the server stops and
+    the process exits 70, so that its supervisor or service manager starts a fresh one,
+    instead of answering requests whose mail nobody sends."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        GIVING_UP_SERVER,
+        str(port),
+        env=cli_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), STARTUP_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = stderr.decode()
+    assert process.returncode == 70, log
+    assert log.count("the queue worker crashed; starting it again") == 4
+    assert "the queue worker crashed 5 times in a row; giving up on it" in log
+    assert "RuntimeError: a bug in the worker" in log

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 import mailpass
 from mailpass import (
     Client,
     ForbiddenError,
+    HeadersTooLargeError,
     IdempotencyConflictError,
     MailPassError,
     NoSmtpProviderError,
@@ -20,6 +22,8 @@ from mailpass import (
     UnauthorizedError,
     ValidationError,
 )
+from mailpass.clock import utcnow
+from mailpass.storage.tables import providers
 
 
 @pytest.fixture
@@ -172,6 +176,39 @@ async def test_each_error_code_is_its_own_exception(
         client("mp_live_" + "x" * 32).mail.status("<nothing@example.com>")
     assert isinstance(unauthorized.value, mailpass.APIError)
     assert isinstance(unauthorized.value, MailPassError)
+
+
+async def test_a_provider_marked_down_is_said_so_and_headers_too_large_have_their_error(
+    live_server, database, make_account, threaded_sink
+):
+    account = await make_account(sink=threaded_sink)
+    until = (utcnow() + timedelta(seconds=90)).replace(microsecond=0)
+    async with database.transaction() as connection:
+        await connection.execute(
+            providers.update()
+            .where(providers.c.id == account.provider.id)
+            .values(failure_streak=3, down_count=1, down_until=until, down_reason="timed out")
+        )
+    client = Client(account.key, base_url=live_server.base_url, max_retries=0)
+    with pytest.raises(SendFailedError) as failed:
+        client.mail.send(to="user@example.com", subject="Hi", text="x")
+    assert failed.value.provider_down_until == until.replace(tzinfo=UTC)
+    assert failed.value.smtp_code is None
+    assert threaded_sink.messages == []
+
+    class LargeHeaders(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            request.headers["X-Padding"] = "x" * 40_000
+            return super().handle_request(request)
+
+    padded = Client(
+        account.key, base_url=live_server.base_url, max_retries=0, transport=LargeHeaders()
+    )
+    with pytest.raises(HeadersTooLargeError) as too_large:
+        padded.mail.status("<nothing@example.com>")
+    assert too_large.value.status_code == 431
+    client.close()
+    padded.close()
 
 
 async def test_defaults_come_from_the_environment(

@@ -133,6 +133,8 @@ def test_a_short_retry_after_is_waited_for_and_a_long_one_is_not():
     ("answer", "retried"),
     [
         (error("VALIDATION_ERROR", 400), False),
+        (error("REQUEST_TIMEOUT", 408), True),
+        (error("HEADERS_TOO_LARGE", 431), False),
         (error("IDEMPOTENCY_CONFLICT", 409), False),
         (error("IDEMPOTENCY_IN_PROGRESS", 409, {"Retry-After": "0"}), True),
         (error("SEND_FAILED", 500), False),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mailpass.config import Settings
-from mailpass.core.client_ip import client_address, parse_trusted_proxies
+from mailpass.core.client_ip import client_address, parse_networks
 
-TRUSTED = parse_trusted_proxies("10.0.0.1, 10.1.0.0/16, fd00::/8")
+TRUSTED = parse_networks("10.0.0.1, 10.1.0.0/16, fd00::/8")
 
 
 def test_without_a_trusted_peer_the_header_is_ignored():

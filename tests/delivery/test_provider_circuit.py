@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from mailpass.clock import utcnow
 from mailpass.providers.circuit import CircuitPolicy
+from mailpass.providers.kinds import resolve_connection
 from mailpass.providers.models import Health
 from mailpass.storage.tables import messages, providers
 
@@ -336,3 +337,117 @@ async def test_a_message_refused_for_itself_does_not_count_against_the_provider(
     await queue_batch(account, [{**ITEM, "to": f"u{i}@example.com"} for i in range(5)])
     await drain(timeout=2)
     assert await provider_health(services.database, account.provider.id) == Health()
+
+
+async def test_editing_a_down_providers_settings_brings_it_back_at_once(
+    quick_circuit, make_account, smtp_sink, hanging_front, queue_batch, drain, app_client
+):
+    """The settings it failed with are gone: its held mail goes to the new server now, not
+    after the pause."""
+    from mailpass.providers import service as providers_service
+
+    services = app_client.app.state.services
+    front = await hanging_front()
+    front.hang()
+    account = await make_account(sink=front)
+    await queue_batch(account, [{**ITEM, "to": f"u{i}@example.com"} for i in range(5)])
+    assert await drain(timeout=3) == 5
+    assert (await provider_health(services.database, account.provider.id)).down_until
+
+    provider = await providers_service.own_provider(
+        services.database, account.provider.id, account.user.id
+    )
+    assert provider is not None
+    settings = resolve_connection("smtp", host="127.0.0.1", port=smtp_sink.port, security="none")
+    await providers_service.point_at(services.database, provider, settings)
+    assert await provider_health(services.database, account.provider.id) == Health()
+    # Held mail is due at once; what had been attempted waits for its own retry.
+    async with services.database.read() as connection:
+        waiting = (
+            await connection.execute(
+                sa.select(messages.c.held_reason, messages.c.attempts).where(
+                    messages.c.provider_id == account.provider.id
+                )
+            )
+        ).all()
+    held = [row for row in waiting if row.attempts == 0]
+    assert held
+    assert all(row.held_reason is None for row in held)
+    await drain(timeout=3)
+    assert len(smtp_sink.messages) >= len(held)
+
+
+class Greeter:
+    """An SMTP server that answers every connection with one line and hangs up: ``421`` is a
+    server that says it is not taking mail now."""
+
+    def __init__(self, line: bytes) -> None:
+        self.line = line
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> Greeter:
+        self._server = await asyncio.start_server(self._greet, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _greet(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(self.line)
+        with contextlib.suppress(Exception):
+            await writer.drain()
+        writer.close()
+
+
+@pytest.mark.parametrize("trouble", ["421 at the greeting", "no reply after DATA"])
+async def test_providers_in_trouble_hold_up_nobody_else(
+    quick_circuit, make_account, make_smtp_sink, queue_batch, app_client, trouble
+):
+    """Three providers: one healthy, and one that is in trouble in either way. The healthy
+    one's mail all goes out at once; the troubled one is marked down after three attempts."""
+    services = app_client.app.state.services
+    greeter = None
+    if trouble == "421 at the greeting":
+        greeter = await Greeter(b"421 4.3.2 mx.example closing, try later\r\n").start()
+        troubled = await make_account("troubled@example.com", sink=greeter)
+    else:
+        # Takes the whole message, then says nothing for longer than the command timeout.
+        stalling = await make_smtp_sink(delay_data=30.0)
+        troubled = await make_account("troubled@example.com", sink=stalling)
+    healthy_sink = await make_smtp_sink()
+    healthy = await make_account("healthy@example.com", sink=healthy_sink)
+    await queue_batch(troubled, [{**ITEM, "to": f"t{i}@example.com"} for i in range(20)])
+    await queue_batch(healthy, [{**ITEM, "to": f"h{i}@example.com"} for i in range(40)])
+
+    worker = services.worker(concurrency=16)
+    running = asyncio.create_task(worker.run())
+    try:
+        started = time.monotonic()
+        await healthy_sink.wait_for(40, timeout=10)
+        healthy_took = time.monotonic() - started
+        deadline = time.monotonic() + 15
+        while (await provider_health(services.database, troubled.provider.id)).down_until is None:
+            assert time.monotonic() < deadline, "never marked down"
+            await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await running
+        if greeter is not None:
+            await greeter.close()
+    # Well before the troubled provider's first timeout (2 s per command here).
+    assert healthy_took < 1.5
+    health = await provider_health(services.database, troubled.provider.id)
+    assert health.down_count == 1
+    if greeter is not None:
+        assert health.down_reason is not None
+        assert health.down_reason.startswith("421 4.3.2 mx.example closing")
+        assert greeter.connections <= 8  # a few attempts, not one per message
+    else:
+        assert health.down_reason is not None
+        assert "did not answer DATA within 2 s" in health.down_reason

@@ -8,7 +8,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from db_fixtures import downgrade_to
-from mailpass.delivery.queue import DUE_QUERIES
+from mailpass.delivery.queue import (
+    DUE_QUERIES,
+    NEXT_PROVIDER_DUE,
+    NEXT_PROVIDER_DUE_SQLITE,
+    PROVIDER_DUE,
+    PROVIDER_DUE_SKIP_LOCKED,
+    PROVIDER_DUE_SQLITE,
+    QUEUED_BY_PROVIDER,
+)
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import messages
@@ -42,6 +50,13 @@ QUERIES = [
             messages.c.provider_id == 1, messages.c.status.in_(("queued", "sending"))
         ),
     ),
+]
+# A claim's second look, past providers with no room, provider by provider: (on SQLite, on
+# PostgreSQL, parameters).
+SECOND_LOOK = [
+    (NEXT_PROVIDER_DUE_SQLITE, NEXT_PROVIDER_DUE, {"after": 0}),
+    (PROVIDER_DUE_SQLITE, PROVIDER_DUE, {"provider_id": 3, "limit": 10}),
+    (PROVIDER_DUE_SQLITE, PROVIDER_DUE_SKIP_LOCKED, {"provider_id": 3, "limit": 10}),
 ]
 
 
@@ -80,6 +95,26 @@ async def test_three_indexes_hold_only_rows_with_their_column_set_and_are_still_
         assert "WHERE" not in definitions[whole]
     for index, query in QUERIES:
         assert index in await _plan(fresh_database, query)
+
+
+async def test_a_claims_second_look_goes_provider_by_provider_through_its_index(
+    fresh_database,
+):
+    await upgrade(fresh_database)
+    definition = (await _index_definitions(fresh_database))[QUEUED_BY_PROVIDER]
+    assert "status = 'queued'" in definition.replace("(", "").replace(")", "").replace(
+        "::text", ""
+    ), definition
+    for on_sqlite, on_postgres, params in SECOND_LOOK:
+        query = on_sqlite if fresh_database.is_sqlite else on_postgres
+        plan = await _plan(fresh_database, query.bindparams(now=NOW, **params))
+        assert QUEUED_BY_PROVIDER in plan, plan
+        assert "Sort" not in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    # And the first look, whose status is bound, never reads through it.
+    assert QUEUED_BY_PROVIDER not in await _plan(
+        fresh_database, DUE_QUERIES[1].params(now=NOW, limit=10)
+    )
 
 
 async def test_the_migration_goes_down_to_whole_indexes_and_up_again(fresh_database):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,13 +33,24 @@ from mailpass.errors import (
     RequestTimeout,
     ValidationError,
 )
-from mailpass.runtime.tasks import run_supervised
+from mailpass.runtime.tasks import TaskFailed, run_supervised
 from mailpass.services import Services
 from mailpass.storage.migrate import upgrade
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("mailpass.api")
+
+
+def _worker_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
+    """The queue worker gave up (``TaskFailed``): the server stops, and the process exits with
+    ``EXIT_TASK_FAILED`` (``server.run_server``), rather than take mail nobody sends."""
+    if task.cancelled() or not isinstance(task.exception(), TaskFailed):
+        return
+    app.state.task_failed = True
+    stop_server = getattr(app.state, "stop_server", None)
+    if stop_server is not None:
+        stop_server()
 
 
 def create_app(
@@ -59,12 +71,15 @@ def create_app(
             if queue_worker
             else None
         )
+        if worker_task is not None:
+            worker_task.add_done_callback(lambda task: _worker_ended(app, task))
         try:
             yield
         finally:
             if queue_worker is not None and worker_task is not None:
                 queue_worker.stop()
-                await worker_task
+                with contextlib.suppress(TaskFailed):
+                    await worker_task
             await services.close()
 
     app = FastAPI(
@@ -76,6 +91,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.outage_log = OutageLog()
+    app.state.task_failed = False  # set when the queue worker gave up (``_worker_ended``)
     app.include_router(mail.router)
     install_api_docs(app)
 

@@ -44,6 +44,13 @@ async def admit(services: Services, key: ApiKey | None, permission: str) -> ApiK
         raise Unauthorized("this API key has been revoked")
     if permission not in key.permissions:
         raise Forbidden(f"this API key lacks the `{permission}` permission")
+    retry_after = services.key_rate.take(key.id)
+    if retry_after is not None:
+        raise RateLimited(
+            f"this API key's limit of {services.key_rate.per_second:g} requests a second is "
+            f"reached; retry in {retry_after} second{'' if retry_after == 1 else 's'}",
+            retry_after=retry_after,
+        )
     await services.key_usage.record(key.id)
     return key
 

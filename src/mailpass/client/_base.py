@@ -57,7 +57,8 @@ MAX_RETRY_JITTER = 0.25  # a fraction of the delay, so that many clients do not 
 # A server's Retry-After longer than this (a provider's daily limit) is not waited for: the
 # call raises at once and the caller decides.
 MAX_RETRY_AFTER = 60.0  # seconds
-RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 408: the body stalled on its way, and nothing was done.
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # 500s that another try cannot change: the provider's own refusal is final for this message.
 FINAL_ERROR_CODES = frozenset({"SEND_FAILED"})
 REPLAYED_HEADER = "idempotent-replayed"
@@ -197,7 +198,8 @@ class RetryPolicy:
     """When a failed try is worth another, and how long to wait before it.
 
     Retried: no answer at all (refused, dropped, timed out: with the call's idempotency key a
-    retry never sends twice), 429 (after its Retry-After), 409 IDEMPOTENCY_IN_PROGRESS (the
+    retry never sends twice), 408 (the body stalled on its way), 429 (after its Retry-After),
+    409 IDEMPOTENCY_IN_PROGRESS (the
     first try is still running), and 5xx other than SEND_FAILED. Never retried: an answer
     the server replayed for the key, which another try would only replay again.
     """

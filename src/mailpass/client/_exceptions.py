@@ -10,13 +10,16 @@
         ├── ForbiddenError               403 FORBIDDEN
         ├── NotFoundError                404 NOT_FOUND
         ├── MethodNotAllowedError        405 METHOD_NOT_ALLOWED
+        ├── RequestTimeoutError          408 REQUEST_TIMEOUT
         ├── IdempotencyConflictError     409 IDEMPOTENCY_CONFLICT
         ├── IdempotencyInProgressError   409 IDEMPOTENCY_IN_PROGRESS
         ├── PayloadTooLargeError         413 PAYLOAD_TOO_LARGE
+        ├── HeadersTooLargeError         431 HEADERS_TOO_LARGE
         ├── NoSmtpProviderError          422 NO_SMTP_PROVIDER
         ├── RateLimitedError             429 RATE_LIMITED         .retry_after
         ├── SendLimitExceededError       429 SEND_LIMIT_EXCEEDED  .retry_after
-        ├── SendFailedError              500 SEND_FAILED          .smtp_code, .smtp_reply
+        ├── SendFailedError              500 SEND_FAILED          .smtp_code, .smtp_reply,
+        │                                                         .provider_down_until
         ├── InternalServerError          500 INTERNAL_ERROR
         └── ServiceUnavailableError      503 SERVICE_UNAVAILABLE  .retry_after
 
@@ -26,6 +29,7 @@ at all (a proxy's 502 page), is a plain ``APIError``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -36,6 +40,7 @@ __all__ = [
     "APITimeoutError",
     "ConfigurationError",
     "ForbiddenError",
+    "HeadersTooLargeError",
     "IdempotencyConflictError",
     "IdempotencyInProgressError",
     "InternalServerError",
@@ -45,6 +50,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RequestTimeoutError",
     "SendFailedError",
     "SendLimitExceededError",
     "ServiceUnavailableError",
@@ -138,8 +144,21 @@ class IdempotencyInProgressError(APIError):
     code = "IDEMPOTENCY_IN_PROGRESS"
 
 
+class RequestTimeoutError(APIError):
+    """The request's body stopped arriving before the server had all of it (a stalled
+    network); nothing was done."""
+
+    code = "REQUEST_TIMEOUT"
+
+
 class PayloadTooLargeError(APIError):
     code = "PAYLOAD_TOO_LARGE"
+
+
+class HeadersTooLargeError(APIError):
+    """The request's header fields are larger than the server takes."""
+
+    code = "HEADERS_TOO_LARGE"
 
 
 class NoSmtpProviderError(APIError):
@@ -198,6 +217,15 @@ class SendFailedError(APIError):
                 return str(detail["smtp_reply"])
         return None
 
+    @property
+    def provider_down_until(self) -> datetime | None:
+        """Set when the message was refused at once because its provider is marked down
+        (it stopped answering): when it will be tried again. Queued mail waits for it."""
+        for detail in self.details:
+            if detail.get("provider_state") == "down" and isinstance(detail.get("down_until"), str):
+                return datetime.fromisoformat(detail["down_until"]).replace(tzinfo=UTC)
+        return None
+
 
 class InternalServerError(APIError):
     code = "INTERNAL_ERROR"
@@ -224,9 +252,11 @@ _BY_CODE: dict[str, type[APIError]] = {
         ForbiddenError,
         NotFoundError,
         MethodNotAllowedError,
+        RequestTimeoutError,
         IdempotencyConflictError,
         IdempotencyInProgressError,
         PayloadTooLargeError,
+        HeadersTooLargeError,
         NoSmtpProviderError,
         RateLimitedError,
         SendLimitExceededError,

@@ -7,15 +7,22 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["IPNetwork", "client_address", "parse_trusted_proxies", "request_client_address"]
+__all__ = [
+    "IPNetwork",
+    "client_address",
+    "in_networks",
+    "parse_networks",
+    "request_client_address",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _PEER_CACHE_SIZE = 1024  # peers remembered as trusted or not
 
 
-def parse_trusted_proxies(text: str) -> tuple[IPNetwork, ...]:
-    """``MAILPASS_TRUSTED_PROXIES``: comma-separated addresses and CIDR networks."""
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses and CIDR networks (``MAILPASS_TRUSTED_PROXIES``,
+    ``MAILPASS_PROVIDER_NETWORKS``); a ``ValueError`` names the first that is neither."""
     networks = []
     for item in text.split(","):
         item = item.strip()
@@ -26,6 +33,18 @@ def parse_trusted_proxies(text: str) -> tuple[IPNetwork, ...]:
         except ValueError:
             raise ValueError(f"{item!r} is not an IP address or network") from None
     return tuple(networks)
+
+
+def in_networks(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether the IP address ``address`` (an IPv4-mapped IPv6 one as its IPv4) is in one of
+    ``networks``; False for anything that is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 def client_address(

@@ -127,15 +127,40 @@ DUE_QUERIES = (
     ),
 )
 DUE_QUERIES_SKIP_LOCKED = tuple(query.with_for_update(skip_locked=True) for query in DUE_QUERIES)
-# The same, past some providers (those with no room left, or down): NULL is a test key's mail.
-_NOT_PASSED = sa.or_(
-    messages.c.provider_id.is_(None),
-    messages.c.provider_id.not_in(sa.bindparam("passed", expanding=True)),
+# A second look, past the providers with no room left or down: provider by provider, through
+# the index of queued mail by provider (migration 0012). Its rows are those these statements
+# name literally (a bound status would not prove the index holds them). SQLite is told to use
+# it: without statistics it would rather read every due message through the other index.
+QUEUED_BY_PROVIDER = "ix_messages_provider_id_next_attempt_at"
+_QUEUED_OF_A_PROVIDER = "status = 'queued' AND provider_id IS NOT NULL"
+
+
+def _second_look(sql: str, *, skip_locked: bool = False, sqlite: bool = False) -> sa.TextClause:
+    table = f"messages INDEXED BY {QUEUED_BY_PROVIDER}" if sqlite else "messages"
+    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    return sa.text(sql.format(table=table, queued=_QUEUED_OF_A_PROVIDER) + lock).bindparams(
+        sa.bindparam("now", type_=messages.c.next_attempt_at.type)
+    )
+
+
+_NEXT_PROVIDER = (
+    "SELECT provider_id FROM {table} WHERE {queued} AND provider_id > :after "
+    "AND next_attempt_at <= :now ORDER BY provider_id, next_attempt_at LIMIT 1"
 )
-DUE_QUERIES_PASSING = tuple(query.where(_NOT_PASSED) for query in DUE_QUERIES)
-DUE_QUERIES_PASSING_SKIP_LOCKED = tuple(
-    query.with_for_update(skip_locked=True) for query in DUE_QUERIES_PASSING
+_PROVIDER_DUE = (
+    "SELECT id, provider_id FROM {table} WHERE {queued} AND provider_id = :provider_id "
+    "AND next_attempt_at <= :now ORDER BY provider_id, next_attempt_at LIMIT :limit"
 )
+# The next provider after ``:after`` with queued mail due; that provider's due mail.
+NEXT_PROVIDER_DUE = _second_look(_NEXT_PROVIDER)
+NEXT_PROVIDER_DUE_SQLITE = _second_look(_NEXT_PROVIDER, sqlite=True)
+PROVIDER_DUE = _second_look(_PROVIDER_DUE)
+PROVIDER_DUE_SKIP_LOCKED = _second_look(_PROVIDER_DUE, skip_locked=True)
+PROVIDER_DUE_SQLITE = _second_look(_PROVIDER_DUE, sqlite=True)
+# A second look takes the mail of this many other providers at most, and steps past this many
+# providers in all (those passed included) looking for them.
+SECOND_LOOK_PROVIDERS = 8
+SECOND_LOOK_STEPS = 64
 DEFAULT_PROBE_WINDOW = timedelta(minutes=2)
 _PROVIDERS = sa.select(providers).where(providers.c.id.in_(sa.bindparam("ids", expanding=True)))
 _CLAIM = (
@@ -213,13 +238,16 @@ async def claim_due_messages(
     capped: set[int] = set()
     passed: set[int] = set()  # providers the next look skips
     locked_up_to = 0  # on PostgreSQL, provider rows are locked in id order only
+    seen_all = False
     for look in range(CLAIM_LOOKS):
         want = limit - len(chosen)
-        if want <= 0 or (look and not passed):
+        if want <= 0 or (look and (not passed or seen_all)):
             break
         candidates = await _due_candidates(connection, want, now, skip_locked, sorted(passed))
         if not candidates:
             break
+        # Fewer than asked for: that was all the due mail there is, no need to look again.
+        seen_all = len(candidates) < want
         new_ids = sorted({row.provider_id for row in candidates} - {None} - by_id.keys())
         if new_ids:
             rows = await connection.execute(_PROVIDERS, {"ids": new_ids})
@@ -307,22 +335,49 @@ async def claim_due_messages(
 async def _due_candidates(
     connection: Connection, limit: int, now: datetime, skip_locked: bool, passed: list[int]
 ) -> list[Any]:
-    """Rows of (id, provider_id) of due messages, oldest due first, none of ``passed``'s."""
+    """Rows of (id, provider_id) of due messages: the oldest due first; or, with ``passed``
+    (the second look), those of other providers than these, provider by provider."""
+    if passed:
+        return await _others_due(connection, limit, now, skip_locked, set(passed))
     # Two queries, not one with OR: each walks its own index in order and stops at the limit,
     # where the OR made PostgreSQL fetch and sort every due message on every claim (133 ms
     # with 13,000 due).
-    if passed:
-        queries = DUE_QUERIES_PASSING_SKIP_LOCKED if skip_locked else DUE_QUERIES_PASSING
-    else:
-        queries = DUE_QUERIES_SKIP_LOCKED if skip_locked else DUE_QUERIES
     candidates: list[Any] = []
-    for query in queries:
-        params: dict[str, Any] = {"now": now, "limit": limit - len(candidates)}
-        if passed:
-            params["passed"] = passed
-        candidates.extend((await connection.execute(query, params)).all())
+    for query in DUE_QUERIES_SKIP_LOCKED if skip_locked else DUE_QUERIES:
+        found = await connection.execute(query, {"now": now, "limit": limit - len(candidates)})
+        candidates.extend(found.all())
         if len(candidates) >= limit:
             break
+    return candidates
+
+
+async def _others_due(
+    connection: Connection, limit: int, now: datetime, skip_locked: bool, passed: set[int]
+) -> list[Any]:
+    """Due queued mail of providers not ``passed``: a few indexed look-ups each, however much
+    mail of the passed ones is due before theirs (reading past it was a scan of the backlog).
+    A test key's mail (no provider) is never passed: the first look takes it in its turn."""
+    sqlite = connection.dialect.name == "sqlite"
+    next_provider = NEXT_PROVIDER_DUE_SQLITE if sqlite else NEXT_PROVIDER_DUE
+    if sqlite:
+        provider_due = PROVIDER_DUE_SQLITE
+    else:
+        provider_due = PROVIDER_DUE_SKIP_LOCKED if skip_locked else PROVIDER_DUE
+    candidates: list[Any] = []
+    after, providers_taken = 0, 0  # provider ids start at 1
+    for _ in range(SECOND_LOOK_STEPS):
+        if len(candidates) >= limit or providers_taken >= SECOND_LOOK_PROVIDERS:
+            break
+        found = await connection.execute(next_provider, {"now": now, "after": after})
+        provider_id = found.scalar()
+        if provider_id is None:
+            break
+        after = provider_id
+        if provider_id in passed:
+            continue
+        params = {"now": now, "provider_id": provider_id, "limit": limit - len(candidates)}
+        candidates.extend((await connection.execute(provider_due, params)).all())
+        providers_taken += 1
     return candidates
 
 

@@ -25,6 +25,7 @@ def endpoint_for(provider: Provider, secrets: SecretBox, settings: Settings) -> 
         timeout=settings.smtp_timeout,
         connect_timeout=settings.smtp_connect_timeout,
         ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+        networks=settings.provider_network_list,
     )
 
 

@@ -166,6 +166,8 @@ async def update_provider(
 
     ``changes.password`` None keeps the stored password, unless the user name is removed too
     (no AUTH, so no password). The default flag is left alone: ``set_default`` changes it.
+    A provider marked down (``providers.circuit``) is up again: the settings it failed with
+    are gone, and the mail it held is due at once.
     """
     settings, from_email, from_name = _check(changes)
     drop_password = settings.username is None
@@ -189,6 +191,7 @@ async def update_provider(
                 daily_limit=changes.daily_limit,
                 now=utcnow(),
             )
+            await repository.mark_reachable(connection, [provider.id], utcnow())
     except IntegrityError:
         raise ProviderError(f"there is already a provider named {changes.name.strip()!r}") from None
 
@@ -229,4 +232,5 @@ async def point_at(database: Database, provider: Provider, settings: ConnectionS
     """Point ``provider`` at another server and make it its account's default, together."""
     async with database.transaction() as connection:
         await repository.update_connection(connection, provider.id, settings, utcnow())
+        await repository.mark_reachable(connection, [provider.id], utcnow())
         await repository.set_default_provider(connection, provider, utcnow())

@@ -165,6 +165,14 @@ messages = sa.Table(
     # yet) goes into four indexes, not seven. (A status alone is looked for: by the dashboard,
     # a provider's queued mail. So the due times' index keeps every row.)
     sa.Index(None, "provider_id", "slot_at", **_where_set("slot_at")),
+    # Queued mail by provider: where a claim looks past providers with no room left.
+    sa.Index(
+        None,
+        "provider_id",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'queued' AND provider_id IS NOT NULL"),
+        sqlite_where=sa.text("status = 'queued' AND provider_id IS NOT NULL"),
+    ),
     sa.Index(None, "user_id", "created_at"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "status", "lease_expires_at", **_where_set("lease_expires_at")),

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Literal, cast
 
@@ -18,12 +20,20 @@ import aiosmtplib
 from aiosmtplib.protocol import normalize_message_line_endings
 from aiosmtplib.typing import Default
 
+from mailpass.core.client_ip import IPNetwork, in_networks
 from mailpass.providers.smtp.endpoint import SmtpEndpoint
 from mailpass.providers.smtp.errors import SmtpFailure, config_failure
 from mailpass.providers.smtp.failures import classify_failure
 from mailpass.providers.smtp.pipelining import PipelinedReplies, refusals
 
-__all__ = ["QUIT_TIMEOUT", "SmtpClient", "mail_options", "open_client", "quit_client"]
+__all__ = [
+    "QUIT_TIMEOUT",
+    "SmtpClient",
+    "connect_within",
+    "mail_options",
+    "open_client",
+    "quit_client",
+]
 
 QUIT_TIMEOUT = 5.0  # seconds; QUIT is a courtesy on the way out, not worth a long wait
 
@@ -232,7 +242,13 @@ async def open_client(
     step = "connect"
     try:
         try:
-            greeting = await client.connect(timeout=endpoint.connect_timeout)
+            if endpoint.networks is None:
+                greeting = await client.connect(timeout=endpoint.connect_timeout)
+            else:
+                started = time.monotonic()
+                sock = await connect_within(endpoint, endpoint.networks)
+                left = max(endpoint.connect_timeout - (time.monotonic() - started), 0.001)
+                greeting = await client.connect(timeout=left, sock=sock, port=None)
         except aiosmtplib.SMTPConnectResponseError as exc:
             if exc.code != aiosmtplib.SMTPStatus.invalid_response:  # not SMTP: not shown
                 client.note_reply(exc.code, exc.message)
@@ -268,6 +284,33 @@ async def open_client(
         client.close()
         raise
     return client
+
+
+async def connect_within(endpoint: SmtpEndpoint, networks: tuple[IPNetwork, ...]) -> socket.socket:
+    """A socket connected to the first of the endpoint's addresses inside ``networks``.
+
+    The host is resolved here and the socket connected to the very address that was checked,
+    so that a name that resolves elsewhere the second time (DNS rebinding) gains nothing.
+    """
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(endpoint.connect_timeout):
+        found = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+        inside = [info for info in found if in_networks(str(info[4][0]), networks)]
+        if not inside:
+            addresses = ", ".join(sorted({str(info[4][0]) for info in found}))
+            raise config_failure(
+                f"{endpoint.host} is at {addresses}, outside the networks this installation "
+                "sends to (MAILPASS_PROVIDER_NETWORKS)"
+            )
+        family, kind, proto, _name, address = inside[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+    return sock
 
 
 async def quit_client(client: SmtpClient) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from mailpass.core.client_ip import IPNetwork
 from mailpass.providers.smtp.errors import config_failure
 
 __all__ = [
@@ -45,6 +46,9 @@ class SmtpEndpoint:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds to connect and be greeted
     ca_file: str | Path | None = None
     local_hostname: str | None = None  # the name we give in EHLO; default: this host's FQDN
+    # The networks the server's address must be in (``MAILPASS_PROVIDER_NETWORKS``); None:
+    # anywhere. Checked on the address connected to, after resolving the host.
+    networks: tuple[IPNetwork, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
