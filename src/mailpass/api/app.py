@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
 from mailpass.api import mail, tracking
+from mailpass.api.auth import ThrottledAddresses
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
 from mailpass.api.outages import OutageLog, OutageMiddleware
@@ -118,6 +119,7 @@ def create_app(
         max_header_bytes=settings.max_header_bytes,
         body_timeout=settings.request_body_timeout,
     )
+    app.add_middleware(ThrottledAddresses)
     tracking.install(app)  # last: the pixel is answered in front of everything above
     return app
 

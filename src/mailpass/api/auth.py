@@ -12,14 +12,25 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
+from mailpass.api.responses import error_response
 from mailpass.core.client_ip import request_client_address
 from mailpass.errors import Forbidden, RateLimited, Unauthorized
 from mailpass.providers.models import Provider
 from mailpass.services import Services
 
-__all__ = ["admit", "authenticate", "authenticate_sender", "client_address_of", "key_hash_of"]
+__all__ = [
+    "ThrottledAddresses",
+    "admit",
+    "authenticate",
+    "authenticate_sender",
+    "client_address_of",
+    "key_hash_of",
+]
+
+API_PREFIX = "/api/"  # the requests authenticated with a key
 
 T = TypeVar("T")
 
@@ -65,17 +76,10 @@ async def authenticate(
     the key's hash, in the same query).
 
     A request answered 401 counts against its client address (``accounts.throttle``); an
-    address with too many is answered 429 RATE_LIMITED before its key is even looked up.
+    address with too many is answered 429 RATE_LIMITED before it even reaches the endpoint
+    (``ThrottledAddresses``).
     """
     throttle = services.auth_throttle
-    if throttle.blocking:
-        retry_after = throttle.retry_after(client_address_of(request, services))
-        if retry_after is not None:
-            raise RateLimited(
-                "too many requests from this address failed authentication; "
-                f"retry in {retry_after} seconds",
-                retry_after=retry_after,
-            )
     try:
         key, found = await lookup(key_hash_of(request))
         return await admit(services, key, permission), found
@@ -94,4 +98,33 @@ async def authenticate_sender(
 
 def client_address_of(request: Request, services: Services) -> str:
     """The client's address, through the trusted proxies' ``X-Forwarded-For``."""
-    return request_client_address(request.scope, services.tracking.trusted_proxies) or "unknown"
+    return _address(request.scope, services)
+
+
+def _address(scope: Scope, services: Services) -> str:
+    return request_client_address(scope, services.tracking.trusted_proxies) or "unknown"
+
+
+class ThrottledAddresses:
+    """Answers 429 RATE_LIMITED to an API request from an address that failed authentication
+    too often (``accounts.throttle``), first thing: a flood of wrong keys then costs the
+    server a header look-up and a short answer per request, not a trip through the endpoint,
+    and a valid key's requests from elsewhere keep their latency."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            services: Services | None = getattr(scope["app"].state, "services", None)
+            if services is not None and services.auth_throttle.blocking:
+                retry_after = services.auth_throttle.retry_after(_address(scope, services))
+                if retry_after is not None:
+                    limited = RateLimited(
+                        "too many requests from this address failed authentication; "
+                        f"retry in {retry_after} seconds",
+                        retry_after=retry_after,
+                    )
+                    await error_response(limited)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

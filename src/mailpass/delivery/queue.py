@@ -222,6 +222,7 @@ async def claim_due_messages(
     token: str | None = None,
     room: Callable[[int], int] | None = None,
     probe_window: timedelta = DEFAULT_PROBE_WINDOW,
+    look_past: bool = True,
 ) -> Claimed:
     """Claim up to ``limit`` due messages, oldest due first, for the worker ``worker_id``
     (``delivery.workers``; None: a run that beats for nobody), under the claim token ``token``
@@ -230,6 +231,8 @@ async def claim_due_messages(
     Per provider, at most ``room(provider_id)`` messages (None: no cap), within its hourly and
     daily limits; the mail of a provider that is down (``providers.circuit``) is held until
     it is due to be tried again, except one message, the probe, once that time has come.
+    When the oldest due mail is all of providers with no room left (or down), a second look
+    finds the others' (unless not ``look_past``: the caller knows there is none just now).
     """
     chosen: list[int] = []
     probes: set[int] = set()
@@ -239,7 +242,7 @@ async def claim_due_messages(
     passed: set[int] = set()  # providers the next look skips
     locked_up_to = 0  # on PostgreSQL, provider rows are locked in id order only
     seen_all = False
-    for look in range(CLAIM_LOOKS):
+    for look in range(CLAIM_LOOKS if look_past else 1):
         want = limit - len(chosen)
         if want <= 0 or (look and (not passed or seen_all)):
             break

@@ -103,6 +103,7 @@ class QueueWorker:
         # Providers whose due mail the last claim left for lack of room, when that was all it
         # left: until new mail is announced, claiming again is worth it only once they have room.
         self._only_capped: frozenset[int] = frozenset()
+        self._capped_since = 0.0  # when ``_only_capped`` was last found (monotonic)
         self._pending: list[Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -235,6 +236,14 @@ class QueueWorker:
         if not self._worth_claiming():
             return 0
         free = self.concurrency - len(self._in_flight)
+        limit, look_past = free, True
+        if self._only_capped and (
+            time.monotonic() - self._capped_since < self.settings.queue_poll_interval
+        ):
+            # All that was due is theirs (as of a moment ago): ask for what they have room
+            # for, without looking past them. Once a poll interval, a whole look again.
+            limit = min(free, sum(max(self._room(p), 0) for p in self._only_capped))
+            look_past = False
         token = secrets.token_hex(16)
         try:
             async with self.database.transaction() as connection:
@@ -244,7 +253,7 @@ class QueueWorker:
                 await release_claims(connection, self._unsure_claims, now)
                 claimed = await claim_due_messages(
                     connection,
-                    limit=free,
+                    limit=limit,
                     now=now,
                     lease=self.lease,
                     skip_locked=not self.database.is_sqlite,
@@ -252,6 +261,7 @@ class QueueWorker:
                     token=token,
                     room=self._room,
                     probe_window=self.circuit.probe_window(self.settings),
+                    look_past=look_past,
                 )
         except BaseException:
             # Only the first failures of an outage can have committed (the later ones do not
@@ -260,7 +270,7 @@ class QueueWorker:
                 self._unsure_claims.append(token)
             raise
         self._unsure_claims.clear()
-        self._note_capped(claimed, free)
+        self._note_capped(claimed, limit, look_past)
         loop = asyncio.get_running_loop()
         for claim in claimed.claims:
             task = loop.create_task(self._attempt(claim))
@@ -270,12 +280,14 @@ class QueueWorker:
             task.add_done_callback(self._on_done)
         return len(claimed.claims)
 
-    def _note_capped(self, claimed: Claimed, asked: int) -> None:
+    def _note_capped(self, claimed: Claimed, asked: int, looked_past: bool) -> None:
         # A claim that took fewer than it asked for saw all the due mail there was: if some was
         # left for lack of room, nothing else is due until new mail comes or time passes.
         if claimed.capped and len(claimed.claims) < asked:
+            if looked_past or not self._only_capped:
+                self._capped_since = time.monotonic()
             self._only_capped = claimed.capped
-        else:
+        elif looked_past or not claimed.claims:
             self._only_capped = frozenset()
 
     async def _wait_for_work(self) -> None:
