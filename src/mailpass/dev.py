@@ -143,7 +143,14 @@ async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -
     try:
         sandbox = await prepare_sandbox(settings, bound_smtp_port)
         app = create_app(settings, worker=True)
-        server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="warning"))
+        config = uvicorn_config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            max_header_bytes=settings.max_header_bytes,
+        )
+        server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110  # uvicorn has no event
             await asyncio.sleep(STARTUP_POLL_INTERVAL)

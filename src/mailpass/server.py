@@ -41,14 +41,20 @@ class PortInUse(OSError):
 
 
 def uvicorn_config(
-    app: FastAPI, *, host: str, port: int, access_log: bool = False, log_level: str = "info"
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    log_level: str = "info",
+    max_header_bytes: int | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="auto",  # uvloop when installed
-        http=http_protocol(),
+        http=http_protocol(max_header_bytes),
         lifespan="on",
         access_log=access_log,
         log_level=log_level,
@@ -72,7 +78,12 @@ def run_server(
         app = create_app(settings, worker=worker)
         server = _Server(
             uvicorn_config(
-                app, host=host, port=port, access_log=access_log, log_level=settings.log_level
+                app,
+                host=host,
+                port=port,
+                access_log=access_log,
+                log_level=settings.log_level,
+                max_header_bytes=settings.max_header_bytes,
             )
         )
         server.run()
@@ -104,8 +115,16 @@ class _Server(uvicorn.Server):
 
 def _serve_one(host: str, port: int, access_log: bool, log_level: str, worker: bool) -> None:
     """One server process (in a child spawned by the supervisor): its own listening socket."""
-    app = create_app(Settings(), migrate=False, worker=worker)
-    config = uvicorn_config(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    settings = Settings()
+    app = create_app(settings, migrate=False, worker=worker)
+    config = uvicorn_config(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level=log_level,
+        max_header_bytes=settings.max_header_bytes,
+    )
     config.configure_logging()
     server = _Server(config)
     server.run(sockets=[_reuse_port_socket(host, port)])

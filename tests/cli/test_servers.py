@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
@@ -371,3 +373,39 @@ async def test_serve_exits_non_zero_when_its_worker_cannot_be_kept_running(cli_e
     assert log.count("the queue worker crashed; starting it again") == 4
     assert "the queue worker crashed 5 times in a row; giving up on it" in log
     assert "RuntimeError: a bug in the worker" in log
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_serve_stops_reading_a_head_that_never_ends(cli_env, processes):
+    """Header fields without end: answered 431 in the envelope once the cap (32 KiB, and a
+    margin for the request line) is past, and the connection closed; the server does not hold
+    the 50 MB the client would send. A head within the cap is answered as ever."""
+    port = free_port()
+    async with running(
+        "serve", "--port", str(port), "--no-worker", "--processes", processes, env=cli_env
+    ) as process:
+        await wait_healthy(f"http://127.0.0.1:{port}", process)
+
+        def send_head(size: int) -> tuple[int, bytes]:
+            head = b"GET /api/v1/mail/status/x HTTP/1.1\r\nHost: t\r\nX-Pad: "
+            head += b"a" * size + b"\r\n\r\n"
+            sent = 0
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                try:
+                    while sent < len(head):
+                        sent += connection.send(head[sent : sent + 65536])
+                except OSError:
+                    pass  # it stopped reading and closed
+                answer = b""
+                with contextlib.suppress(OSError):
+                    while chunk := connection.recv(65536):
+                        answer += chunk
+            return sent, answer
+
+        sent, answer = await asyncio.to_thread(send_head, 50_000_000)
+        assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer
+        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert body["error"]["code"] == "HEADERS_TOO_LARGE"
+        assert sent < 10_000_000  # it was not all read
+        _, small = await asyncio.to_thread(send_head, 100)
+        assert small.startswith(b"HTTP/1.1 401 "), small  # no key: the endpoint answered
