@@ -262,3 +262,23 @@ async def test_a_claim_cut_off_as_it_committed_is_released_once_the_database_is_
         worker.stop()
         await asyncio.wait_for(running, 10)
     assert len(smtp_sink.messages) == 3
+
+
+async def test_a_worker_whose_own_task_died_stops_instead_of_claiming_on(
+    make_account, smtp_sink, queue_batch, app_client, monkeypatch
+):
+    """Its outcome writer retries everything that fails; were it to end all the same (a bug),
+    the worker stops, saying which task ended and why, rather than claim mail whose outcomes
+    nobody writes."""
+    services = app_client.app.state.services
+    account = await make_account(sink=smtp_sink)
+    await queue_batch(account, [ITEM])
+    worker = services.worker()
+
+    async def broken_writer() -> None:
+        raise KeyError("a bug in the writer")
+
+    monkeypatch.setattr(worker, "_write_outcomes_forever", broken_writer)
+    with pytest.raises(RuntimeError, match="the worker's task outcome writer ended") as stopped:
+        await asyncio.wait_for(worker.run(), 10)
+    assert isinstance(stopped.value.__cause__, KeyError)

@@ -76,6 +76,16 @@ PROVIDER_SHARE = 0.5
 log = logging.getLogger("mailpass.delivery")
 
 
+def _check_alive(*tasks: asyncio.Task[None]) -> None:
+    """The worker's own tasks never end while it runs (they retry whatever fails); one that did
+    is a bug. The worker stops with it rather than claim mail whose outcomes nobody writes (its
+    supervisor starts it again, or the process exits non-zero)."""
+    for task in tasks:
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            raise RuntimeError(f"the worker's task {task.get_name()} ended") from error
+
+
 class QueueWorker:
     def __init__(
         self,
@@ -125,13 +135,14 @@ class QueueWorker:
         """Work until ``stop()``; with ``until_idle``, until nothing is due or in flight."""
         loop = asyncio.get_running_loop()
         await self._register()
-        writer = loop.create_task(self._write_outcomes_forever())
-        heart = loop.create_task(self._beat_forever())
+        writer = loop.create_task(self._write_outcomes_forever(), name="outcome writer")
+        heart = loop.create_task(self._beat_forever(), name="heartbeat")
         self.wakeup.start_listening()
         delays = backoff_delays(CLAIM_RETRY_FIRST, CLAIM_RETRY_MOST)
         failures = 0
         try:
             while not self._stopping.is_set():
+                _check_alive(writer, heart)
                 try:
                     claimed = await self._claim_more()
                 except Exception as exc:  # the database unreachable, and the like
@@ -151,7 +162,8 @@ class QueueWorker:
             await self._finish_in_flight()
             for task in (writer, heart):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # What it died of, if it did, was raised above.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self._flush_outcomes()
             await self._unregister()
