@@ -130,7 +130,16 @@ async def test_documented_answers_match_real_ones(app_client, document, make_acc
     status = (
         await app_client.get(f"/api/v1/mail/status/{sent['message_id']}", headers=account.headers)
     ).json()["data"]
-    assert set(sent) == set(schemas["SendResult"]["properties"])
+    assert set(sent) == set(schemas["SendResult"]["required"])
+    assert set(schemas["SendResult"]["properties"]) - set(sent) == {"ignored_fields"}
+    with_typo = (
+        await app_client.post(
+            SEND,
+            json={"to": "user@example.com", "subject": "Hi", "text": "x", "atachments": []},
+            headers=account.headers,
+        )
+    ).json()["data"]
+    assert set(with_typo) == set(schemas["SendResult"]["properties"])
     assert set(status["message"]) >= set(schemas["Message"]["required"])
     assert set(schemas["Message"]["properties"]) >= set(status["message"])
 

@@ -19,16 +19,19 @@ __all__ = ["batch_answer", "sent_answer", "status_answer"]
 
 
 def sent_answer(sent: SentMessage) -> dict[str, Any]:
-    return {
+    answer: dict[str, Any] = {
         "message_id": sent.message_id,
         "status": MessageStatus.SENT,
         "to": sent.to,
         "from": sent.sender,
     }
+    if sent.ignored:  # only then: the seed's answer stays as it was
+        answer["ignored_fields"] = list(sent.ignored)
+    return answer
 
 
 def batch_answer(batch: QueuedBatch) -> dict[str, Any]:
-    return {
+    answer: dict[str, Any] = {
         "total": batch.total,
         "queued": batch.queued,
         "failed": batch.failed,
@@ -49,6 +52,9 @@ def batch_answer(batch: QueuedBatch) -> dict[str, Any]:
             for item in batch.items
         ],
     }
+    if batch.ignored:
+        answer["ignored_fields"] = list(batch.ignored)
+    return answer
 
 
 def status_answer(message: MessageRecord, events: list[MessageEvent]) -> dict[str, Any]:

@@ -116,6 +116,8 @@ def send_body(
     tags: Sequence[str] | None,
     metadata: Mapping[str, Any] | None,
     extra_body: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
+    list_unsubscribe: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The ``/send`` body; fields left as None are left out (the server's defaults apply)."""
     body: dict[str, Any] = {}
@@ -131,6 +133,8 @@ def send_body(
         ("bcc", bcc),
         ("tags", tags),
         ("metadata", metadata),
+        ("headers", headers),
+        ("list_unsubscribe", list_unsubscribe),
     ):
         _set(body, name, value)
     body.update(extra_body or {})
@@ -146,6 +150,8 @@ def batch_body(
     tags: Sequence[str] | None,
     metadata: Mapping[str, Any] | None,
     extra_body: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
+    list_unsubscribe: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"messages": [dict(message) for message in messages]}
     for name, value in (
@@ -154,6 +160,8 @@ def batch_body(
         ("reply_to", reply_to),
         ("tags", tags),
         ("metadata", metadata),
+        ("headers", headers),
+        ("list_unsubscribe", list_unsubscribe),
     ):
         _set(body, name, value)
     body.update(extra_body or {})

@@ -210,6 +210,8 @@ class Mail:
         bcc: Recipients | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        list_unsubscribe: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> SentMessage:
@@ -217,7 +219,8 @@ class Mail:
 
         ``idempotency_key`` defaults to a new random key for this call (used by its retries);
         pass your own to make retries of your own safe too, e.g. ``f"order-{id}-receipt"``.
-        ``extra_body`` adds fields this client does not know by name.
+        ``extra_body`` adds fields this client does not know by name. ``headers`` are header
+        fields of the mail's own; ``list_unsubscribe`` an https URL and/or a mailto: address.
         """
         body = send_body(
             to=to,
@@ -232,6 +235,8 @@ class Mail:
             tags=tags,
             metadata=metadata,
             extra_body=extra_body,
+            headers=headers,
+            list_unsubscribe=list_unsubscribe,
         )
         data, replayed = self._client._request(
             ApiCall.post("api/v1/mail/send", body, idempotency_key)
@@ -247,6 +252,8 @@ class Mail:
         reply_to: Recipients | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        list_unsubscribe: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> BatchResult:
@@ -262,6 +269,8 @@ class Mail:
             tags=tags,
             metadata=metadata,
             extra_body=extra_body,
+            headers=headers,
+            list_unsubscribe=list_unsubscribe,
         )
         data, replayed = self._client._request(
             ApiCall.post("api/v1/mail/send-batch", body, idempotency_key)
@@ -294,6 +303,8 @@ class AsyncMail:
         bcc: Recipients | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        list_unsubscribe: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> SentMessage:
@@ -311,6 +322,8 @@ class AsyncMail:
             tags=tags,
             metadata=metadata,
             extra_body=extra_body,
+            headers=headers,
+            list_unsubscribe=list_unsubscribe,
         )
         data, replayed = await self._client._request(
             ApiCall.post("api/v1/mail/send", body, idempotency_key)
@@ -326,6 +339,8 @@ class AsyncMail:
         reply_to: Recipients | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        list_unsubscribe: str | Sequence[str] | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> BatchResult:
@@ -338,6 +353,8 @@ class AsyncMail:
             tags=tags,
             metadata=metadata,
             extra_body=extra_body,
+            headers=headers,
+            list_unsubscribe=list_unsubscribe,
         )
         data, replayed = await self._client._request(
             ApiCall.post("api/v1/mail/send-batch", body, idempotency_key)

@@ -6,12 +6,37 @@ so an older client keeps working.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["BatchItem", "BatchResult", "Event", "Message", "MessageStatus", "SentMessage"]
+__all__ = [
+    "BatchItem",
+    "BatchResult",
+    "Event",
+    "IgnoredFieldsWarning",
+    "Message",
+    "MessageStatus",
+    "SentMessage",
+]
+
+
+class IgnoredFieldsWarning(UserWarning):
+    """The server did not know some fields of the request (a typo such as ``atachments``) and
+    did not act on them; they are in the result's ``ignored_fields`` too."""
+
+
+def _ignored(data: Mapping[str, Any]) -> tuple[str, ...]:
+    ignored = tuple(str(name) for name in data.get("ignored_fields") or ())
+    if ignored:
+        warnings.warn(
+            f"MailPass ignored these fields of the request: {', '.join(ignored)}",
+            IgnoredFieldsWarning,
+            stacklevel=4,
+        )
+    return ignored
 
 
 def _time(value: Any) -> datetime | None:
@@ -38,6 +63,7 @@ class SentMessage:
     to: str
     from_email: str
     replayed: bool = False  # the stored answer of an earlier call with the same idempotency key
+    ignored_fields: tuple[str, ...] = ()  # fields of the request the server did not act on
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> SentMessage:
@@ -47,6 +73,7 @@ class SentMessage:
             to=data["to"],
             from_email=data["from"],
             replayed=replayed,
+            ignored_fields=_ignored(data),
         )
 
 
@@ -87,6 +114,7 @@ class BatchResult:
     failed: int
     messages: tuple[BatchItem, ...]
     replayed: bool = False
+    ignored_fields: tuple[str, ...] = ()  # "priority", "messages.0.atachments": not acted on
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> BatchResult:
@@ -96,6 +124,7 @@ class BatchResult:
             failed=data["failed"],
             messages=tuple(BatchItem.from_wire(item) for item in data["messages"]),
             replayed=replayed,
+            ignored_fields=_ignored(data),
         )
 
 

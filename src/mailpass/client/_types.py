@@ -30,3 +30,5 @@ class MessageParams(TypedDict, total=False):
     bcc: Recipients
     tags: Sequence[str]
     metadata: Mapping[str, Any]
+    headers: Mapping[str, str]
+    list_unsubscribe: str | Sequence[str]

@@ -26,7 +26,7 @@ from email.utils import format_datetime
 
 from mailpass.core.outgoing import Address, OutgoingMessage
 
-__all__ = ["boundary_digest", "compose"]
+__all__ = ["boundary_digest", "compose", "header_name_problem"]
 
 # Characters. RFC 5322 asks for 78; RFC 2047 caps lines holding encoded-words at 76.
 _SOFT_LINE_LIMIT = 76
@@ -229,13 +229,47 @@ def _check_header_value(value: str) -> None:
         raise ValueError(f"header value {value[:100]!r} contains CR, LF or NUL")
 
 
+# The headers a request may not set, and what to do instead. compose() writes the first group
+# itself; the others are written by whoever signs or carries the mail.
+_OWNED_HEADERS = {
+    "from": "use from_email and from_name",
+    "to": "use to",
+    "cc": "use cc",
+    "bcc": "use bcc",
+    "reply-to": "use reply_to",
+    "subject": "use subject",
+    "message-id": "MailPass sets it",
+    "date": "MailPass sets it",
+    "mime-version": "MailPass sets it",
+    "dkim-signature": "the mail is signed by whoever delivers it",
+    "return-path": "the receiving server writes it from the envelope sender",
+    "received": "each server that carries the mail writes its own",
+}
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why a request may not set a header named ``name`` (None: it may): not an RFC 5322
+    field name, or one MailPass or the servers that carry the mail write themselves."""
+    if not _FIELD_NAME.fullmatch(name) or len(name) > _SOFT_LINE_LIMIT - 2:
+        return (
+            "is not a header name: 1 to 76 printable ASCII characters, "
+            "no spaces and no colon (RFC 5322)"
+        )
+    lowered = name.lower()
+    if lowered.startswith("content-"):
+        return f"{name} is written by MailPass from the message's parts"
+    owned = _OWNED_HEADERS.get(lowered)
+    if owned is not None:
+        return f"{name} cannot be set as a header: {owned}"
+    return None
+
+
 def _extra_headers(headers: tuple[tuple[str, str], ...]) -> list[str]:
     lines = []
     for name, value in headers:
-        if not _FIELD_NAME.fullmatch(name) or len(name) > _SOFT_LINE_LIMIT:
-            raise ValueError(f"invalid header name {name[:100]!r}")
-        if name.lower() in _RESERVED_HEADERS:
-            raise ValueError(f"header {name!r} is written by MailPass and cannot be set")
+        problem = header_name_problem(name)
+        if problem is not None or name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"header {name[:100]!r}: {problem or 'written by MailPass'}")
         lines.append(_unstructured_header(name, value))
     return lines
 

@@ -19,6 +19,7 @@ from mailpass.core.addresses import (
     check_header_text,
     parse_mailbox,
 )
+from mailpass.core.mime import header_name_problem
 from mailpass.core.outgoing import Address, format_addresses
 from mailpass.errors import ValidationError
 
@@ -42,14 +43,18 @@ MAX_NAME_CHARS = 255
 MAX_TAGS = 20
 MAX_TAG_CHARS = 100
 MAX_METADATA_KEYS = 50
+MAX_HEADERS = 50  # custom header fields of one message
+MAX_HEADER_VALUE_CHARS = 2000
+MAX_UNSUBSCRIBE_CHARS = 2000
 
 AddressInput = str | list[str] | None
 ModelT = TypeVar("ModelT", bound=BaseModel)
-# Unknown fields are ignored. pydantic's JSON parser keeps the strings it makes, to give the
-# same object for the same text next time: the keys repeat in every message, but the values
-# (recipients, subjects, bodies) seldom do, and looking each up cost more than it saved. A
-# batch parses ~10 % faster with only the keys kept.
-_WIRE_MODEL = ConfigDict(extra="ignore", frozen=True, cache_strings="keys")
+# Unknown fields are kept aside (``model_extra``), not acted on, and named back to the client
+# (``ignored_fields``): a typo such as "atachments" is seen, not silently lost. pydantic's JSON
+# parser keeps the strings it makes, to give the same object for the same text next time: the
+# keys repeat in every message, but the values (recipients, subjects, bodies) seldom do, and
+# looking each up cost more than it saved. A batch parses ~10 % faster with only the keys kept.
+_WIRE_MODEL = ConfigDict(extra="allow", frozen=True, cache_strings="keys")
 
 
 MAX_BATCH_MESSAGES = 100
@@ -61,11 +66,14 @@ BATCH_DEFAULTS = (
     "metadata",
     "track_opens",
     "track_clicks",
+    "headers",
+    "list_unsubscribe",
 )
 
 
 class MessageFields(BaseModel):
-    """One message as the seed's ``/send`` takes it. Unknown fields are ignored."""
+    """One message as the seed's ``/send`` takes it. Unknown fields are ignored, and named in
+    the answer (``ignored_fields``)."""
 
     model_config = _WIRE_MODEL
 
@@ -83,6 +91,16 @@ class MessageFields(BaseModel):
     # Tracking of this message (html only); None: the provider's setting.
     track_opens: StrictBool | None = None
     track_clicks: StrictBool | None = None
+    # Header fields of the mail's own: {"X-Order": "1"}.
+    headers: dict[str, str] | None = None
+    # "https://…" or "mailto:…", or a list of both: List-Unsubscribe (RFC 2369, and RFC 8058's
+    # one-click List-Unsubscribe-Post for an https URL).
+    list_unsubscribe: str | list[str] | None = None
+
+    @property
+    def ignored(self) -> list[str]:
+        """The names of the fields this message had that MailPass does not know."""
+        return list(self.model_extra or ())
 
 
 class BatchFields(BaseModel):
@@ -104,6 +122,13 @@ class BatchFields(BaseModel):
     # For every item that does not say: tracking on or off; None: the provider's setting.
     track_opens: StrictBool | None = None
     track_clicks: StrictBool | None = None
+    headers: dict[str, str] | None = None
+    list_unsubscribe: str | list[str] | None = None
+
+    @property
+    def ignored(self) -> list[str]:
+        """The names of the batch's own fields MailPass does not know (not its items')."""
+        return list(self.model_extra or ())
 
     def item_defaults(self) -> dict[str, Any]:
         """The defaults this batch sets, by name, for ``validate_batch_item``."""
@@ -156,6 +181,9 @@ class ValidMessage:
     metadata: dict[str, Any]
     track_opens: bool | None = None
     track_clicks: bool | None = None
+    # Header fields of the mail's own, List-Unsubscribe included, in order.
+    headers: tuple[tuple[str, str], ...] = ()
+    ignored: tuple[str, ...] = ()  # unknown fields it had, by name
 
 
 # The names pydantic gives the alternatives of a field that takes an address or a list of them
@@ -230,6 +258,48 @@ class _Problems:
                 self.add(f"{field}.{index}", str(exc))
         return tuple(parsed)
 
+    def custom_headers(self, headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        if len(headers) > MAX_HEADERS:
+            self.add("headers", f"at most {MAX_HEADERS} header fields")
+            return ()
+        valid: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for name, value in headers.items():
+            problem = header_name_problem(name)
+            if problem is None and name.lower() in seen:
+                problem = "is given twice (header names are case-insensitive)"
+            if problem is not None:
+                self.add(f"headers.{name}", problem)
+                continue
+            seen.add(name.lower())
+            checked = self.header_text(f"headers.{name}", value, MAX_HEADER_VALUE_CHARS)
+            if checked is not None:
+                valid.append((name, checked))
+        return tuple(valid)
+
+    def list_unsubscribe(
+        self, value: str | list[str], headers: tuple[tuple[str, str], ...]
+    ) -> tuple[tuple[str, str], ...]:
+        if any(name.lower().startswith("list-unsubscribe") for name, _ in headers):
+            self.add("headers", "List-Unsubscribe is set with list_unsubscribe, not headers")
+            return ()
+        targets = [value] if isinstance(value, str) else value
+        valid = []
+        for index, target in enumerate(targets):
+            field = "list_unsubscribe" if isinstance(value, str) else f"list_unsubscribe.{index}"
+            problem = _unsubscribe_problem(target)
+            if problem is not None:
+                self.add(field, problem)
+            else:
+                valid.append(target)
+        if not valid or len(valid) < len(targets):
+            return ()
+        lines = [("List-Unsubscribe", ", ".join(f"<{target}>" for target in valid))]
+        if any(target.lower().startswith("https://") for target in valid):
+            # RFC 8058: a mailbox provider may unsubscribe with one POST to the https URL.
+            lines.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        return tuple(lines)
+
     def header_text(self, field: str, value: str | None, max_chars: int) -> str | None:
         if value is None:
             return None
@@ -242,6 +312,20 @@ class _Problems:
             self.add(field, f"is longer than {max_chars} characters")
             return None
         return value
+
+
+def _unsubscribe_problem(target: str) -> str | None:
+    lowered = target.lower()
+    if not (lowered.startswith("https://") or lowered.startswith("mailto:")):
+        return "must be an https:// URL or a mailto: address"
+    if len(target) > MAX_UNSUBSCRIBE_CHARS:
+        return f"is longer than {MAX_UNSUBSCRIBE_CHARS} characters"
+    if any(char in target for char in "<>, \t\r\n\x00"):
+        # Each target is written between < and >, the list separated by commas (RFC 2369).
+        return "must not contain spaces, commas, angle brackets, line breaks or NUL"
+    if lowered in ("https://", "mailto:"):
+        return "says where, after the scheme"
+    return None
 
 
 def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
@@ -287,6 +371,9 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
     metadata = dict(fields.metadata or {})
     if len(metadata) > MAX_METADATA_KEYS:
         problems.add("metadata", f"at most {MAX_METADATA_KEYS} keys")
+    headers = problems.custom_headers(fields.headers) if fields.headers else ()
+    if fields.list_unsubscribe:
+        headers += problems.list_unsubscribe(fields.list_unsubscribe, headers)
 
     if problems.details:
         raise ValidationError("the message is invalid", details=problems.details)
@@ -305,6 +392,8 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
         metadata=metadata,
         track_opens=fields.track_opens,
         track_clicks=fields.track_clicks,
+        headers=headers,
+        ignored=tuple(fields.model_extra) if fields.model_extra else (),
     )
 
 

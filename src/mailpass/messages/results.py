@@ -30,6 +30,7 @@ class SentMessage:
     message_id: str
     to: str
     sender: str
+    ignored: tuple[str, ...] = ()  # unknown fields of the request, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,8 @@ class QueuedBatch:
 
     items: list[BatchItem]
     queued: int
+    # Unknown fields of the request ("priority") and of its queued items ("messages.0.x").
+    ignored: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:

@@ -143,6 +143,7 @@ class MailService:
             cc=valid.cc,
             bcc=valid.bcc,
             reply_to=valid.reply_to,
+            extra_headers=valid.headers,
         )
         if self.tracker is None:
             return outgoing
@@ -236,7 +237,10 @@ class MailService:
         if not provider.is_healthy:
             await self._note_attempt(provider, failure=None)
         return SentMessage(
-            outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
+            outgoing.message_id,
+            format_addresses(outgoing.to),
+            outgoing.sender.email,
+            valid.ignored,
         )
 
     async def _note_attempt(self, provider: Provider, *, failure: str | None) -> None:
@@ -281,6 +285,7 @@ class MailService:
         defaults = batch.item_defaults()
         refused: list[RefusedItem | None] = []  # None where the item is queued
         rows: list[dict[str, Any]] = []
+        ignored = list(batch.ignored)
         for index, item in enumerate(batch.messages):
             if index and index % ITEMS_BETWEEN_YIELDS == 0:
                 # A batch is ~10 ms of CPU. Letting the loop in now and then keeps other
@@ -314,6 +319,7 @@ class MailService:
                 )
             )
             refused.append(None)
+            ignored.extend(f"messages.{index}.{name}" for name in valid.ignored)
         queue_ids: list[int] = []
         if rows:
             queue_ids = await repository.store_messages(self.database, rows)
@@ -326,7 +332,7 @@ class MailService:
                 continue
             row, queue_id = next(queued)
             items.append(QueuedMessage(row["to_email"], queue_id, row["message_id"]))
-        return QueuedBatch(items, queued=len(rows))
+        return QueuedBatch(items, queued=len(rows), ignored=tuple(ignored))
 
     async def _capture(
         self,
@@ -366,7 +372,10 @@ class MailService:
             outgoing.subject,
         )
         return SentMessage(
-            outgoing.message_id, format_addresses(outgoing.to), outgoing.sender.email
+            outgoing.message_id,
+            format_addresses(outgoing.to),
+            outgoing.sender.email,
+            valid.ignored,
         )
 
     async def find_sender(self, key_hash: str) -> tuple[ApiKey | None, Provider | None]:

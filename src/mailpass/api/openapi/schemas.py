@@ -32,12 +32,15 @@ from mailpass.errors import (
 from mailpass.messages.request import (
     BATCH_DEFAULTS,
     MAX_BATCH_MESSAGES,
+    MAX_HEADER_VALUE_CHARS,
+    MAX_HEADERS,
     MAX_METADATA_KEYS,
     MAX_NAME_CHARS,
     MAX_RECIPIENTS,
     MAX_SUBJECT_CHARS,
     MAX_TAG_CHARS,
     MAX_TAGS,
+    MAX_UNSUBSCRIBE_CHARS,
 )
 
 __all__ = [
@@ -164,13 +167,45 @@ def _message_properties() -> dict[str, Any]:
         | {"description": "Add an open-tracking pixel to html mail; default: the provider's."},
         "track_clicks": _nullable({"type": "boolean"})
         | {"description": "Send html links through click tracking; default: the provider's."},
+        "headers": _nullable(
+            {
+                "type": "object",
+                "maxProperties": MAX_HEADERS,
+                "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE_CHARS},
+            }
+        )
+        | {
+            "description": 'Header fields of the mail\'s own, `{"X-Order": "1"}`. Names '
+            "follow RFC 5322 and are case-insensitive (each once); values take no CR, LF or NUL "
+            "and non-ASCII ones are RFC 2047 encoded. The headers MailPass writes (From, To, "
+            "Cc, Bcc, Reply-To, Subject, Message-ID, Date, MIME-Version, Content-*) or the "
+            "servers carrying the mail do (DKIM-Signature, Return-Path, Received) are refused, "
+            "naming the field to use instead."
+        },
+        "list_unsubscribe": _nullable(
+            {
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_UNSUBSCRIBE_CHARS},
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "maxLength": MAX_UNSUBSCRIBE_CHARS},
+                    },
+                ]
+            }
+        )
+        | {
+            "description": "An `https://` URL or a `mailto:` address, or a list of both: the "
+            "mail's `List-Unsubscribe` header (RFC 2369), with `List-Unsubscribe-Post: "
+            "List-Unsubscribe=One-Click` (RFC 8058) when there is an https URL."
+        },
     }
 
 
 SEND_REQUEST: dict[str, Any] = {
     "type": "object",
     "description": f"One message. At most {MAX_RECIPIENTS} recipients in `to`, `cc` and `bcc` "
-    "together; `html` or `text` (or both) must be non-empty. Unknown fields are ignored.",
+    "together; `html` or `text` (or both) must be non-empty. Unknown fields are ignored and "
+    "named in the answer's `ignored_fields`.",
     "required": ["to", "subject"],
     "properties": _message_properties(),
     "anyOf": [
@@ -189,7 +224,8 @@ BATCH_MESSAGE: dict[str, Any] = {
 
 BATCH_REQUEST: dict[str, Any] = {
     "type": "object",
-    "description": "Messages to queue, and defaults for them. Unknown fields are ignored. Only a "
+    "description": "Messages to queue, and defaults for them. Unknown fields (the batch's or an "
+    "item's) are ignored and named in the answer's `ignored_fields`. Only a "
     "body without 1 to 100 `messages` is refused whole: an item that breaks a rule below, or "
     "takes a default that does, fails alone and is reported in the answer.",
     "required": ["messages"],
@@ -221,6 +257,12 @@ SEND_RESULT: dict[str, Any] = {
         "status": {"const": MessageStatus.SENT},
         "to": {"type": "string"},
         "from": {"type": "string"},
+        "ignored_fields": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Present only when the request had fields MailPass does not know "
+            "(a typo such as `atachments`): their names. They were not acted on.",
+        },
     },
 }
 
@@ -228,6 +270,12 @@ BATCH_RESULT: dict[str, Any] = {
     "type": "object",
     "required": ["total", "queued", "failed", "messages"],
     "properties": {
+        "ignored_fields": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Present only when the request or a queued item had fields "
+            "MailPass does not know: `priority`, `messages.0.atachments`. Not acted on.",
+        },
         "total": {"type": "integer", "minimum": 1},
         "queued": {"type": "integer", "minimum": 0},
         "failed": {"type": "integer", "minimum": 0},
