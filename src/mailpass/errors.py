@@ -109,6 +109,10 @@ class HeadersTooLarge(ApiError):
     code = "HEADERS_TOO_LARGE"
     http_status = 431
 
+    @classmethod
+    def over(cls, max_bytes: int) -> HeadersTooLarge:
+        return cls(f"the request's header fields are larger than {max_bytes} bytes")
+
 
 class NoSmtpProvider(ApiError):
     code = "NO_SMTP_PROVIDER"

@@ -186,9 +186,7 @@ class BodyLimitMiddleware:
             if name == b"content-length":
                 declared = value
         if header_bytes > self.max_header_bytes:
-            too_large = HeadersTooLarge(
-                f"the request's header fields are larger than {self.max_header_bytes} bytes"
-            )
+            too_large = HeadersTooLarge.over(self.max_header_bytes)
             await error_response(too_large)(scope, receive, send)
             return
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):

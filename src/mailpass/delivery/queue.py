@@ -27,6 +27,7 @@ from mailpass.clock import utcnow
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import mail_of
 from mailpass.providers.circuit import (
+    DEFAULT_PROBE_WINDOW,
     CircuitPolicy,
     ProviderAttempts,
     describe_down,
@@ -161,7 +162,6 @@ PROVIDER_DUE_SQLITE = _second_look(_PROVIDER_DUE, sqlite=True)
 # providers in all (those passed included) looking for them.
 SECOND_LOOK_PROVIDERS = 8
 SECOND_LOOK_STEPS = 64
-DEFAULT_PROBE_WINDOW = timedelta(minutes=2)
 _PROVIDERS = sa.select(providers).where(providers.c.id.in_(sa.bindparam("ids", expanding=True)))
 _CLAIM = (
     messages.update()

@@ -272,7 +272,7 @@ class QueueWorker:
                     worker_id=self.worker_id,
                     token=token,
                     room=self._room,
-                    probe_window=self.circuit.probe_window(self.settings),
+                    probe_window=self.circuit.probe_window,
                     look_past=look_past,
                 )
         except BaseException:

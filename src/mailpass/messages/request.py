@@ -393,7 +393,7 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
         track_opens=fields.track_opens,
         track_clicks=fields.track_clicks,
         headers=headers,
-        ignored=tuple(fields.model_extra) if fields.model_extra else (),
+        ignored=tuple(fields.ignored),
     )
 
 

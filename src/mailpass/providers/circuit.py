@@ -30,7 +30,16 @@ from mailpass.providers import repository
 from mailpass.providers.models import Health
 from mailpass.storage.database import Connection
 
-__all__ = ["CircuitPolicy", "ProviderAttempts", "describe_down", "note_attempts"]
+__all__ = [
+    "DEFAULT_PROBE_WINDOW",
+    "CircuitPolicy",
+    "ProviderAttempts",
+    "describe_down",
+    "note_attempts",
+]
+
+# How long a probe keeps a provider down for everyone else, unless the settings say otherwise.
+DEFAULT_PROBE_WINDOW = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,9 @@ class CircuitPolicy:
     threshold: int = 3  # unreachable attempts in a row that mark a provider down
     first_pause: float = 30.0  # seconds
     longest_pause: float = 600.0  # seconds
+    # How long a probe keeps the provider down for everyone else: long enough for one attempt
+    # to fail by itself (a connection and a few commands timing out).
+    probe_window: timedelta = DEFAULT_PROBE_WINDOW
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CircuitPolicy:
@@ -45,17 +57,15 @@ class CircuitPolicy:
             threshold=settings.provider_failure_threshold,
             first_pause=settings.provider_down_first,
             longest_pause=max(settings.provider_down_first, settings.provider_down_most),
+            probe_window=timedelta(
+                seconds=settings.smtp_connect_timeout + 3 * settings.smtp_timeout
+            ),
         )
 
     def pause(self, down_count: int) -> timedelta:
         """How long a provider marked down for the ``down_count``-th time in a row stays down."""
         doublings = min(max(down_count - 1, 0), 32)  # 2**32 pauses are past any longest pause
         return timedelta(seconds=min(self.first_pause * 2**doublings, self.longest_pause))
-
-    def probe_window(self, settings: Settings) -> timedelta:
-        """How long a probe keeps the provider down for everyone else: long enough for one
-        attempt to fail by itself (a connection and a few commands timing out)."""
-        return timedelta(seconds=settings.smtp_connect_timeout + 3 * settings.smtp_timeout)
 
     def after_failures(
         self, health: Health, failures: int, reason: str, now: datetime, *, probe: bool

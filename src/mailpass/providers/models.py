@@ -64,12 +64,3 @@ class Health:
     down_count: int = 0
     down_until: datetime | None = None
     down_reason: str | None = None
-
-    @classmethod
-    def of(cls, provider: Provider) -> Health:
-        return cls(
-            provider.failure_streak,
-            provider.down_count,
-            provider.down_until,
-            provider.down_reason,
-        )

@@ -65,7 +65,7 @@ class CoalescedWrites:
 
 def head_too_large_response(max_header_bytes: int) -> bytes:
     """The whole HTTP answer to a head over the cap, in the API's envelope."""
-    error = HeadersTooLarge(f"the request's header fields are larger than {max_header_bytes} bytes")
+    error = HeadersTooLarge.over(max_header_bytes)
     body = json.dumps(error.envelope(), separators=(",", ":")).encode()
     head = (
         f"HTTP/1.1 431 Request Header Fields Too Large\r\n"
