@@ -19,6 +19,7 @@ from mailpass.providers.circuit import CircuitPolicy
 from mailpass.providers.kinds import resolve_connection
 from mailpass.providers.models import Health
 from mailpass.storage.tables import messages, providers
+from tcp_fixtures import pipe
 
 ITEM = {"to": "user@example.com", "subject": "Hello", "text": "Hi"}
 
@@ -67,19 +68,7 @@ class HangingFront:
         except OSError:
             writer.transport.abort()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.transport.abort()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 @pytest.fixture
@@ -210,6 +199,8 @@ async def test_a_hung_provider_holds_neither_the_other_providers_mail_nor_its_pl
     finally:
         worker.stop()
         await running
+    # The next claim, by any worker, finds it down: whatever of its mail is due waits too.
+    await services.worker(concurrency=16).run(until_idle=True)
     health = await provider_health(services.database, hung.provider.id)
     assert health.down_count == 1
     assert health.down_reason == f"timed out connecting to 127.0.0.1:{front.port} after 0.5 s"
