@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For names the client of a tracking hit: "10.0.0.5, 10.1.0.0/16".
     trusted_proxies: str = ""
     message_id_domain: str | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
+    # A request's body; room for the attachments' limit in base64 (4/3 of it) and the rest.
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024  # a message's attachments together, decoded
     max_header_bytes: int = 32 * 1024  # all of a request's header fields together
     request_body_timeout: float = 30.0  # seconds a request's body may take to arrive
     smtp_timeout: float = 30.0  # seconds, per SMTP command
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "max_body_bytes",
+        "max_attachment_bytes",
         "max_header_bytes",
         "smtp_max_connections",
         "worker_concurrency",

@@ -20,6 +20,7 @@ from mailpass.api.wire import batch_answer, sent_answer, status_answer
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.request import BatchFields, MessageFields
 from mailpass.messages.results import (
+    AttachmentInfo,
     MessageEvent,
     MessageRecord,
     QueuedBatch,
@@ -147,6 +148,8 @@ def record(**changes: Any) -> MessageRecord:
         "created_at": NOW,
         "first_opened_at": None,
         "first_clicked_at": NOW,
+        "attachments": [],
+        "scheduled_at": None,
     }
     return MessageRecord(**{**values, **changes})
 
@@ -189,6 +192,19 @@ EVENT = MessageEvent(
             ),
         ),
         ("MessageStatus", status_answer(record(), [EVENT])),
+        (
+            "MessageStatus",
+            status_answer(
+                record(
+                    attachments=[
+                        AttachmentInfo("invoice.pdf", "application/pdf", 10240, None),
+                        AttachmentInfo("logo.png", "image/png", 512, "logo@shop"),
+                    ],
+                    scheduled_at=NOW,
+                ),
+                [],
+            ),
+        ),
         ("MessageStatus", status_answer(record(status=MessageStatus.QUEUED, sent_at=None), [])),
         (
             "MessageStatus",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 
@@ -208,3 +209,48 @@ async def test_another_accounts_message_is_not_found(signed_in, smtp_sink, app_c
         assert "Not found" in answer.text
     assert (await mallory.get(f"/dashboard/messages/{pk + 1000}")).status_code == 404
     assert "alice" not in (await mallory.get("/dashboard/messages")).text
+
+
+async def test_attachments_are_listed_and_downloaded_by_their_owner_only(
+    signed_in, smtp_sink, app_client, database
+):
+    browser, alice = await signed_in("alice@example.com", sink=smtp_sink)
+    mallory, _ = await signed_in("mallory@example.com")
+    pdf = b"%PDF-1.7 " + bytes(range(256)) * 40
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    sent = await send(
+        app_client,
+        alice,
+        html='<img src="cid:logo">',
+        attachments=[
+            {"filename": "Übersicht 2026.pdf", "content": base64.b64encode(pdf).decode()},
+            {
+                "filename": "logo.svg",
+                "content": base64.b64encode(svg).decode(),
+                "content_id": "logo",
+            },
+        ],
+    )
+    assert sent.status_code == 200, sent.text
+    pk = await pk_of(database, sent.json()["data"]["message_id"])
+    page = (await browser.get(f"/dashboard/messages/{pk}")).text
+    assert "Übersicht 2026.pdf" in page
+    assert "application/pdf" in page
+    assert "10.0 KiB" in page
+    assert "cid:logo" in page
+    assert "image/svg+xml" in page
+    assert f'href="/dashboard/messages/{pk}/attachments/0"' in page
+
+    first = await browser.get(f"/dashboard/messages/{pk}/attachments/0")
+    assert first.status_code == 200
+    assert first.content == pdf
+    assert first.headers["content-disposition"].startswith("attachment;")
+    assert "filename*=utf-8''%C3%9Cbersicht%202026.pdf" in first.headers["content-disposition"]
+    # Served as opaque bytes, never as the svg it is: its script must not run on our origin.
+    second = await browser.get(f"/dashboard/messages/{pk}/attachments/1")
+    assert second.content == svg
+    assert second.headers["content-type"] == "application/octet-stream"
+    assert second.headers["x-content-type-options"] == "nosniff"
+
+    assert (await browser.get(f"/dashboard/messages/{pk}/attachments/2")).status_code == 404
+    assert (await mallory.get(f"/dashboard/messages/{pk}/attachments/0")).status_code == 404

@@ -81,6 +81,16 @@ def status_answer(message: MessageRecord, events: list[MessageEvent]) -> dict[st
             "created_at": isoformat(message.created_at),
             "first_opened_at": isoformat(message.first_opened_at),
             "first_clicked_at": isoformat(message.first_clicked_at),
+            "scheduled_at": isoformat(message.scheduled_at),
+            "attachments": [
+                {
+                    "filename": attachment.filename,
+                    "content_type": attachment.content_type,
+                    "size": attachment.size,
+                    "content_id": attachment.content_id,
+                }
+                for attachment in message.attachments
+            ],
         },
         "events": [
             {

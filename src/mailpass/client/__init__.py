@@ -36,6 +36,7 @@ from mailpass.client._exceptions import (
     ValidationError,
 )
 from mailpass.client._models import (
+    AttachmentInfo,
     BatchItem,
     BatchResult,
     Event,
@@ -44,7 +45,7 @@ from mailpass.client._models import (
     MessageStatus,
     SentMessage,
 )
-from mailpass.client._types import MessageParams, Recipients
+from mailpass.client._types import AttachmentParams, MessageParams, Recipients
 
 __all__ = [
     "API_KEY_ENV",
@@ -55,6 +56,8 @@ __all__ = [
     "APITimeoutError",
     "AsyncClient",
     "AsyncMail",
+    "AttachmentInfo",
+    "AttachmentParams",
     "BatchItem",
     "BatchResult",
     "Client",

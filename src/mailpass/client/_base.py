@@ -3,6 +3,7 @@ retry policy. Only the sending and the sleeping differ between the twins."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -22,7 +23,7 @@ from mailpass.client._exceptions import (
     error_from_response,
     parse_retry_after,
 )
-from mailpass.client._types import MessageParams, Recipients
+from mailpass.client._types import AttachmentParams, MessageParams, Recipients
 from mailpass.client._version import __version__
 
 __all__ = [
@@ -102,6 +103,20 @@ def _set(body: dict[str, Any], name: str, value: Any) -> None:
     body[name] = value
 
 
+def wire_attachments(
+    attachments: Sequence[AttachmentParams | Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Attachments as the API takes them: ``content`` given as bytes goes in base64."""
+    wire = []
+    for attachment in attachments:
+        item = dict(attachment)
+        content = item.get("content")
+        if isinstance(content, bytes | bytearray | memoryview):
+            item["content"] = base64.b64encode(content).decode("ascii")
+        wire.append(item)
+    return wire
+
+
 def send_body(
     *,
     to: Recipients,
@@ -118,9 +133,12 @@ def send_body(
     extra_body: Mapping[str, Any] | None,
     headers: Mapping[str, str] | None = None,
     list_unsubscribe: str | Sequence[str] | None = None,
+    attachments: Sequence[AttachmentParams | Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The ``/send`` body; fields left as None are left out (the server's defaults apply)."""
     body: dict[str, Any] = {}
+    if attachments is not None:
+        body["attachments"] = wire_attachments(attachments)
     for name, value in (
         ("to", to),
         ("subject", subject),
@@ -153,7 +171,7 @@ def batch_body(
     headers: Mapping[str, str] | None = None,
     list_unsubscribe: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"messages": [dict(message) for message in messages]}
+    body: dict[str, Any] = {"messages": [_wire_item(message) for message in messages]}
     for name, value in (
         ("from_email", from_email),
         ("from_name", from_name),
@@ -166,6 +184,13 @@ def batch_body(
         _set(body, name, value)
     body.update(extra_body or {})
     return body
+
+
+def _wire_item(message: MessageParams | Mapping[str, Any]) -> dict[str, Any]:
+    item = dict(message)
+    if item.get("attachments") is not None:
+        item["attachments"] = wire_attachments(item["attachments"])
+    return item
 
 
 def status_path(message_id: str) -> str:

@@ -27,7 +27,7 @@ from mailpass.client._base import (
     transport_error,
 )
 from mailpass.client._models import BatchResult, MessageStatus, SentMessage
-from mailpass.client._types import MessageParams, Recipients, TimeoutTypes
+from mailpass.client._types import AttachmentParams, MessageParams, Recipients, TimeoutTypes
 
 __all__ = ["AsyncClient", "AsyncMail", "Client", "Mail"]
 
@@ -212,6 +212,7 @@ class Mail:
         metadata: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         list_unsubscribe: str | Sequence[str] | None = None,
+        attachments: Sequence[AttachmentParams | Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> SentMessage:
@@ -221,6 +222,8 @@ class Mail:
         pass your own to make retries of your own safe too, e.g. ``f"order-{id}-receipt"``.
         ``extra_body`` adds fields this client does not know by name. ``headers`` are header
         fields of the mail's own; ``list_unsubscribe`` an https URL and/or a mailto: address.
+        ``attachments``: files as ``{"filename": ..., "content": bytes}`` (see
+        ``AttachmentParams``).
         """
         body = send_body(
             to=to,
@@ -237,6 +240,7 @@ class Mail:
             extra_body=extra_body,
             headers=headers,
             list_unsubscribe=list_unsubscribe,
+            attachments=attachments,
         )
         data, replayed = self._client._request(
             ApiCall.post("api/v1/mail/send", body, idempotency_key)
@@ -305,6 +309,7 @@ class AsyncMail:
         metadata: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         list_unsubscribe: str | Sequence[str] | None = None,
+        attachments: Sequence[AttachmentParams | Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> SentMessage:
@@ -324,6 +329,7 @@ class AsyncMail:
             extra_body=extra_body,
             headers=headers,
             list_unsubscribe=list_unsubscribe,
+            attachments=attachments,
         )
         data, replayed = await self._client._request(
             ApiCall.post("api/v1/mail/send", body, idempotency_key)

@@ -129,6 +129,25 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """A file a message carries, as the status endpoint lists it."""
+
+    filename: str
+    content_type: str
+    size: int  # bytes
+    content_id: str | None = None  # set for an inline part
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> AttachmentInfo:
+        return cls(
+            filename=data["filename"],
+            content_type=data["content_type"],
+            size=data["size"],
+            content_id=data.get("content_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A message as the status endpoint shows it."""
 
@@ -153,6 +172,8 @@ class Message:
     test: bool = False
     first_opened_at: datetime | None = None
     first_clicked_at: datetime | None = None
+    scheduled_at: datetime | None = None  # when it was asked to be sent, if scheduled
+    attachments: tuple[AttachmentInfo, ...] = ()
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Message:
@@ -178,6 +199,10 @@ class Message:
             test=bool(data.get("test", False)),
             first_opened_at=_time(data.get("first_opened_at")),
             first_clicked_at=_time(data.get("first_clicked_at")),
+            scheduled_at=_time(data.get("scheduled_at")),
+            attachments=tuple(
+                AttachmentInfo.from_wire(item) for item in data.get("attachments") or ()
+            ),
         )
 
 

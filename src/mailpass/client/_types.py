@@ -7,13 +7,27 @@ from typing import Any, TypedDict
 
 import httpx
 
-__all__ = ["MessageParams", "Recipients", "TimeoutTypes"]
+__all__ = ["AttachmentParams", "MessageParams", "Recipients", "TimeoutTypes"]
 
 # ``"user@example.com"``, ``"Name <user@example.com>"``, or a list of such strings.
 Recipients = str | Sequence[str]
 
 # Seconds for every phase, or an ``httpx.Timeout`` for each phase on its own.
 TimeoutTypes = float | httpx.Timeout
+
+
+class _AttachmentRequired(TypedDict):
+    filename: str
+    # The file's bytes; a str is taken as base64 already.
+    content: bytes | str
+
+
+class AttachmentParams(_AttachmentRequired, total=False):
+    """One file of a message. ``content_type`` defaults to a guess from the file name; a
+    ``content_id`` makes it an inline part that the html shows as ``<img src="cid:...">``."""
+
+    content_type: str
+    content_id: str
 
 
 class MessageParams(TypedDict, total=False):
@@ -32,3 +46,4 @@ class MessageParams(TypedDict, total=False):
     metadata: Mapping[str, Any]
     headers: Mapping[str, str]
     list_unsubscribe: str | Sequence[str]
+    attachments: Sequence[AttachmentParams | Mapping[str, Any]]

@@ -8,6 +8,11 @@ module runs on every send, so it builds the bytes directly. The output is delibe
 * header text that is not plain printable ASCII (or that could be mistaken for an encoded-word)
   becomes RFC 2047 ``B`` encoded-words in UTF-8, so the header section is pure ASCII;
 * bodies are ``7bit`` when they are ASCII with short lines, otherwise ``quoted-printable``;
+  attachments are ``base64`` in lines of 76 characters, named by RFC 2231 parameters when the
+  name is not short plain ASCII;
+* the structure is only as deep as the message needs: a text part, or
+  ``multipart/alternative`` (text, html); inside ``multipart/related`` with its inline parts
+  (those with a Content-ID); inside ``multipart/mixed`` with its other attachments;
 * Bcc recipients never appear: they exist only in the SMTP envelope;
 * the same message always composes to the same bytes: nothing is random (the multipart
   boundary comes from the Message-ID), so a message composed again when it is sent, or at
@@ -23,8 +28,9 @@ import itertools
 import re
 from datetime import datetime
 from email.utils import format_datetime
+from urllib.parse import quote
 
-from mailpass.core.outgoing import Address, OutgoingMessage
+from mailpass.core.outgoing import Address, Attachment, OutgoingMessage
 
 __all__ = ["boundary_digest", "compose", "header_name_problem"]
 
@@ -79,6 +85,10 @@ _RESERVED_HEADERS = frozenset(
 # digits or a line break), so a collision is only possible, and astronomically unlikely, in a
 # 7bit body; _new_boundary() still checks every body.
 _BOUNDARY_PREFIX = "=_mailpass_"
+_BASE64_LINE = 76  # characters of an attachment's base64 lines (RFC 2045)
+# A parameter value (a file name) up to this long, in plain ASCII, is written as a quoted
+# string; longer or other text in RFC 2231 sections of this many characters.
+_MAX_QUOTED_PARAMETER = 60
 _BOUNDARY_DIGEST_BYTES = 16  # 32 hex digits
 
 
@@ -115,6 +125,9 @@ def compose(message: OutgoingMessage) -> bytes:
         # An empty message is still a valid one; what a sender must supply is the API's call.
         parts.append(("text/plain", b"", "7bit"))
 
+    if message.attachments:
+        return _compose_with_attachments(message, lines, parts)
+
     if len(parts) == 1:
         content_type, body, transfer_encoding = parts[0]
         lines.append(f"Content-Type: {content_type}; charset=utf-8")
@@ -138,6 +151,131 @@ def compose(message: OutgoingMessage) -> bytes:
         chunks.append(body)
     chunks.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
     return b"".join(chunks)
+
+
+def _compose_with_attachments(
+    message: OutgoingMessage, lines: list[str], parts: list[tuple[str, bytes, str]]
+) -> bytes:
+    """The general structure: the bodies (one, or alternative), inside related with the inline
+    parts when there are any, inside mixed with the other attachments when there are any."""
+    bodies = [body for _, body, _ in parts]
+    # Each level's boundary differs from the others' (another seed), and none occurs in a text
+    # body; base64 never holds "=_", so attachments need no look.
+    if len(parts) == 1:
+        content_type, body, transfer_encoding = parts[0]
+        entity: _Entity = (
+            [
+                f"Content-Type: {content_type}; charset=utf-8",
+                "Content-Transfer-Encoding: " + transfer_encoding,
+            ],
+            [b"\r\n", body],
+        )
+    else:
+        boundary = _new_boundary(message.message_id, bodies)
+        entity = _multipart(
+            "alternative",
+            boundary,
+            [
+                _part_headers(content_type, encoding) + body
+                for content_type, body, encoding in parts
+            ],
+        )
+    inline = [attachment for attachment in message.attachments if attachment.inline]
+    files = [attachment for attachment in message.attachments if not attachment.inline]
+    if inline:
+        boundary = _new_boundary("related:" + message.message_id, bodies)
+        entity = _multipart(
+            "related", boundary, [_entity_bytes(entity), *map(_attachment_bytes, inline)]
+        )
+    if files:
+        boundary = _new_boundary("mixed:" + message.message_id, bodies)
+        entity = _multipart(
+            "mixed", boundary, [_entity_bytes(entity), *map(_attachment_bytes, files)]
+        )
+    header_lines, body_chunks = entity
+    head = "\r\n".join([*lines, *header_lines, *_extra_headers(message.extra_headers)])
+    return b"".join([(head + "\r\n").encode("ascii"), *body_chunks])
+
+
+# A MIME entity as its header lines and the chunks after them: the blank line that ends the
+# headers, then the body.
+_Entity = tuple[list[str], list[bytes]]
+
+
+def _multipart(subtype: str, boundary: str, children: list[bytes]) -> _Entity:
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    chunks: list[bytes] = []
+    for child in children:
+        chunks.append(delimiter)
+        chunks.append(child)
+    chunks.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
+    # Folded before the boundary: on one line, it would be 84 to 91 characters.
+    return [f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"'], chunks
+
+
+def _entity_bytes(entity: _Entity) -> bytes:
+    header_lines, body_chunks = entity
+    return b"".join([("\r\n".join(header_lines) + "\r\n").encode("ascii"), *body_chunks])
+
+
+def _attachment_bytes(attachment: Attachment) -> bytes:
+    """An attachment's part: its headers, a blank line and its content in base64 lines of 76
+    characters (RFC 2045), the last without a line break (the next delimiter's CRLF ends it)."""
+    disposition = "inline" if attachment.inline else "attachment"
+    headers = [
+        _parameter_header("Content-Type", attachment.content_type, "name", attachment.filename),
+        "Content-Transfer-Encoding: base64",
+        _parameter_header("Content-Disposition", disposition, "filename", attachment.filename),
+    ]
+    if attachment.content_id is not None:
+        _check_header_value(attachment.content_id)
+        headers.append(f"Content-ID: <{attachment.content_id}>")
+    encoded = binascii.b2a_base64(attachment.content, newline=False)
+    width = _BASE64_LINE
+    lines = [encoded[start : start + width] for start in range(0, len(encoded), width)]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode("ascii") + b"\r\n".join(lines)
+
+
+def _parameter_header(name: str, value: str, attribute: str, text: str) -> str:
+    """``Name: value; attribute=...``, the parameter folded onto lines of its own as needed."""
+    _check_header_value(text)
+    pieces = _parameter(attribute, text)
+    line = f"{name}: {value}"
+    folded = []
+    for piece in pieces:
+        if len(line) + 2 + len(piece) > _SOFT_LINE_LIMIT:
+            folded.append(line + ";")
+            line = " " + piece
+        else:
+            line += "; " + piece
+    folded.append(line)
+    return "\r\n".join(folded)
+
+
+def _parameter(attribute: str, text: str) -> list[str]:
+    """A parameter as a quoted string when ``text`` is short plain ASCII; otherwise in RFC
+    2231's extended form (UTF-8, percent-encoded), split into numbered sections that each fit
+    on a line, never inside an encoded octet."""
+    if len(text) <= _MAX_QUOTED_PARAMETER and text.isascii() and text.isprintable():
+        return [attribute + '="' + text.replace("\\", "\\\\").replace('"', '\\"') + '"']
+    encoded = quote(text, safe="")
+    # A section's line: a space, "name*12*=utf-8''", the section and ";".
+    width = _SOFT_LINE_LIMIT - len(attribute) - len(" *12*=utf-8'';")
+    if len(encoded) <= width:
+        return [f"{attribute}*=utf-8''{encoded}"]
+    sections = []
+    start = 0
+    while start < len(encoded):
+        end = min(start + width, len(encoded))
+        # A "%XX" triplet stays whole: step back if the cut falls after its "%" or first digit.
+        if end < len(encoded) and "%" in encoded[end - 2 : end]:
+            end = start + encoded[start:end].rindex("%")
+        sections.append(encoded[start:end])
+        start = end
+    return [
+        f"{attribute}*{index}*=" + ("utf-8''" if index == 0 else "") + section
+        for index, section in enumerate(sections)
+    ]
 
 
 @functools.cache  # two content types times two encodings

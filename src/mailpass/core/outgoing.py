@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["Address", "OutgoingMessage", "format_addresses"]
+__all__ = ["Address", "Attachment", "OutgoingMessage", "format_addresses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +14,23 @@ class Address:
 
     email: str
     name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file carried by a message: ``filename`` checked (no path, no control characters),
+    ``content_type`` a valid ``type/subtype`` with any parameters, ``content`` the decoded
+    bytes. With a ``content_id`` (without angle brackets) it is an inline part that the html
+    refers to as ``cid:<content_id>``."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.content_id is not None
 
 
 @dataclass(slots=True)
@@ -37,6 +54,7 @@ class OutgoingMessage:
     bcc: tuple[Address, ...] = ()
     reply_to: tuple[Address, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+    attachments: tuple[Attachment, ...] = ()  # in the order given
     # Set when tracking rewrote ``html`` (see ``mailpass.tracking.sending``): the id its tokens
     # name and the URLs its click tokens lead to.
     tracking_id: str | None = None

@@ -16,14 +16,16 @@ html as the client sent it), is composed when accepted and stored whole, as befo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import email.parser
+import email.policy
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from mailpass.core.mime import compose
 from mailpass.core.outgoing import Address, OutgoingMessage
 
-__all__ = ["kept_as_columns", "mail_of", "outgoing_from_columns"]
+__all__ = ["attached_content", "kept_as_columns", "mail_of", "outgoing_from_columns"]
 
 # How ``to_email`` and ``reply_to`` join their addresses (``format_addresses``).
 _LIST_SEPARATOR = ", "
@@ -33,7 +35,12 @@ def kept_as_columns(message: OutgoingMessage, created_at_utc: datetime) -> bool:
     """Whether ``outgoing_from_columns`` gives ``message`` back from its ``messages`` row, so
     that its bytes need not be stored. ``created_at_utc``: the row's ``created_at``, as an
     aware UTC date-time."""
-    if message.tracking_id is not None or message.extra_headers or message.date != created_at_utc:
+    if (
+        message.tracking_id is not None
+        or message.extra_headers
+        or message.attachments
+        or message.date != created_at_utc
+    ):
         return False
     for address in (*message.to, *message.reply_to):  # columns of joined addresses
         if address.name or "," in address.email:
@@ -70,3 +77,25 @@ def mail_of(row: Mapping[Any, Any]) -> bytes:
 
 def _addresses(emails: list[str]) -> tuple[Address, ...]:
     return tuple(Address(email) for email in emails)
+
+
+def attached_content(raw: bytes, listed: Sequence[Mapping[str, Any]], index: int) -> bytes | None:
+    """The bytes of the message's attachment ``index`` (in the order given, as its
+    ``attachments`` column lists them), from its composed mail; None if the mail has no such
+    part. compose() writes the inline parts (those with a content id) first, then the others,
+    each group in the order given."""
+    inline = [item for item in listed if item.get("content_id")]
+    if listed[index].get("content_id"):
+        position = inline.index(listed[index])
+    else:
+        position = len(inline) + sum(1 for item in listed[:index] if not item.get("content_id"))
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+    parts = [
+        part
+        for part in parsed.walk()
+        if not part.is_multipart() and part.get_content_disposition() in ("attachment", "inline")
+    ]
+    if position >= len(parts):
+        return None
+    payload = parts[position].get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else None

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mailpass.core.statuses import MessageStatus
-from mailpass.core.stored import mail_of
+from mailpass.core.stored import attached_content, mail_of
 from mailpass.dashboard.context import Account, PageNotFound, services_of
 from mailpass.dashboard.templating import PAGE_HEADERS, render
 from mailpass.messages import log as message_log
@@ -175,3 +176,30 @@ async def html_preview(request: Request, account: Account, message_pk: int) -> R
         "X-Frame-Options": "SAMEORIGIN",
     }
     return Response(message["html"], media_type="text/html", headers=headers)
+
+
+@router.get("/{message_pk:int}/attachments/{index:int}")
+async def attachment_download(
+    request: Request, account: Account, message_pk: int, index: int
+) -> Response:
+    """One of the message's files, as it was sent. Always a download of opaque bytes: an html
+    or svg file served as itself would run its scripts on the dashboard's origin."""
+    message = await message_log.find_message(
+        services_of(request).database, account.user_id, message_pk
+    )
+    listed = (message["attachments"] or []) if message is not None else []
+    if message is None or not 0 <= index < len(listed) or message["raw"] is None:
+        raise PageNotFound(f"no attachment {index} of message {message_pk}")
+    # A mail of megabytes takes a while to parse: not on the event loop.
+    content = await asyncio.to_thread(attached_content, message["raw"], listed, index)
+    if content is None:
+        raise PageNotFound(f"no attachment {index} of message {message_pk}")
+    filename: str = listed[index]["filename"]
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    headers = {
+        **PAGE_HEADERS,
+        "Content-Disposition": (
+            f"attachment; filename=\"{fallback}\"; filename*=utf-8''{quote(filename, safe='')}"
+        ),
+    }
+    return Response(content, media_type="application/octet-stream", headers=headers)

@@ -91,6 +91,8 @@ STATUS_COLUMNS = (
     messages.c.created_at,
     messages.c.first_opened_at,
     messages.c.first_clicked_at,
+    messages.c.attachments,
+    messages.c.scheduled_at,
 )
 STATUS_EVENT_COLUMNS = (
     events.c.id.label("event_id"),

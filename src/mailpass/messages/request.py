@@ -7,6 +7,10 @@ with the field it concerns so a client can show it.
 
 from __future__ import annotations
 
+import binascii
+import mimetypes
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,10 +24,12 @@ from mailpass.core.addresses import (
     parse_mailbox,
 )
 from mailpass.core.mime import header_name_problem
-from mailpass.core.outgoing import Address, format_addresses
+from mailpass.core.outgoing import Address, Attachment, format_addresses
 from mailpass.errors import ValidationError
 
 __all__ = [
+    "DEFAULT_MAX_ATTACHMENT_BYTES",
+    "MAX_ATTACHMENTS",
     "MAX_BATCH_MESSAGES",
     "MAX_RECIPIENTS",
     "BatchFields",
@@ -46,6 +52,21 @@ MAX_METADATA_KEYS = 50
 MAX_HEADERS = 50  # custom header fields of one message
 MAX_HEADER_VALUE_CHARS = 2000
 MAX_UNSUBSCRIBE_CHARS = 2000
+MAX_ATTACHMENTS = 50  # parts of one message, inline ones included
+DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # decoded, all of a message's attachments
+MAX_FILENAME_CHARS = 255
+MAX_CONTENT_ID_CHARS = 250
+# RFC 6838's restricted names, "type/subtype", with any "; attribute=token" parameters.
+_MEDIA_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_CONTENT_TYPE = re.compile(
+    rf"({_MEDIA_NAME})/({_MEDIA_NAME})((?:\s*;\s*{_MEDIA_NAME}=[A-Za-z0-9!#$&^_.+-]+)*)\s*"
+)
+# RFC 2392's content-id, without its angle brackets: printable ASCII but "<", ">" and space.
+_CONTENT_ID = re.compile(r"[!-;=?-~]+")
+# Names guessed from the file name with Python's own table only, not the machine's
+# /etc/mime.types, so that the same file is typed the same on every installation.
+_MEDIA_TYPES = mimetypes.MimeTypes()
+_DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 AddressInput = str | list[str] | None
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -69,6 +90,19 @@ BATCH_DEFAULTS = (
     "headers",
     "list_unsubscribe",
 )
+
+
+class AttachmentFields(BaseModel):
+    """One file of a message: ``content`` in base64 (RFC 4648's standard alphabet; line
+    breaks in it are fine)."""
+
+    model_config = _WIRE_MODEL
+
+    filename: str
+    content: str
+    content_type: str | None = None
+    # Makes it an inline part, which the html refers to as "cid:<content_id>".
+    content_id: str | None = None
 
 
 class MessageFields(BaseModel):
@@ -96,11 +130,16 @@ class MessageFields(BaseModel):
     # "https://…" or "mailto:…", or a list of both: List-Unsubscribe (RFC 2369, and RFC 8058's
     # one-click List-Unsubscribe-Post for an https URL).
     list_unsubscribe: str | list[str] | None = None
+    attachments: list[AttachmentFields] | None = None
 
     @property
     def ignored(self) -> list[str]:
-        """The names of the fields this message had that MailPass does not know."""
-        return list(self.model_extra or ())
+        """The names of the fields this message had that MailPass does not know, its
+        attachments' ("attachments.0.x") included."""
+        names = list(self.model_extra or ())
+        for index, attachment in enumerate(self.attachments or ()):
+            names.extend(f"attachments.{index}.{name}" for name in attachment.model_extra or ())
+        return names
 
 
 class BatchFields(BaseModel):
@@ -183,6 +222,7 @@ class ValidMessage:
     track_clicks: bool | None = None
     # Header fields of the mail's own, List-Unsubscribe included, in order.
     headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
     ignored: tuple[str, ...] = ()  # unknown fields it had, by name
 
 
@@ -300,6 +340,111 @@ class _Problems:
             lines.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         return tuple(lines)
 
+    def attachments(
+        self, given: list[AttachmentFields], has_html: bool, max_bytes: int
+    ) -> tuple[Attachment, ...]:
+        if len(given) > MAX_ATTACHMENTS:
+            self.add("attachments", f"at most {MAX_ATTACHMENTS} attachments")
+            return ()
+        valid = []
+        total = 0
+        content_ids: set[str] = set()
+        for index, fields in enumerate(given):
+            field = f"attachments.{index}"
+            filename = self.filename(f"{field}.filename", fields.filename)
+            content = self.base64(f"{field}.content", fields.content)
+            content_type = self.content_type(f"{field}.content_type", fields, filename)
+            content_id = None
+            if fields.content_id is not None:
+                content_id = self.content_id(f"{field}.content_id", fields.content_id, has_html)
+                if content_id is not None and content_id in content_ids:
+                    self.add(f"{field}.content_id", "is given to another attachment already")
+                    content_id = None
+                elif content_id is not None:
+                    content_ids.add(content_id)
+            if content is not None:
+                total += len(content)
+            if (
+                filename
+                and content is not None
+                and content_type
+                and (fields.content_id is None or content_id is not None)
+            ):
+                valid.append(Attachment(filename, content_type, content, content_id))
+        if total > max_bytes:
+            self.add(
+                "attachments",
+                f"the attachments are {total} bytes decoded, over the {max_bytes} a message "
+                "may carry",
+            )
+        return tuple(valid) if len(valid) == len(given) else ()
+
+    def filename(self, field: str, name: str) -> str | None:
+        if not name.strip():
+            self.add(field, "is required")
+        elif len(name) > MAX_FILENAME_CHARS:
+            self.add(field, f"is longer than {MAX_FILENAME_CHARS} characters")
+        elif "/" in name or "\\" in name or name in (".", ".."):
+            self.add(field, "is a file name, not a path: no / or \\")
+        elif any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in name):
+            self.add(field, "must not contain control characters (CR, LF, NUL, tabs...)")
+        else:
+            return name
+        return None
+
+    def base64(self, field: str, text: str) -> bytes | None:
+        try:
+            return binascii.a2b_base64(text, strict_mode=True)
+        except (binascii.Error, ValueError):
+            pass
+        # Line breaks as most encoders write them (every 76 or 64 characters) are fine.
+        try:
+            return binascii.a2b_base64("".join(text.split()), strict_mode=True)
+        except (binascii.Error, ValueError):
+            self.add(field, "is not valid base64 (RFC 4648's standard alphabet, padded with =)")
+            return None
+
+    def content_type(
+        self, field: str, fields: AttachmentFields, filename: str | None
+    ) -> str | None:
+        if fields.content_type is None:
+            guessed, _ = _MEDIA_TYPES.guess_type(filename or "", strict=False)
+            if guessed is None or guessed.startswith(("message/", "multipart/")):
+                return _DEFAULT_MEDIA_TYPE
+            return guessed
+        match = _CONTENT_TYPE.fullmatch(fields.content_type)
+        if match is None:
+            self.add(field, 'must be a media type such as "application/pdf" or "text/csv"')
+            return None
+        kind, subtype, parameters = match.groups()
+        kind = kind.lower()
+        if kind in ("message", "multipart"):
+            # RFC 2046 forbids base64 for these, and every attachment is carried in base64.
+            self.add(
+                field,
+                f"{kind}/* cannot be carried as an attachment: send it as application/octet-stream",
+            )
+            return None
+        names = [part.split("=")[0].strip().lower() for part in parameters.split(";")[1:]]
+        if "name" in names:
+            self.add(field, "must not have a name parameter: filename names it")
+            return None
+        extra = "".join(f"; {part.strip()}" for part in parameters.split(";")[1:])
+        return f"{kind}/{subtype.lower()}{extra}"
+
+    def content_id(self, field: str, value: str, has_html: bool) -> str | None:
+        if value.startswith("<") and value.endswith(">"):
+            value = value[1:-1]
+        if not has_html:
+            self.add(field, "makes an inline part for the html (cid:), and the message has none")
+        elif not value or len(value) > MAX_CONTENT_ID_CHARS:
+            self.add(field, f"has 1 to {MAX_CONTENT_ID_CHARS} characters")
+        elif not _CONTENT_ID.fullmatch(value):
+            self.add(field, "must be printable ASCII without spaces or angle brackets")
+        else:
+            return value
+        return None
+
     def header_text(self, field: str, value: str | None, max_chars: int) -> str | None:
         if value is None:
             return None
@@ -328,8 +473,13 @@ def _unsubscribe_problem(target: str) -> str | None:
     return None
 
 
-def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
-    """Every e-mail rule the wire schema cannot express; raises one VALIDATION_ERROR listing all."""
+def validate_message(
+    fields: MessageFields,
+    prefix: str = "",
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+) -> ValidMessage:
+    """Every e-mail rule the wire schema cannot express; raises one VALIDATION_ERROR listing all.
+    ``max_attachment_bytes``: what a message's attachments may hold together, decoded."""
     problems = _Problems(prefix)
     to = problems.addresses("to", fields.to, required=True)
     # Most messages have none of these.
@@ -374,6 +524,11 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
     headers = problems.custom_headers(fields.headers) if fields.headers else ()
     if fields.list_unsubscribe:
         headers += problems.list_unsubscribe(fields.list_unsubscribe, headers)
+    attachments = (
+        problems.attachments(fields.attachments, bool(fields.html), max_attachment_bytes)
+        if fields.attachments
+        else ()
+    )
 
     if problems.details:
         raise ValidationError("the message is invalid", details=problems.details)
@@ -393,18 +548,26 @@ def validate_message(fields: MessageFields, prefix: str = "") -> ValidMessage:
         track_opens=fields.track_opens,
         track_clicks=fields.track_clicks,
         headers=headers,
+        attachments=attachments,
         ignored=tuple(fields.ignored),
     )
 
 
-def validate_batch_item(item: Any, defaults: dict[str, Any], index: int) -> ValidMessage:
+def validate_batch_item(
+    item: Any,
+    defaults: dict[str, Any],
+    index: int,
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+) -> ValidMessage:
     """One item of a batch with the batch's ``defaults`` (``BatchFields.item_defaults``) filled
     in where the item sets nothing."""
     prefix = f"messages.{index}."
     if isinstance(item, MessageFields):  # parsed already (parse_batch)
         unset = {name: value for name, value in defaults.items() if getattr(item, name) is None}
         # The defaults were parsed as the same types as the item's fields.
-        return validate_message(item.model_copy(update=unset) if unset else item, prefix)
+        return validate_message(
+            item.model_copy(update=unset) if unset else item, prefix, max_attachment_bytes
+        )
     if not isinstance(item, dict):
         raise ValidationError(
             "the item is not a JSON object",
@@ -422,4 +585,4 @@ def validate_batch_item(item: Any, defaults: dict[str, Any], index: int) -> Vali
         raise ValidationError(
             "the item has invalid fields", details=field_errors(exc, prefix)
         ) from None
-    return validate_message(fields, prefix)
+    return validate_message(fields, prefix, max_attachment_bytes)

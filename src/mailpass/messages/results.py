@@ -12,6 +12,7 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.core.statuses import EventType, MessageStatus
 
 __all__ = [
+    "AttachmentInfo",
     "BatchItem",
     "MessageEvent",
     "MessageRecord",
@@ -97,6 +98,8 @@ class MessageRecord:
     created_at: datetime
     first_opened_at: datetime | None
     first_clicked_at: datetime | None
+    attachments: list[AttachmentInfo]
+    scheduled_at: datetime | None  # when it was asked to be sent, if it was scheduled
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> MessageRecord:
@@ -123,7 +126,24 @@ class MessageRecord:
             created_at=row["created_at"],
             first_opened_at=row["first_opened_at"],
             first_clicked_at=row["first_clicked_at"],
+            attachments=[AttachmentInfo.of(item) for item in row["attachments"] or ()],
+            scheduled_at=row["scheduled_at"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """A file a message carries, as listed (its bytes are in the message's raw mail)."""
+
+    filename: str
+    content_type: str
+    size: int  # bytes, decoded
+    content_id: str | None  # set for an inline part
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> AttachmentInfo:
+        """From an item of the ``attachments`` column."""
+        return cls(item["filename"], item["content_type"], item["size"], item.get("content_id"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from mailpass.clock import isoformat, utcnow
 from mailpass.config import Settings
 from mailpass.core.ids import new_message_id, normalize_message_id
 from mailpass.core.mime import compose
-from mailpass.core.outgoing import Address, OutgoingMessage, format_addresses
+from mailpass.core.outgoing import Address, Attachment, OutgoingMessage, format_addresses
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import kept_as_columns
 from mailpass.delivery.wakeup import QueueWakeup
@@ -97,7 +97,24 @@ def message_row(
         "created_at": now,
         "slot_at": now if provider is not None and status == MessageStatus.SENDING else None,
         "next_attempt_at": now if status == MessageStatus.QUEUED else None,
+        "attachments": attachment_list(outgoing.attachments),
     }
+
+
+def attachment_list(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]] | None:
+    """What the ``attachments`` column keeps of a message's files (their bytes are in its
+    ``raw``), in the order given; None when it has none."""
+    if not attachments:
+        return None
+    return [
+        {
+            "filename": attachment.filename,
+            "content_type": attachment.content_type,
+            "size": len(attachment.content),
+            "content_id": attachment.content_id,
+        }
+        for attachment in attachments
+    ]
 
 
 class MailService:
@@ -144,6 +161,7 @@ class MailService:
             bcc=valid.bcc,
             reply_to=valid.reply_to,
             extra_headers=valid.headers,
+            attachments=valid.attachments,
         )
         if self.tracker is None:
             return outgoing
@@ -160,7 +178,7 @@ class MailService:
         before the provider is contacted and updated after, so that a crash in between leaves a
         visible record instead of a mail nobody knows was sent.
         """
-        valid = validate_message(fields)
+        valid = validate_message(fields, max_attachment_bytes=self.settings.max_attachment_bytes)
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
@@ -293,7 +311,9 @@ class MailService:
                 # for all of it.
                 await asyncio.sleep(0)
             try:
-                valid = validate_batch_item(item, defaults, index)
+                valid = validate_batch_item(
+                    item, defaults, index, self.settings.max_attachment_bytes
+                )
                 outgoing = self.build_outgoing(valid, provider, date)
             except ValidationError as exc:
                 to = item.to if isinstance(item, MessageFields) else None

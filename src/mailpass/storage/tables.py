@@ -159,6 +159,11 @@ messages = sa.Table(
     sa.Column("tracked_links", sa.JSON),
     sa.Column("first_opened_at", sa.DateTime),
     sa.Column("first_clicked_at", sa.DateTime),
+    # The message's files as [{filename, content_type, size, content_id}]; their bytes are in
+    # ``raw`` (a message with attachments is always stored whole). NULL: none.
+    sa.Column("attachments", sa.JSON),
+    # When the client asked for it to be sent (a scheduled send); NULL: at once.
+    sa.Column("scheduled_at", sa.DateTime),
     # Three of these hold only the rows whose last column is set: every query through them
     # compares that column, so none looks for the other rows, and a row is not written into
     # an index it cannot be found through. A queued message (no slot, lease or tracking id

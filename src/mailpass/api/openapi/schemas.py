@@ -31,7 +31,10 @@ from mailpass.errors import (
 )
 from mailpass.messages.request import (
     BATCH_DEFAULTS,
+    MAX_ATTACHMENTS,
     MAX_BATCH_MESSAGES,
+    MAX_CONTENT_ID_CHARS,
+    MAX_FILENAME_CHARS,
     MAX_HEADER_VALUE_CHARS,
     MAX_HEADERS,
     MAX_METADATA_KEYS,
@@ -44,6 +47,7 @@ from mailpass.messages.request import (
 )
 
 __all__ = [
+    "ATTACHMENT",
     "BATCH_MESSAGE",
     "BATCH_REQUEST",
     "BATCH_RESULT",
@@ -198,7 +202,55 @@ def _message_properties() -> dict[str, Any]:
             "mail's `List-Unsubscribe` header (RFC 2369), with `List-Unsubscribe-Post: "
             "List-Unsubscribe=One-Click` (RFC 8058) when there is an https URL."
         },
+        "attachments": _nullable(
+            {
+                "type": "array",
+                "maxItems": MAX_ATTACHMENTS,
+                "items": {"$ref": SCHEMAS + "Attachment"},
+            }
+        )
+        | {
+            "description": f"Files the mail carries, at most {MAX_ATTACHMENTS}, together at most "
+            "`MAILPASS_MAX_ATTACHMENT_BYTES` decoded (default 10 MiB). One with a `content_id` "
+            'is an inline part the html shows as `<img src="cid:…">`.'
+        },
     }
+
+
+ATTACHMENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["filename", "content"],
+    "properties": {
+        "filename": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_FILENAME_CHARS,
+            "pattern": "^[^/\\\\\\x00-\\x1f\\x7f]*$",
+            "description": "The file's name as the recipient sees it: no path (`/`, `\\`), no "
+            "control characters. Non-ASCII names are carried as RFC 2231 parameters.",
+        },
+        "content": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "The file's bytes in base64 (RFC 4648's standard alphabet, padded); "
+            "line breaks inside are fine.",
+        },
+        "content_type": _nullable({"type": "string"})
+        | {
+            "description": "`type/subtype`, with parameters if any (`text/csv; charset=utf-8`); "
+            "default: guessed from the file name, else `application/octet-stream`. "
+            "`message/*` and `multipart/*` are refused (they cannot be carried in base64)."
+        },
+        "content_id": _nullable(
+            {"type": "string", "maxLength": MAX_CONTENT_ID_CHARS + 2, "pattern": "^<?[!-;=?-~]+>?$"}
+        )
+        | {
+            "description": "Makes it an inline part (`multipart/related`), shown where the html "
+            "says `cid:<content_id>`; unique within the message, and only for a message with "
+            "html."
+        },
+    },
+}
 
 
 SEND_REQUEST: dict[str, Any] = {
@@ -334,6 +386,8 @@ MESSAGE: dict[str, Any] = {
         "created_at",
         "first_opened_at",
         "first_clicked_at",
+        "scheduled_at",
+        "attachments",
     ],
     "properties": {
         "message_id": {"type": "string"},
@@ -365,6 +419,25 @@ MESSAGE: dict[str, Any] = {
         "created_at": SEED_TIME,
         "first_opened_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
         "first_clicked_at": {"anyOf": [SEED_TIME, {"type": "null"}]},
+        "scheduled_at": {
+            "anyOf": [SEED_TIME, {"type": "null"}],
+            "description": "When it was asked to be sent, for a scheduled message.",
+        },
+        "attachments": {
+            "type": "array",
+            "description": "The files it carries, in the order given (their bytes are not "
+            "shown here: the dashboard downloads them).",
+            "items": {
+                "type": "object",
+                "required": ["filename", "content_type", "size", "content_id"],
+                "properties": {
+                    "filename": {"type": "string"},
+                    "content_type": {"type": "string"},
+                    "size": {"type": "integer", "minimum": 0, "description": "Bytes."},
+                    "content_id": NULLABLE_STRING,
+                },
+            },
+        },
     },
 }
 
@@ -433,6 +506,7 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
     "SendRequest": SEND_REQUEST,
     "BatchRequest": BATCH_REQUEST,
     "BatchMessage": BATCH_MESSAGE,
+    "Attachment": ATTACHMENT,
     "SendResult": SEND_RESULT,
     "BatchResult": BATCH_RESULT,
     "MessageStatus": MESSAGE_STATUS,
