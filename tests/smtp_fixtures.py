@@ -29,8 +29,9 @@ import functools
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +77,7 @@ class ReceivedMessage:
     message: EmailMessage
     tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
     auth_username: str | None  # who authenticated in that session, if anyone
+    received_at: float = field(default_factory=time.time)  # when DATA was accepted (epoch)
 
 
 @functools.cache

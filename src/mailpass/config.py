@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For names the client of a tracking hit: "10.0.0.5, 10.1.0.0/16".
     trusted_proxies: str = ""
     message_id_domain: str | None = None
+    # Accept addresses at single-label hosts ("ops@mailhost"), as on some intranets.
+    allow_single_label_domains: bool = False
     # A request's body; room for the attachments' limit in base64 (4/3 of it) and the rest.
     max_body_bytes: int = 16 * 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024  # a message's attachments together, decoded

@@ -17,6 +17,7 @@ __all__ = [
     "InternalError",
     "MethodNotAllowed",
     "NoSmtpProvider",
+    "NotCancellable",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -88,6 +89,13 @@ class IdempotencyInProgress(ApiError):
     """The first request with this ``Idempotency-Key`` has not answered yet."""
 
     code = "IDEMPOTENCY_IN_PROGRESS"
+    http_status = 409
+
+
+class NotCancellable(ApiError):
+    """A message asked to be cancelled that is no longer waiting in the queue."""
+
+    code = "NOT_CANCELLABLE"
     http_status = 409
 
 

@@ -8,6 +8,7 @@ from mailpass.accounts.key_rate import KeyRate
 from mailpass.accounts.throttle import AuthThrottle
 from mailpass.accounts.usage import KeyUsage
 from mailpass.config import Settings, load_instance_secret
+from mailpass.core.addresses import allow_single_label_domains
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.delivery.worker import QueueWorker
 from mailpass.messages.service import MailService
@@ -36,6 +37,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
+        allow_single_label_domains(settings.allow_single_label_domains)
         database = Database(settings.resolved_database_url)
         secrets = SecretBox(load_instance_secret(settings))
         transports = TransportRegistry(settings, secrets)

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.api.openapi import schemas as openapi
-from mailpass.api.wire import batch_answer, sent_answer, status_answer
+from mailpass.api.wire import batch_answer, cancel_answer, send_answer, status_answer
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.request import BatchFields, MessageFields
 from mailpass.messages.results import (
@@ -26,6 +26,7 @@ from mailpass.messages.results import (
     QueuedBatch,
     QueuedMessage,
     RefusedItem,
+    ScheduledMessage,
     SentMessage,
 )
 
@@ -38,6 +39,7 @@ SCHEMAS = {
     "Message": openapi.MESSAGE,
     "Event": openapi.EVENT,
     "MessageStatus": openapi.MESSAGE_STATUS,
+    "CancelResult": openapi.CANCEL_RESULT,
 }
 # The wire name of a result's field, where it differs.
 WIRE_NAMES = {"sender": "from", "ignored": "ignored_fields"}
@@ -113,7 +115,8 @@ def test_each_answer_field_has_the_type_of_the_result_it_is_rendered_from(
 ) -> None:
     properties, defs = pydantic_properties(result)
     wire = {WIRE_NAMES.get(name, name): schema for name, schema in properties.items()}
-    extra = {"status"} if result is SentMessage else set()  # the answer says "sent" itself
+    # The answer says "sent" itself; a scheduled send's answer adds a ScheduledMessage's two.
+    extra = {"status", "queue_id", "scheduled_at"} if result is SentMessage else set()
     assert set(documented["properties"]) == set(wire) | extra
     for name, schema in wire.items():
         assert json_types(documented["properties"][name], {}) == json_types(schema, defs), name
@@ -122,7 +125,11 @@ def test_each_answer_field_has_the_type_of_the_result_it_is_rendered_from(
 def test_documented_statuses_and_event_types_are_the_enums() -> None:
     assert openapi.MESSAGE["properties"]["status"]["enum"] == list(MessageStatus)
     assert openapi.EVENT["properties"]["event_type"]["enum"] == list(EventType)
-    assert openapi.SEND_RESULT["properties"]["status"] == {"const": MessageStatus.SENT}
+    assert openapi.SEND_RESULT["properties"]["status"]["enum"] == [
+        MessageStatus.SENT,
+        MessageStatus.QUEUED,
+    ]
+    assert openapi.CANCEL_RESULT["properties"]["status"] == {"const": MessageStatus.CANCELLED}
 
 
 def record(**changes: Any) -> MessageRecord:
@@ -162,10 +169,10 @@ EVENT = MessageEvent(
 @pytest.mark.parametrize(
     ("schema", "answer"),
     [
-        ("SendResult", sent_answer(SentMessage("<a.1@example.com>", "user@example.com", "s@x.io"))),
+        ("SendResult", send_answer(SentMessage("<a.1@example.com>", "user@example.com", "s@x.io"))),
         (
             "SendResult",
-            sent_answer(
+            send_answer(
                 SentMessage("<a.1@example.com>", "user@example.com", "s@x.io", ("atachments",))
             ),
         ),
@@ -192,6 +199,16 @@ EVENT = MessageEvent(
             ),
         ),
         ("MessageStatus", status_answer(record(), [EVENT])),
+        (
+            "SendResult",
+            send_answer(
+                ScheduledMessage("<a.1@example.com>", 7, "user@example.com", "s@x.io", NOW)
+            ),
+        ),
+        (
+            "CancelResult",
+            cancel_answer(record(status=MessageStatus.QUEUED), MessageStatus.CANCELLED),
+        ),
         (
             "MessageStatus",
             status_answer(
@@ -223,9 +240,10 @@ EVENT = MessageEvent(
 def test_rendered_answers_are_valid_against_the_document(schema: str, answer: Any) -> None:
     on_the_wire = orjson.loads(orjson.dumps(answer))
     jsonschema_rs.validate({**SCHEMAS[schema], "components": {"schemas": SCHEMAS}}, on_the_wire)
-    # Every documented field is rendered, and nothing else; ignored_fields only when some were.
+    # Every documented field is rendered, and nothing else; ignored_fields only when some were,
+    # a send's queue_id and scheduled_at only when it was scheduled.
     top = SCHEMAS[schema]
-    optional = {"ignored_fields"} - set(top.get("required", ()))
+    optional = {"ignored_fields", "queue_id", "scheduled_at"} - set(top.get("required", ()))
     assert set(top["properties"]) - optional <= set(answer) <= set(top["properties"])
 
 

@@ -231,3 +231,36 @@ async def test_daily_limit_is_enforced_too(app_client, make_account, smtp_sink):
     assert codes == [200, 200, 429]
     assert "daily" in response.json()["error"]["message"]
     assert int(response.headers["Retry-After"]) > 3600
+
+
+async def test_intranet_domains_are_carried_and_invalid_ones_refused(
+    app_client, make_account, smtp_sink
+):
+    account = await make_account("ops@corp.local", sink=smtp_sink)
+    answer = await app_client.post(
+        "/api/v1/mail/send",
+        json={
+            "to": ["ops@corp.local", "nas@home.lan", "ci@build.test"],
+            "cc": "router@gw.home.arpa",
+            "from_email": "alerts@monitor.internal",
+            "subject": "Disk almost full",
+            "text": "82 %",
+        },
+        headers=account.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    [received] = smtp_sink.messages
+    assert received.mail_from == "alerts@monitor.internal"
+    assert received.rcpt_tos == [
+        "ops@corp.local",
+        "nas@home.lan",
+        "ci@build.test",
+        "router@gw.home.arpa",
+    ]
+    refused = await app_client.post(
+        "/api/v1/mail/send",
+        json={"to": "a@nowhere.invalid", "subject": "x", "text": "x", "cc": "b@localhost"},
+        headers=account.headers,
+    )
+    fields = {detail["field"] for detail in refused.json()["error"]["details"]}
+    assert fields == {"to", "cc"}

@@ -7,6 +7,7 @@ import pytest
 from mailpass.core.addresses import (
     AddressError,
     HeaderValueError,
+    allow_single_label_domains,
     check_header_text,
     parse_mailbox,
     parse_mailbox_list,
@@ -133,3 +134,41 @@ def test_check_header_text_rejects_line_breaks_and_nul(value: str) -> None:
     with pytest.raises(HeaderValueError, match="must not contain line breaks") as caught:
         check_header_text(value)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ops@corp.local",
+        "ops@mail.internal",
+        "ops@nas.lan",
+        "ops@router.home.arpa",
+        "ops@ci.test",
+        "ops@docs.example",
+        "ops@hidden.onion",
+    ],
+)
+def test_special_use_and_private_domains_are_addresses(address: str) -> None:
+    """The intranets, home networks and test set-ups where self-hosted mail runs."""
+    assert parse_mailbox(address).email == address
+
+
+@pytest.mark.parametrize("address", ["ops@host.invalid", "ops@localhost", "ops@box.localhost"])
+def test_invalid_and_localhost_stay_refused(address: str) -> None:
+    with pytest.raises(AddressError, match=r"special-use or reserved name|should have a period"):
+        parse_mailbox(address)
+
+
+def test_single_label_hosts_only_when_allowed() -> None:
+    with pytest.raises(AddressError, match="should have a period"):
+        parse_mailbox("ops@mailhost")
+    allow_single_label_domains(True)
+    try:
+        assert parse_mailbox("ops@mailhost").email == "ops@mailhost"
+        assert parse_mailbox("Ops <ops@MAILHOST>").email == "ops@mailhost"
+        with pytest.raises(AddressError):
+            parse_mailbox("ops@localhost")  # allowed hosts are still not this machine
+    finally:
+        allow_single_label_domains(False)
+    with pytest.raises(AddressError, match="should have a period"):
+        parse_mailbox("ops@mailhost")  # no answer of the other setting is kept

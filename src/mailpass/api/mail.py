@@ -1,4 +1,5 @@
-"""The seed's mail endpoints: ``/send``, ``/send-batch`` and ``/status/{message_id}``."""
+"""The seed's mail endpoints, ``/send``, ``/send-batch`` and ``/status/{message_id}``, and
+``/cancel/{message_id}`` for a scheduled (or still queued) message."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from starlette.responses import Response
 from mailpass.accounts.keys import ApiKey
 from mailpass.api.auth import authenticate, authenticate_sender
 from mailpass.api.idempotency import respond_idempotently
-from mailpass.api.openapi import SEND_BATCH_OPERATION, SEND_OPERATION, STATUS_OPERATION
+from mailpass.api.openapi import (
+    CANCEL_OPERATION,
+    SEND_BATCH_OPERATION,
+    SEND_OPERATION,
+    STATUS_OPERATION,
+)
 from mailpass.api.responses import success_response
-from mailpass.api.wire import batch_answer, sent_answer, status_answer
+from mailpass.api.wire import batch_answer, cancel_answer, send_answer, status_answer
 from mailpass.errors import NotFound
 from mailpass.messages.request import MessageFields, parse_batch, parse_json_body
-from mailpass.messages.results import StatusLookup
+from mailpass.messages.results import MessageRecord, StatusLookup
 from mailpass.services import Services
 
 __all__ = ["DirectRoute", "router"]
@@ -60,7 +66,7 @@ async def send(request: Request) -> Response:
     async def send_message() -> Response:
         fields = parse_json_body(body, MessageFields)
         sent = await services.mail.send_now(key, provider, fields)
-        return success_response(sent_answer(sent))
+        return success_response(send_answer(sent))
 
     return await respond_idempotently(request, services.database, key, body, send_message)
 
@@ -80,6 +86,20 @@ async def send_batch(request: Request) -> Response:
 
 @router.get("/status/{message_id:path}", openapi_extra=STATUS_OPERATION)
 async def status(request: Request, message_id: str) -> Response:
+    message, found = await _find_message(request, message_id)
+    return success_response(status_answer(message, found.events))
+
+
+@router.post("/cancel/{message_id:path}", openapi_extra=CANCEL_OPERATION)
+async def cancel(request: Request, message_id: str) -> Response:
+    message, _found = await _find_message(request, message_id)
+    status = await services_of(request).mail.cancel(message)
+    return success_response(cancel_answer(message, status))
+
+
+async def _find_message(request: Request, message_id: str) -> tuple[MessageRecord, StatusLookup]:
+    """The request's key, admitted for ``mail``, and its account's message (NOT_FOUND, as for
+    an unknown one, when it is another account's)."""
     services = services_of(request)
 
     async def lookup(key_hash: str) -> tuple[ApiKey | None, StatusLookup]:
@@ -91,4 +111,4 @@ async def status(request: Request, message_id: str) -> Response:
     if found.message is None:
         shown = found.message_id
         raise NotFound(f"no message {shown!r}" if "\x00" in shown else f"no message {shown}")
-    return success_response(status_answer(found.message, found.events))
+    return found.message, found

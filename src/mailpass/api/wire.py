@@ -12,19 +12,25 @@ from mailpass.messages.results import (
     MessageRecord,
     QueuedBatch,
     QueuedMessage,
+    ScheduledMessage,
     SentMessage,
 )
 
-__all__ = ["batch_answer", "sent_answer", "status_answer"]
+__all__ = ["batch_answer", "cancel_answer", "send_answer", "status_answer"]
 
 
-def sent_answer(sent: SentMessage) -> dict[str, Any]:
+def send_answer(sent: SentMessage | ScheduledMessage) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "message_id": sent.message_id,
         "status": MessageStatus.SENT,
         "to": sent.to,
         "from": sent.sender,
     }
+    if isinstance(sent, ScheduledMessage):
+        # Queued as a batch item is, with when it is to be sent.
+        answer["status"] = MessageStatus.QUEUED
+        answer["queue_id"] = sent.queue_id
+        answer["scheduled_at"] = isoformat(sent.scheduled_at)
     if sent.ignored:  # only then: the seed's answer stays as it was
         answer["ignored_fields"] = list(sent.ignored)
     return answer
@@ -55,6 +61,10 @@ def batch_answer(batch: QueuedBatch) -> dict[str, Any]:
     if batch.ignored:
         answer["ignored_fields"] = list(batch.ignored)
     return answer
+
+
+def cancel_answer(message: MessageRecord, status: MessageStatus) -> dict[str, Any]:
+    return {"message_id": message.message_id, "queue_id": message.queue_id, "status": status}
 
 
 def status_answer(message: MessageRecord, events: list[MessageEvent]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import click
 from mailpass import __version__
 from mailpass.accounts import service as accounts
 from mailpass.config import Settings
+from mailpass.core.addresses import allow_single_label_domains
 from mailpass.providers import service as providers
 from mailpass.providers.smtp import ProbeError
 from mailpass.storage.database import Database, DatabaseUrlError
@@ -70,6 +71,7 @@ def run_fast(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 async def open_database(settings: Settings) -> Database:
+    allow_single_label_domains(settings.allow_single_label_domains)
     database = Database(settings.resolved_database_url)
     await upgrade(database)
     return database

@@ -10,6 +10,7 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,7 @@ __all__ = [
     "ApiCall",
     "RetryPolicy",
     "batch_body",
+    "cancel_path",
     "client_headers",
     "resolve_api_key",
     "resolve_base_url",
@@ -117,6 +119,16 @@ def wire_attachments(
     return wire
 
 
+def wire_time(moment: datetime | str) -> str:
+    """A ``scheduled_at``: an aware datetime with its offset, a naive one as UTC, a string as
+    given (ISO 8601)."""
+    if isinstance(moment, str):
+        return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
 def send_body(
     *,
     to: Recipients,
@@ -134,11 +146,14 @@ def send_body(
     headers: Mapping[str, str] | None = None,
     list_unsubscribe: str | Sequence[str] | None = None,
     attachments: Sequence[AttachmentParams | Mapping[str, Any]] | None = None,
+    scheduled_at: datetime | str | None = None,
 ) -> dict[str, Any]:
     """The ``/send`` body; fields left as None are left out (the server's defaults apply)."""
     body: dict[str, Any] = {}
     if attachments is not None:
         body["attachments"] = wire_attachments(attachments)
+    if scheduled_at is not None:
+        body["scheduled_at"] = wire_time(scheduled_at)
     for name, value in (
         ("to", to),
         ("subject", subject),
@@ -170,8 +185,11 @@ def batch_body(
     extra_body: Mapping[str, Any] | None,
     headers: Mapping[str, str] | None = None,
     list_unsubscribe: str | Sequence[str] | None = None,
+    scheduled_at: datetime | str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"messages": [_wire_item(message) for message in messages]}
+    if scheduled_at is not None:
+        body["scheduled_at"] = wire_time(scheduled_at)
     for name, value in (
         ("from_email", from_email),
         ("from_name", from_name),
@@ -190,7 +208,13 @@ def _wire_item(message: MessageParams | Mapping[str, Any]) -> dict[str, Any]:
     item = dict(message)
     if item.get("attachments") is not None:
         item["attachments"] = wire_attachments(item["attachments"])
+    if item.get("scheduled_at") is not None:
+        item["scheduled_at"] = wire_time(item["scheduled_at"])
     return item
+
+
+def cancel_path(message_id: str) -> str:
+    return "api/v1/mail/cancel/" + quote(message_id, safe="")
 
 
 def status_path(message_id: str) -> str:

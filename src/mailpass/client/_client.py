@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,6 +19,7 @@ from mailpass.client._base import (
     ApiCall,
     RetryPolicy,
     batch_body,
+    cancel_path,
     client_headers,
     resolve_api_key,
     resolve_base_url,
@@ -26,7 +28,7 @@ from mailpass.client._base import (
     status_path,
     transport_error,
 )
-from mailpass.client._models import BatchResult, MessageStatus, SentMessage
+from mailpass.client._models import BatchResult, CancelledMessage, MessageStatus, SentMessage
 from mailpass.client._types import AttachmentParams, MessageParams, Recipients, TimeoutTypes
 
 __all__ = ["AsyncClient", "AsyncMail", "Client", "Mail"]
@@ -213,6 +215,7 @@ class Mail:
         headers: Mapping[str, str] | None = None,
         list_unsubscribe: str | Sequence[str] | None = None,
         attachments: Sequence[AttachmentParams | Mapping[str, Any]] | None = None,
+        scheduled_at: datetime | str | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> SentMessage:
@@ -223,7 +226,9 @@ class Mail:
         ``extra_body`` adds fields this client does not know by name. ``headers`` are header
         fields of the mail's own; ``list_unsubscribe`` an https URL and/or a mailto: address.
         ``attachments``: files as ``{"filename": ..., "content": bytes}`` (see
-        ``AttachmentParams``).
+        ``AttachmentParams``). With ``scheduled_at`` (a datetime, naive ones UTC, or an ISO 8601
+        string) the message is queued until then: ``status`` is ``"queued"``, and
+        ``mail.cancel(message_id)`` takes it back.
         """
         body = send_body(
             to=to,
@@ -241,6 +246,7 @@ class Mail:
             headers=headers,
             list_unsubscribe=list_unsubscribe,
             attachments=attachments,
+            scheduled_at=scheduled_at,
         )
         data, replayed = self._client._request(
             ApiCall.post("api/v1/mail/send", body, idempotency_key)
@@ -258,6 +264,7 @@ class Mail:
         metadata: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         list_unsubscribe: str | Sequence[str] | None = None,
+        scheduled_at: datetime | str | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> BatchResult:
@@ -275,6 +282,7 @@ class Mail:
             extra_body=extra_body,
             headers=headers,
             list_unsubscribe=list_unsubscribe,
+            scheduled_at=scheduled_at,
         )
         data, replayed = self._client._request(
             ApiCall.post("api/v1/mail/send-batch", body, idempotency_key)
@@ -285,6 +293,12 @@ class Mail:
         """A message and its events; ``message_id`` with or without its angle brackets."""
         data, _ = self._client._request(ApiCall("GET", status_path(message_id)))
         return MessageStatus.from_wire(data)
+
+    def cancel(self, message_id: str) -> CancelledMessage:
+        """Take a scheduled (or still queued) message out of the queue for good; raises
+        ``NotCancellableError`` once it is being sent, sent or failed."""
+        data, _ = self._client._request(ApiCall("POST", cancel_path(message_id)))
+        return CancelledMessage.from_wire(data)
 
 
 class AsyncMail:
@@ -310,6 +324,7 @@ class AsyncMail:
         headers: Mapping[str, str] | None = None,
         list_unsubscribe: str | Sequence[str] | None = None,
         attachments: Sequence[AttachmentParams | Mapping[str, Any]] | None = None,
+        scheduled_at: datetime | str | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> SentMessage:
@@ -330,6 +345,7 @@ class AsyncMail:
             headers=headers,
             list_unsubscribe=list_unsubscribe,
             attachments=attachments,
+            scheduled_at=scheduled_at,
         )
         data, replayed = await self._client._request(
             ApiCall.post("api/v1/mail/send", body, idempotency_key)
@@ -347,6 +363,7 @@ class AsyncMail:
         metadata: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         list_unsubscribe: str | Sequence[str] | None = None,
+        scheduled_at: datetime | str | None = None,
         idempotency_key: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> BatchResult:
@@ -361,6 +378,7 @@ class AsyncMail:
             extra_body=extra_body,
             headers=headers,
             list_unsubscribe=list_unsubscribe,
+            scheduled_at=scheduled_at,
         )
         data, replayed = await self._client._request(
             ApiCall.post("api/v1/mail/send-batch", body, idempotency_key)
@@ -371,3 +389,8 @@ class AsyncMail:
         """See ``Mail.status``."""
         data, _ = await self._client._request(ApiCall("GET", status_path(message_id)))
         return MessageStatus.from_wire(data)
+
+    async def cancel(self, message_id: str) -> CancelledMessage:
+        """See ``Mail.cancel``."""
+        data, _ = await self._client._request(ApiCall("POST", cancel_path(message_id)))
+        return CancelledMessage.from_wire(data)

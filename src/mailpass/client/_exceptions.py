@@ -13,6 +13,7 @@
         ├── RequestTimeoutError          408 REQUEST_TIMEOUT
         ├── IdempotencyConflictError     409 IDEMPOTENCY_CONFLICT
         ├── IdempotencyInProgressError   409 IDEMPOTENCY_IN_PROGRESS
+        ├── NotCancellableError          409 NOT_CANCELLABLE      the message left the queue
         ├── PayloadTooLargeError         413 PAYLOAD_TOO_LARGE
         ├── HeadersTooLargeError         431 HEADERS_TOO_LARGE
         ├── NoSmtpProviderError          422 NO_SMTP_PROVIDER
@@ -47,6 +48,7 @@ __all__ = [
     "MailPassError",
     "MethodNotAllowedError",
     "NoSmtpProviderError",
+    "NotCancellableError",
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
@@ -142,6 +144,13 @@ class IdempotencyInProgressError(APIError):
     """The first request with this idempotency key is still running."""
 
     code = "IDEMPOTENCY_IN_PROGRESS"
+
+
+class NotCancellableError(APIError):
+    """``mail.cancel``: the message is no longer waiting in the queue (being sent, sent or
+    failed); ``details`` says its status."""
+
+    code = "NOT_CANCELLABLE"
 
 
 class RequestTimeoutError(APIError):
@@ -255,6 +264,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         RequestTimeoutError,
         IdempotencyConflictError,
         IdempotencyInProgressError,
+        NotCancellableError,
         PayloadTooLargeError,
         HeadersTooLargeError,
         NoSmtpProviderError,

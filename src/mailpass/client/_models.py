@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "AttachmentInfo",
     "BatchItem",
     "BatchResult",
+    "CancelledMessage",
     "Event",
     "IgnoredFieldsWarning",
     "Message",
@@ -56,7 +58,9 @@ def _required_time(value: Any) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class SentMessage:
-    """A message the provider accepted (``/send``)."""
+    """A message the provider accepted (``/send``): ``status`` ``"sent"``; or, sent with
+    ``scheduled_at``, queued until then: ``"queued"``, with its ``queue_id`` and
+    ``scheduled_at``."""
 
     message_id: str
     status: str
@@ -64,6 +68,8 @@ class SentMessage:
     from_email: str
     replayed: bool = False  # the stored answer of an earlier call with the same idempotency key
     ignored_fields: tuple[str, ...] = ()  # fields of the request the server did not act on
+    queue_id: int | None = None
+    scheduled_at: datetime | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> SentMessage:
@@ -74,7 +80,22 @@ class SentMessage:
             from_email=data["from"],
             replayed=replayed,
             ignored_fields=_ignored(data),
+            queue_id=data.get("queue_id"),
+            scheduled_at=_time(data.get("scheduled_at")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledMessage:
+    """``mail.cancel``: the message is out of the queue for good (``status`` ``"cancelled"``)."""
+
+    message_id: str
+    queue_id: int
+    status: str
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> CancelledMessage:
+        return cls(message_id=data["message_id"], queue_id=data["queue_id"], status=data["status"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypedDict
 
 import httpx
@@ -47,3 +48,4 @@ class MessageParams(TypedDict, total=False):
     headers: Mapping[str, str]
     list_unsubscribe: str | Sequence[str]
     attachments: Sequence[AttachmentParams | Mapping[str, Any]]
+    scheduled_at: datetime | str

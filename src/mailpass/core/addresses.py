@@ -9,18 +9,35 @@ from __future__ import annotations
 import functools
 import re
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from mailpass.core.outgoing import Address
 
 __all__ = [
+    "REFUSED_DOMAINS",
     "AddressError",
     "HeaderValueError",
+    "allow_single_label_domains",
     "check_header_text",
     "parse_mailbox",
     "parse_mailbox_list",
 ]
+
+# The special-use names (RFC 6761 and later) that stay refused as mail domains: ".invalid" is
+# guaranteed never to exist, and "localhost" is whatever machine reads the address. The others
+# email-validator refuses by default (".local", ".home.arpa", ".test", ".onion") name real hosts
+# on the intranets, home networks and test set-ups where self-hosted mail runs, and are
+# accepted. (Trimming the library's list is how its documentation says to do this.)
+REFUSED_DOMAINS = ("invalid", "localhost")
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = [
+    name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name in REFUSED_DOMAINS
+]
+# Whether a domain must have a dot (and a TLD ending in a letter), as one on the Internet does;
+# off for installations whose hosts have single-label names ("ops@mailhost"), see
+# ``allow_single_label_domains``.
+_globally_deliverable = True
 
 # Values are echoed in error messages shown to API clients; a megabyte of junk should not be.
 _MAX_ECHOED_CHARS = 100
@@ -77,6 +94,17 @@ class HeaderValueError(ValueError):
 
     def __str__(self) -> str:
         return f"{_shorten(self.value)!r} must not contain line breaks (CR, LF) or NUL characters"
+
+
+def allow_single_label_domains(allowed: bool) -> None:
+    """Accept domains without a dot (``ops@mailhost``) from now on, or stop accepting them:
+    ``MAILPASS_ALLOW_SINGLE_LABEL_DOMAINS``, set once per process as it starts."""
+    global _globally_deliverable
+    if _globally_deliverable == (not allowed):
+        return
+    _globally_deliverable = not allowed
+    parse_mailbox.cache_clear()
+    _domain_forms.cache_clear()
 
 
 def check_header_text(value: str) -> str:
@@ -209,7 +237,12 @@ def _ascii_email(addr_spec: str) -> str:
                 and len(f"{local_part}@{display_domain}".encode()) <= _MAX_ADDRESS_OCTETS
             ):
                 return ascii_email
-    result = validate_email(addr_spec, check_deliverability=False, allow_smtputf8=False)
+    result = validate_email(
+        addr_spec,
+        check_deliverability=False,
+        allow_smtputf8=False,
+        globally_deliverable=_globally_deliverable,
+    )
     # With allow_smtputf8=False the library has refused anything without an ASCII form.
     assert result.ascii_email is not None
     return result.ascii_email
@@ -219,7 +252,10 @@ def _ascii_email(addr_spec: str) -> str:
 def _domain_forms(domain: str) -> tuple[str, str]:
     """email-validator's ASCII and display forms of ``domain``, from a probe address at it."""
     result = validate_email(
-        _PROBE_LOCAL_PART + "@" + domain, check_deliverability=False, allow_smtputf8=False
+        _PROBE_LOCAL_PART + "@" + domain,
+        check_deliverability=False,
+        allow_smtputf8=False,
+        globally_deliverable=_globally_deliverable,
     )
     return result.ascii_domain, result.domain
 

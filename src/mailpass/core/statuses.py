@@ -20,6 +20,7 @@ class MessageStatus(StrEnum):
     SENDING = "sending"  # being handed to its provider, under a worker's lease or by /send
     SENT = "sent"  # the provider accepted it for at least one recipient
     FAILED = "failed"  # refused, undeliverable, or given up after the retry window
+    CANCELLED = "cancelled"  # taken out of the queue by its sender before it was sent
 
 
 class EventType(StrEnum):

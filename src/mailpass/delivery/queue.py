@@ -65,6 +65,8 @@ class Claim:
     raw: bytes  # empty until ``composed()`` when the message was stored as its columns
     attempts: int  # attempts made before this one
     created_at: datetime
+    # When it was asked to be sent, if it was scheduled: its retries count from then.
+    scheduled_at: datetime | None
     is_test: bool
     # The row's columns to compose it from, when its bytes were not stored
     # (``mailpass.core.stored``). Composed by ``composed()``, after the claim's transaction.
@@ -184,6 +186,7 @@ _CLAIM = (
         messages.c.raw,
         messages.c.attempts,
         messages.c.created_at,
+        messages.c.scheduled_at,
         messages.c.is_test,
         # What a message stored without its bytes is composed from.
         messages.c.from_name,
@@ -325,6 +328,7 @@ async def claim_due_messages(
             raw=bytes(row.raw or b""),
             attempts=row.attempts,
             created_at=row.created_at,
+            scheduled_at=row.scheduled_at,
             is_test=row.is_test,
             columns=row._mapping if row.raw is None else None,
             probe=row.id in probes,

@@ -379,7 +379,9 @@ class QueueWorker:
 
     def _retry(self, claim: Claim, reply: str, *, unreachable: bool = False) -> Outcome:
         attempts = claim.attempts + 1
-        decision = self.policy.decide(attempts=attempts, queued_at=claim.created_at, now=utcnow())
+        # A scheduled message keeps the whole retry window from the time it was due.
+        queued_at = claim.scheduled_at or claim.created_at
+        decision = self.policy.decide(attempts=attempts, queued_at=queued_at, now=utcnow())
         if decision.retry_at is None:
             return Outcome(
                 claim,

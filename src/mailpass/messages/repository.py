@@ -171,6 +171,34 @@ async def mark_failed(database: Database, message_pk: int, error_message: str) -
     await database.execute(_MARK_FAILED, message_pk=message_pk, reason=error_message)
 
 
+async def cancel_queued(database: Database, message_pk: int) -> bool:
+    """Mark a queued message cancelled, unless a worker claimed it (or it left the queue)
+    first; whether it was. The claim changes the status too, so one of the two wins."""
+    async with database.transaction() as connection:
+        result = await connection.execute(
+            messages.update()
+            .where(messages.c.id == message_pk, messages.c.status == MessageStatus.QUEUED)
+            .values(
+                status=MessageStatus.CANCELLED,
+                next_attempt_at=None,
+                held_reason=None,
+                lease_expires_at=None,
+            )
+            .returning(messages.c.id)
+        )
+        return result.first() is not None
+
+
+async def current_status(database: Database, message_pk: int) -> MessageStatus | None:
+    async with database.read() as connection:
+        status = (
+            await connection.execute(
+                sa.select(messages.c.status).where(messages.c.id == message_pk)
+            )
+        ).scalar_one_or_none()
+    return MessageStatus(status) if status is not None else None
+
+
 async def find_key_and_message_status(
     database: Database, key_hash: str, message_id: str
 ) -> tuple[ApiKey | None, MessageWithEvents | None]:

@@ -12,11 +12,13 @@ import mimetypes
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StrictBool
 from pydantic import ValidationError as PydanticValidationError
 
+from mailpass.clock import isoformat, utcnow
 from mailpass.core.addresses import (
     AddressError,
     HeaderValueError,
@@ -56,6 +58,9 @@ MAX_ATTACHMENTS = 50  # parts of one message, inline ones included
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # decoded, all of a message's attachments
 MAX_FILENAME_CHARS = 255
 MAX_CONTENT_ID_CHARS = 250
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+# A scheduled time this far in the past is taken as "now": the client's clock may be behind.
+SCHEDULE_PAST_TOLERANCE = timedelta(minutes=1)
 # RFC 6838's restricted names, "type/subtype", with any "; attribute=token" parameters.
 _MEDIA_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _CONTENT_TYPE = re.compile(
@@ -89,6 +94,7 @@ BATCH_DEFAULTS = (
     "track_clicks",
     "headers",
     "list_unsubscribe",
+    "scheduled_at",
 )
 
 
@@ -131,6 +137,8 @@ class MessageFields(BaseModel):
     # one-click List-Unsubscribe-Post for an https URL).
     list_unsubscribe: str | list[str] | None = None
     attachments: list[AttachmentFields] | None = None
+    # ISO 8601, with an offset or in UTC: queue it until then (at most 30 days ahead).
+    scheduled_at: str | None = None
 
     @property
     def ignored(self) -> list[str]:
@@ -163,6 +171,7 @@ class BatchFields(BaseModel):
     track_clicks: StrictBool | None = None
     headers: dict[str, str] | None = None
     list_unsubscribe: str | list[str] | None = None
+    scheduled_at: str | None = None
 
     @property
     def ignored(self) -> list[str]:
@@ -223,6 +232,8 @@ class ValidMessage:
     # Header fields of the mail's own, List-Unsubscribe included, in order.
     headers: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    # When to send it (naive UTC), if it was scheduled; never before the time it was accepted.
+    scheduled_at: datetime | None = None
     ignored: tuple[str, ...] = ()  # unknown fields it had, by name
 
 
@@ -445,6 +456,30 @@ class _Problems:
             return value
         return None
 
+    def scheduled_at(self, value: str, now: datetime) -> datetime | None:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.add(
+                "scheduled_at",
+                "must be an ISO 8601 date-time such as 2026-12-24T09:00:00+01:00 "
+                "(without an offset: UTC)",
+            )
+            return None
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        if moment > now + MAX_SCHEDULE_AHEAD:
+            self.add(
+                "scheduled_at",
+                f"is more than {MAX_SCHEDULE_AHEAD.days} days ahead "
+                f"(the latest is {isoformat(now + MAX_SCHEDULE_AHEAD)}Z)",
+            )
+            return None
+        if moment < now - SCHEDULE_PAST_TOLERANCE:
+            self.add("scheduled_at", f"is in the past (it is {isoformat(now)}Z now)")
+            return None
+        return max(moment, now)
+
     def header_text(self, field: str, value: str | None, max_chars: int) -> str | None:
         if value is None:
             return None
@@ -477,9 +512,11 @@ def validate_message(
     fields: MessageFields,
     prefix: str = "",
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    now: datetime | None = None,
 ) -> ValidMessage:
     """Every e-mail rule the wire schema cannot express; raises one VALIDATION_ERROR listing all.
-    ``max_attachment_bytes``: what a message's attachments may hold together, decoded."""
+    ``max_attachment_bytes``: what a message's attachments may hold together, decoded; ``now``
+    (naive UTC): when it is accepted, which a ``scheduled_at`` is checked against."""
     problems = _Problems(prefix)
     to = problems.addresses("to", fields.to, required=True)
     # Most messages have none of these.
@@ -529,6 +566,9 @@ def validate_message(
         if fields.attachments
         else ()
     )
+    scheduled_at = None
+    if fields.scheduled_at is not None:
+        scheduled_at = problems.scheduled_at(fields.scheduled_at, now or utcnow())
 
     if problems.details:
         raise ValidationError("the message is invalid", details=problems.details)
@@ -549,6 +589,7 @@ def validate_message(
         track_clicks=fields.track_clicks,
         headers=headers,
         attachments=attachments,
+        scheduled_at=scheduled_at,
         ignored=tuple(fields.ignored),
     )
 
@@ -558,6 +599,7 @@ def validate_batch_item(
     defaults: dict[str, Any],
     index: int,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    now: datetime | None = None,
 ) -> ValidMessage:
     """One item of a batch with the batch's ``defaults`` (``BatchFields.item_defaults``) filled
     in where the item sets nothing."""
@@ -566,7 +608,7 @@ def validate_batch_item(
         unset = {name: value for name, value in defaults.items() if getattr(item, name) is None}
         # The defaults were parsed as the same types as the item's fields.
         return validate_message(
-            item.model_copy(update=unset) if unset else item, prefix, max_attachment_bytes
+            item.model_copy(update=unset) if unset else item, prefix, max_attachment_bytes, now
         )
     if not isinstance(item, dict):
         raise ValidationError(
@@ -585,4 +627,4 @@ def validate_batch_item(
         raise ValidationError(
             "the item has invalid fields", details=field_errors(exc, prefix)
         ) from None
-    return validate_message(fields, prefix, max_attachment_bytes)
+    return validate_message(fields, prefix, max_attachment_bytes, now)

@@ -19,6 +19,7 @@ __all__ = [
     "QueuedBatch",
     "QueuedMessage",
     "RefusedItem",
+    "ScheduledMessage",
     "SentMessage",
     "StatusLookup",
 ]
@@ -32,6 +33,18 @@ class SentMessage:
     to: str
     sender: str
     ignored: tuple[str, ...] = ()  # unknown fields of the request, by name
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledMessage:
+    """``/send`` with ``scheduled_at``: queued until then."""
+
+    message_id: str
+    queue_id: int
+    to: str
+    sender: str
+    scheduled_at: datetime  # naive UTC
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,13 @@ from mailpass.core.outgoing import Address, Attachment, OutgoingMessage, format_
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import kept_as_columns
 from mailpass.delivery.wakeup import QueueWakeup
-from mailpass.errors import NoSmtpProvider, SendFailed, SendLimitExceeded, ValidationError
+from mailpass.errors import (
+    NoSmtpProvider,
+    NotCancellable,
+    SendFailed,
+    SendLimitExceeded,
+    ValidationError,
+)
 from mailpass.messages import repository
 from mailpass.messages.late_outcomes import LateOutcomes
 from mailpass.messages.request import (
@@ -34,6 +40,7 @@ from mailpass.messages.results import (
     QueuedBatch,
     QueuedMessage,
     RefusedItem,
+    ScheduledMessage,
     SentMessage,
     StatusLookup,
 )
@@ -96,7 +103,8 @@ def message_row(
         "is_test": key.is_test,
         "created_at": now,
         "slot_at": now if provider is not None and status == MessageStatus.SENDING else None,
-        "next_attempt_at": now if status == MessageStatus.QUEUED else None,
+        "next_attempt_at": (valid.scheduled_at or now) if status == MessageStatus.QUEUED else None,
+        "scheduled_at": valid.scheduled_at,
         "attachments": attachment_list(outgoing.attachments),
     }
 
@@ -171,19 +179,23 @@ class MailService:
 
     async def send_now(
         self, key: ApiKey, provider: Provider | None, fields: MessageFields
-    ) -> SentMessage:
+    ) -> SentMessage | ScheduledMessage:
         """Deliver one message synchronously through ``provider``, the account's default.
 
         The message is recorded (status ``sending``, holding a slot of the provider's limits)
         before the provider is contacted and updated after, so that a crash in between leaves a
         visible record instead of a mail nobody knows was sent.
         """
-        valid = validate_message(fields, max_attachment_bytes=self.settings.max_attachment_bytes)
+        now = utcnow()
+        valid = validate_message(
+            fields, max_attachment_bytes=self.settings.max_attachment_bytes, now=now
+        )
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
             )
-        now = utcnow()
+        if valid.scheduled_at is not None:
+            return await self._schedule(key, provider, valid, now)
         date = now.replace(tzinfo=UTC)
         outgoing = self.build_outgoing(valid, provider, date)
         data = compose(outgoing)
@@ -261,6 +273,50 @@ class MailService:
             valid.ignored,
         )
 
+    async def _schedule(
+        self, key: ApiKey, provider: Provider | None, valid: ValidMessage, now: datetime
+    ) -> ScheduledMessage:
+        """A ``/send`` with ``scheduled_at``: queued until then, as a batch item is. Its Date
+        is the time it is to be sent; it takes a slot of its provider's limits only then."""
+        assert valid.scheduled_at is not None
+        outgoing = self.build_outgoing(valid, provider, valid.scheduled_at.replace(tzinfo=UTC))
+        row = message_row(
+            key=key,
+            provider=None if key.is_test else provider,
+            outgoing=outgoing,
+            valid=valid,
+            raw=compose(outgoing),  # its Date is not its created_at: kept whole
+            status=MessageStatus.QUEUED,
+            now=now,
+        )
+        queue_id = await repository.store_message(self.database, row)
+        if valid.scheduled_at <= now:
+            await self.wakeup.announce()
+        return ScheduledMessage(
+            message_id=outgoing.message_id,
+            queue_id=queue_id,
+            to=row["to_email"],
+            sender=outgoing.sender.email,
+            scheduled_at=valid.scheduled_at,
+            ignored=valid.ignored,
+        )
+
+    async def cancel(self, message: MessageRecord) -> MessageStatus:
+        """Take ``message`` (its account's, as the caller checked) out of the queue; raises
+        `NotCancellable` if it is no longer waiting there. Cancelling it again is no error."""
+        if message.status == MessageStatus.CANCELLED:
+            return MessageStatus.CANCELLED
+        if await repository.cancel_queued(self.database, message.queue_id):
+            return MessageStatus.CANCELLED
+        # A worker claimed it (or it was sent, or failed) between the lookup and now.
+        current = await repository.current_status(self.database, message.queue_id)
+        if current == MessageStatus.CANCELLED:
+            return MessageStatus.CANCELLED
+        raise NotCancellable(
+            f"the message is {current or message.status}: only a queued message can be cancelled",
+            details=[{"message_id": message.message_id, "status": current or message.status}],
+        )
+
     async def _note_attempt(self, provider: Provider, *, failure: str | None) -> None:
         """Move the provider's circuit breaker on after a /send reached it (``failure`` None)
         or found it unreachable; when that marks it down, this process's sends waiting for
@@ -312,9 +368,13 @@ class MailService:
                 await asyncio.sleep(0)
             try:
                 valid = validate_batch_item(
-                    item, defaults, index, self.settings.max_attachment_bytes
+                    item, defaults, index, self.settings.max_attachment_bytes, now
                 )
-                outgoing = self.build_outgoing(valid, provider, date)
+                # A scheduled message's Date is when it is to be sent.
+                scheduled = valid.scheduled_at
+                outgoing = self.build_outgoing(
+                    valid, provider, scheduled.replace(tzinfo=UTC) if scheduled else date
+                )
             except ValidationError as exc:
                 to = item.to if isinstance(item, MessageFields) else None
                 if isinstance(item, dict):

@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from mailpass.api.openapi.examples import COMPONENT_EXAMPLES
 from mailpass.api.openapi.operations import (
+    CANCEL_OPERATION,
     SEND_BATCH_OPERATION,
     SEND_OPERATION,
     STATUS_OPERATION,
@@ -33,6 +34,7 @@ from mailpass.api.openapi.operations import (
 from mailpass.api.openapi.schemas import COMPONENT_SCHEMAS, ERROR_DESCRIPTIONS, SCHEMAS
 
 __all__ = [
+    "CANCEL_OPERATION",
     "DOCS_URL",
     "ERROR_DESCRIPTIONS",
     "OPENAPI_URL",

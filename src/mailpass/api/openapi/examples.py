@@ -12,6 +12,7 @@ from mailpass.errors import (
     IdempotencyInProgress,
     InternalError,
     NoSmtpProvider,
+    NotCancellable,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -129,6 +130,10 @@ ERROR_EXAMPLES: dict[type[ApiError], ApiError] = {
     Unauthorized: Unauthorized("invalid API key"),
     Forbidden: Forbidden("this API key lacks the `mail` permission"),
     NotFound: NotFound("no message <abc123@mailpass.im>"),
+    NotCancellable: NotCancellable(
+        "the message is sent: only a queued message can be cancelled",
+        details=[{"message_id": "<abc123@mailpass.im>", "status": "sent"}],
+    ),
     IdempotencyConflict: IdempotencyConflict(
         "this Idempotency-Key was already used for a different request "
         "(POST /api/v1/mail/send); use a new key for a new request",
@@ -139,7 +144,7 @@ ERROR_EXAMPLES: dict[type[ApiError], ApiError] = {
     ),
     RequestTimeout: RequestTimeout("the request body stopped arriving: nothing for 30 seconds"),
     HeadersTooLarge: HeadersTooLarge("the request's header fields are larger than 32768 bytes"),
-    PayloadTooLarge: PayloadTooLarge("the request body is larger than 10485760 bytes"),
+    PayloadTooLarge: PayloadTooLarge("the request body is larger than 16777216 bytes"),
     NoSmtpProvider: NoSmtpProvider(
         "no default SMTP provider: add one with `mailpass providers add --default`"
     ),
@@ -169,6 +174,17 @@ COMPONENT_EXAMPLES: dict[str, Any] = {
     "SeedBatchRequest": {"summary": "The seed's batch", "value": SEED_BATCH_REQUEST},
     "SeedBatchAnswer": {"summary": "Both queued", "value": SEED_BATCH_ANSWER},
     "SeedStatusAnswer": {"summary": "A sent message, opened", "value": SEED_STATUS_ANSWER},
+    "CancelAnswer": {
+        "summary": "Cancelled before its time",
+        "value": {
+            "success": True,
+            "data": {
+                "message_id": "<1a233e65aed58d7a5131c2f75834045.1796167064@yourdomain.com>",
+                "queue_id": 12345,
+                "status": "cancelled",
+            },
+        },
+    },
 } | {
     error.code: {"summary": error.code, "value": example.envelope()}
     for error, example in ERROR_EXAMPLES.items()

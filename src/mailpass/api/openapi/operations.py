@@ -13,6 +13,7 @@ from mailpass.errors import (
     IdempotencyInProgress,
     InternalError,
     NoSmtpProvider,
+    NotCancellable,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -28,7 +29,7 @@ from mailpass.messages.request import (
     MAX_BATCH_MESSAGES,
 )
 
-__all__ = ["SEND_BATCH_OPERATION", "SEND_OPERATION", "STATUS_OPERATION"]
+__all__ = ["CANCEL_OPERATION", "SEND_BATCH_OPERATION", "SEND_OPERATION", "STATUS_OPERATION"]
 
 
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
@@ -136,10 +137,12 @@ POST_ERRORS: list[type[ApiError]] = [
 
 SEND_OPERATION: dict[str, Any] = {
     "operationId": "sendMail",
-    "summary": "Send one message now",
+    "summary": "Send one message now, or schedule it",
     "description": "Delivered synchronously through the account's default SMTP provider: the "
     "answer comes after the provider accepted the message (SMTP 250) and the record is durably "
-    "committed. Needs the `mail` permission.",
+    "committed. With `scheduled_at` it is queued instead (answered `queued`, with its "
+    "`queue_id`), sent by the workers at that time, and may be cancelled until then. Needs the "
+    "`mail` permission.",
     "tags": ["mail"],
     "security": SECURITY,
     "parameters": [IDEMPOTENCY_KEY_PARAMETER],
@@ -202,6 +205,31 @@ STATUS_OPERATION: dict[str, Any] = {
             RateLimited,
             Forbidden,
             NotFound,
+            HeadersTooLarge,
+            InternalError,
+            ServiceUnavailable,
+        ],
+        idempotent=False,
+    ),
+}
+
+CANCEL_OPERATION: dict[str, Any] = {
+    "operationId": "cancelMessage",
+    "summary": "Cancel a scheduled or queued message",
+    "description": "Takes a message that is still waiting in the queue (scheduled, queued in a "
+    "batch, or waiting for a retry) out of it for good: its status becomes `cancelled` and it "
+    "is never sent. Cancelling it again answers the same. A message being sent, sent or failed "
+    "is `NOT_CANCELLABLE`. `message_id` as for the status. Needs the `mail` permission.",
+    "tags": ["mail"],
+    "security": SECURITY,
+    "responses": _responses(
+        _success_response("Cancelled.", "CancelSuccess", "CancelAnswer", idempotent=False),
+        [
+            Unauthorized,
+            RateLimited,
+            Forbidden,
+            NotFound,
+            NotCancellable,
             HeadersTooLarge,
             InternalError,
             ServiceUnavailable,

@@ -19,6 +19,7 @@ from mailpass.errors import (
     InternalError,
     MethodNotAllowed,
     NoSmtpProvider,
+    NotCancellable,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -51,6 +52,7 @@ __all__ = [
     "BATCH_MESSAGE",
     "BATCH_REQUEST",
     "BATCH_RESULT",
+    "CANCEL_RESULT",
     "COMPONENT_SCHEMAS",
     "ERROR_DESCRIPTIONS",
     "EVENT",
@@ -72,6 +74,8 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     Unauthorized: "no key, an unknown key, a revoked key",
     Forbidden: "the key lacks the permission (`mail` for these endpoints)",
     NotFound: "unknown message or route, or another account's message",
+    NotCancellable: "the message is no longer waiting in the queue (being sent, sent or "
+    "failed); `details` says its status",
     MethodNotAllowed: "e.g. `GET /api/v1/mail/send`",
     IdempotencyConflict: "an `Idempotency-Key` reused with a different body or endpoint",
     IdempotencyInProgress: "a request with the same `Idempotency-Key` is still running; "
@@ -214,6 +218,14 @@ def _message_properties() -> dict[str, Any]:
             "`MAILPASS_MAX_ATTACHMENT_BYTES` decoded (default 10 MiB). One with a `content_id` "
             'is an inline part the html shows as `<img src="cid:…">`.'
         },
+        "scheduled_at": _nullable({"type": "string"})
+        | {
+            "description": "When to send it, ISO 8601 with an offset (`2026-12-24T09:00:00+01:00`"
+            ") or in UTC without one; at most 30 days ahead. The message is queued (answered "
+            "`queued` with its `queue_id`) and sent by the workers then; its Date is that time, "
+            "and its provider's limits count then. `POST /api/v1/mail/cancel/{message_id}` "
+            "cancels it until it is sent."
+        },
     }
 
 
@@ -306,9 +318,18 @@ SEND_RESULT: dict[str, Any] = {
             "type": "string",
             "description": "`<random.unixtime@domain>`, also the mail's `Message-ID` header.",
         },
-        "status": {"const": MessageStatus.SENT},
+        "status": {
+            "type": "string",
+            "enum": [MessageStatus.SENT, MessageStatus.QUEUED],
+            "description": "`sent`; `queued` for a message with `scheduled_at`.",
+        },
         "to": {"type": "string"},
         "from": {"type": "string"},
+        "queue_id": {"type": "integer", "description": "Present for a scheduled message."},
+        "scheduled_at": {
+            **SEED_TIME,
+            "description": "Present for a scheduled message: when it will be sent (UTC).",
+        },
         "ignored_fields": {
             "type": "array",
             "items": {"type": "string"},
@@ -359,6 +380,16 @@ BATCH_RESULT: dict[str, Any] = {
                 ]
             },
         },
+    },
+}
+
+CANCEL_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["message_id", "queue_id", "status"],
+    "properties": {
+        "message_id": {"type": "string"},
+        "queue_id": {"type": "integer"},
+        "status": {"const": MessageStatus.CANCELLED},
     },
 }
 
@@ -517,4 +548,6 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
     "SendSuccess": _success("SendResult"),
     "BatchSuccess": _success("BatchResult"),
     "StatusSuccess": _success("MessageStatus"),
+    "CancelSuccess": _success("CancelResult"),
+    "CancelResult": CANCEL_RESULT,
 }
