@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.instance import BatchPoster, MailPassInstance, send_messages
 from bench.load import LoadResult, run_wrk
-from bench.payloads import BATCH_SIZE, batch_bodies, send_bodies
+from bench.payloads import BATCH_SIZE, attachment_send_bodies, batch_bodies, send_bodies
 from bench.processes import BenchError, ManagedProcess, Memory
 from bench.profile import Profiler
 from bench.sink import SmtpSink
@@ -42,6 +42,7 @@ POSTER_CONNECTIONS = 4  # the bench's own /send-batch client, for queueing (not 
 SOAK_BACKLOG = 5_000  # messages queued ahead of the worker during the soak, at most
 SOAK_SAMPLES = 10  # RSS samples over the soak, at each tenth of its messages
 WARMUP_CLIENTS = 16
+ATTACHMENT_CLIENTS = 16
 FIRST_DRAIN_NUMBER = 10_000_000  # message numbers of the drain's batches, apart from the soak's
 FIRST_PIXEL_NUMBER = 20_000_000  # and of the messages whose pixel is fetched
 # The pixel's hits come from a person's webmail in a browser, not from a proxy or a robot (which
@@ -105,6 +106,8 @@ class MailPassFigures:
     api_processes: int = 1
     worker_processes: int = 1
     send: dict[int, LoadResult] = field(default_factory=dict)
+    # /send of a message with one 100 KiB attachment, at ATTACHMENT_CLIENTS
+    send_attachment: LoadResult | None = None
     batch: LoadResult | None = None
     batch_queued: int = 0  # messages the /send-batch run left in the queue
     soak: list[MemorySample] = field(default_factory=list)
@@ -348,6 +351,19 @@ def measure_mailpass(
                 )
             figures.send[clients] = load
             _settled(sink.received, quiet=max(SETTLE_QUIET, 2 * load.max))
+
+        progress(f"{database}: /send with a 100 KiB attachment, {ATTACHMENT_CLIENTS} clients")
+        attachment_file = workdir / "send-attachment.jsonl"
+        attachment_file.write_bytes(attachment_send_bodies())
+        with _profiled(profiler, f"{database}-send-attachment", api):
+            figures.send_attachment = run_wrk(
+                tools.wrk,
+                url,
+                connections=ATTACHMENT_CLIENTS,
+                seconds=sizes.seconds,
+                script_args=["post", "/api/v1/mail/send", str(attachment_file), key],
+            )
+        _settled(sink.received, quiet=max(SETTLE_QUIET, 2 * figures.send_attachment.max))
 
         progress(f"{database}: /send-batch with {sizes.batch_clients} clients")
         queued_before = instance.status_counts().get("queued", 0)

@@ -4,11 +4,15 @@ so ``multipart/alternative``, with tags and metadata), as JSON bodies of ``/send
 
 from __future__ import annotations
 
+import base64
 import json
+import random
 
 __all__ = [
+    "ATTACHMENT_BYTES",
     "BATCH_SIZE",
     "RECIPIENTS",
+    "attachment_send_bodies",
     "batch_bodies",
     "batch_body",
     "message",
@@ -49,6 +53,29 @@ def message(number: int) -> dict[str, object]:
         "tags": ["order", "confirmation"],
         "metadata": {"order_id": str(number)},
     }
+
+
+ATTACHMENT_BYTES = 100 * 1024  # the issue's attachment row: one file of 100 KiB
+# Distinct bodies with an attachment: each is ~140 KiB of JSON, and every wrk thread keeps them
+# all. The attachment's cost (decoding, composing, storing, sending ~140 KiB) dwarfs anything a
+# repeated recipient could save.
+ATTACHMENT_BODIES = 200
+FIRST_ATTACHMENT_NUMBER = 30_000_000  # message numbers apart from the other rows'
+
+
+def attachment_send_bodies(count: int = ATTACHMENT_BODIES) -> bytes:
+    """``/send`` bodies of the typical message with an invoice of ``ATTACHMENT_BYTES``, one a
+    line. Its bytes are random (a PDF or an image is compressed already), the same every run."""
+    lines = []
+    for index in range(count):
+        number = FIRST_ATTACHMENT_NUMBER + index
+        content = random.Random(number).randbytes(ATTACHMENT_BYTES)  # not secret
+        body = message(number)
+        body["attachments"] = [
+            {"filename": f"invoice-{number}.pdf", "content": base64.b64encode(content).decode()}
+        ]
+        lines.append(json.dumps(body).encode())
+    return b"\n".join(lines) + b"\n"
 
 
 def send_body(number: int = 1) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.faults import FaultFigures
 from bench.load import LoadResult
-from bench.measure import MailPassFigures
+from bench.measure import ATTACHMENT_CLIENTS, MailPassFigures
 from bench.payloads import BATCH_SIZE
 from bench.smtp import RelayFigures
 
@@ -23,6 +23,8 @@ DRAIN_VS_POSTFIX_RELAY = 2.0
 SEND_VS_POSTFIX_ACCEPT = 1.0
 SEND_TARGET_CLIENTS = 16
 SEND_P99_LIMIT = 50.0  # milliseconds, at SEND_TARGET_CLIENTS
+# /send with one 100 KiB attachment, of the plain /send rate at as many clients (issue 27).
+ATTACHMENT_VS_SEND = 0.5
 BATCH_VS_POSTFIX_ACCEPT = 20.0
 STATUS_RATE = 3_000.0  # requests per second
 PIXEL_RATE = 3_000.0  # requests per second (issue 5)
@@ -110,6 +112,8 @@ def _mailpass_rows(figures: MailPassFigures, postfix: RelayFigures, ceiling: flo
                 note=f"max {load.max * MILLISECONDS:,.1f} ms",
             )
         )
+    if figures.send_attachment is not None:
+        rows.append(_attachment_row(figures, figures.send_attachment, postfix, ceiling))
     if figures.batch is not None:
         batch = figures.batch
         rate = batch.rate * BATCH_SIZE
@@ -172,6 +176,27 @@ def _mailpass_rows(figures: MailPassFigures, postfix: RelayFigures, ceiling: flo
         rows.append(_pixel_row(figures, figures.pixel))
     rows.extend(_memory_rows(figures))
     return rows
+
+
+def _attachment_row(
+    figures: MailPassFigures, load: LoadResult, postfix: RelayFigures, ceiling: float
+) -> Row:
+    db = figures.database
+    plain = figures.send.get(ATTACHMENT_CLIENTS)
+    share = load.rate / plain.rate if plain is not None and plain.rate else None
+    return Row(
+        key=f"{db}.send_attachment.c{ATTACHMENT_CLIENTS}.rate",
+        figure=f"{db}: /send with a 100 KiB attachment, {_clients(ATTACHMENT_CLIENTS)}",
+        value=load.rate,
+        unit="msg/s",
+        vs_postfix=load.rate / postfix.accept_rate,
+        vs_ceiling=load.rate / ceiling,
+        target=f"≥ {ATTACHMENT_VS_SEND:g}{TIMES} plain /send" if plain is not None else "",
+        holds=(share >= ATTACHMENT_VS_SEND and _clean(load)) if share is not None else None,
+        note=_errors(load)
+        or (f"{share:.2f}{TIMES} plain /send, " if share is not None else "")
+        + f"p99 {load.p99 * MILLISECONDS:,.0f} ms",
+    )
 
 
 def _pixel_row(figures: MailPassFigures, pixel: LoadResult) -> Row:

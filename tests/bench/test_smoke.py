@@ -25,6 +25,7 @@ DATABASES = os.environ.get("MAILPASS_TEST_DATABASES", "sqlite,postgresql").split
 SHARED_ROWS = {"ceiling.rate", "postfix.accept.rate", "postfix.relay.rate"}
 ROWS_PER_DATABASE = {
     *(f"send.c{clients}.{figure}" for clients in (1, 16, 64) for figure in ("rate", "p50", "p99")),
+    "send_attachment.c16.rate",
     "batch.rate",
     "drain.seconds",
     "drain.rate",
@@ -48,6 +49,7 @@ def fault_rows(db: str) -> set[str]:
 # Rows that carry one of the targets, so the table says whether it holds.
 TARGET_ROWS = {
     "send.c16.rate",
+    "send_attachment.c16.rate",
     "send.c16.p99",
     "batch.rate",
     "drain.rate",
@@ -193,6 +195,7 @@ def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
             "send-c1",
             "send-c16",
             "send-c64",
+            "send-attachment",
             "send-batch",
             "status",
             "pixel",
