@@ -8,6 +8,7 @@ With ``MAILPASS_SCREENSHOT_DIR`` set, the walk also saves a screenshot of each p
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import threading
@@ -43,6 +44,8 @@ SERVER_START_TIMEOUT = 20.0  # seconds
 EMAIL = "owner@example.com"
 PASSWORD = "correct horse battery staple"
 SMTP_SECRET = "relay-secret"  # the test SMTP server's password
+INVOICE_NAME = "Rechnung März.pdf"
+INVOICE = b"%PDF-1.7\n" + bytes(range(256)) * 64
 VIEWPORT = {"width": 1280, "height": 860}
 
 
@@ -184,6 +187,9 @@ async def test_the_whole_dashboard_in_a_browser(
                 "text": "Thanks for your order. It ships tomorrow.",
                 "tags": ["order"],
                 "track_opens": True,
+                "attachments": [
+                    {"filename": INVOICE_NAME, "content": base64.b64encode(INVOICE).decode()}
+                ],
             },
         )
         assert sent.status_code == 200, sent.text
@@ -237,6 +243,13 @@ async def test_the_whole_dashboard_in_a_browser(
     await expect(page.locator(".timeline .event-open")).to_contain_text("127.0.0.1")
     preview = page.frame_locator("iframe.preview")
     await expect(preview.get_by_role("heading", name="Thanks for your order")).to_be_visible()
+    # Its invoice, listed and downloaded as the very bytes that were sent.
+    await expect(page.locator("table.attachments")).to_contain_text("application/pdf")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name=INVOICE_NAME).click()
+    download = await download_info.value
+    assert download.suggested_filename == INVOICE_NAME
+    assert Path(await download.path()).read_bytes() == INVOICE
     await shots.take(page, "message")
 
     await page.get_by_role("link", name="Overview").click()

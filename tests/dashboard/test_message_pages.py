@@ -254,3 +254,34 @@ async def test_attachments_are_listed_and_downloaded_by_their_owner_only(
 
     assert (await browser.get(f"/dashboard/messages/{pk}/attachments/2")).status_code == 404
     assert (await mallory.get(f"/dashboard/messages/{pk}/attachments/0")).status_code == 404
+
+
+async def test_a_scheduled_message_shows_its_time_and_can_be_cancelled(
+    signed_in, smtp_sink, app_client, database
+):
+    browser, account = await signed_in(sink=smtp_sink)
+    when = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    scheduled = await send(app_client, account, subject="later", scheduled_at=when.isoformat())
+    assert scheduled.json()["data"]["status"] == "queued"
+    pk = scheduled.json()["data"]["queue_id"]
+    page = (await browser.get(f"/dashboard/messages/{pk}")).text
+    assert f"{when.isoformat(sep=' ')} UTC" in page
+    assert "accepted (scheduled)" in page
+    assert f'action="/dashboard/messages/{pk}/cancel"' in page
+
+    without_token = await browser.post(f"/dashboard/messages/{pk}/cancel", {"csrf_token": "x"})
+    assert without_token.status_code == 403
+    done = await browser.post(f"/dashboard/messages/{pk}/cancel")
+    assert done.status_code == 303
+    page = (await browser.get(done.headers["location"])).text
+    assert "Message cancelled: it will not be sent." in page
+    assert 'status-cancelled">cancelled' in page
+    assert "/cancel" not in page  # nothing left to cancel
+
+    sent = await send(app_client, account, subject="now")
+    sent_pk = await pk_of(database, sent.json()["data"]["message_id"])
+    assert "/cancel" not in (await browser.get(f"/dashboard/messages/{sent_pk}")).text
+    late = await browser.post(f"/dashboard/messages/{sent_pk}/cancel")
+    page = (await browser.get(late.headers["location"])).text
+    assert "had left the queue already" in page
+    assert 'status-sent">sent' in page

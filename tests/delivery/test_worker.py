@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -47,6 +48,36 @@ async def test_451_then_250_is_sent_after_a_retry(
     message = await status_of(account, data["messages"][0]["message_id"])
     assert (message["status"], message["attempts"]) == ("sent", 2)
     assert len(sink.messages) == 1
+
+
+async def test_a_retried_attachment_is_the_same_stored_bytes(
+    fast_retries, make_account, make_smtp_sink, queue_batch, drain, status_of, database
+):
+    """A message with a file is stored once, composed; each attempt sends those bytes, and a
+    retry neither composes it again nor keeps another copy."""
+    sink = await make_smtp_sink(data_replies=["451 4.3.0 Try again later"])
+    account = await make_account(sink=sink)
+    content = bytes(range(256)) * 400  # 100 KiB
+    item = {
+        **ITEM,
+        "attachments": [{"filename": "a.bin", "content": base64.b64encode(content).decode()}],
+    }
+    data = await queue_batch(account, [item])
+
+    async def stored() -> tuple[int, bytes]:
+        async with database.read() as connection:
+            rows = (await connection.execute(sa.select(messages.c.raw))).scalars().all()
+        return len(rows), rows[0]
+
+    count, before = await stored()
+    assert await drain() == 0
+    message = await status_of(account, data["messages"][0]["message_id"])
+    assert (message["status"], message["attempts"]) == ("sent", 2)
+    assert await stored() == (count, before) == (1, before)
+    [received] = sink.messages
+    assert received.data == before
+    [part] = [p for p in received.message.walk() if p.get_filename() == "a.bin"]
+    assert part.get_payload(decode=True) == content
 
 
 async def test_a_transient_failure_stays_visibly_queued(

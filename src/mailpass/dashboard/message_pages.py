@@ -13,14 +13,17 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from mailpass.core.statuses import MessageStatus
 from mailpass.core.stored import attached_content, mail_of
-from mailpass.dashboard.context import Account, PageNotFound, services_of
+from mailpass.dashboard.context import Account, PageNotFound, checked_form, services_of
+from mailpass.dashboard.notices import notice_of
 from mailpass.dashboard.templating import PAGE_HEADERS, render
+from mailpass.errors import NotCancellable
 from mailpass.messages import log as message_log
 from mailpass.messages.models import MessageFilter
+from mailpass.messages.results import MessageRecord
 
 __all__ = ["PREVIEW_CSP", "router"]
 
@@ -158,8 +161,25 @@ async def detail_page(request: Request, account: Account, message_pk: int) -> Re
             "headers": header_lines(message),
             "events": events,
             "provider": provider,
+            "notice": notice_of(request),
         },
     )
+
+
+@router.post("/{message_pk:int}/cancel")
+async def cancel(request: Request, account: Account, message_pk: int) -> Response:
+    """Take a queued (or scheduled) message out of the queue, as the API's cancel does."""
+    await checked_form(request, account.csrf_token)
+    services = services_of(request)
+    message = await message_log.find_message(services.database, account.user_id, message_pk)
+    if message is None:
+        raise PageNotFound(f"no message {message_pk}")
+    notice = "message-cancelled"
+    try:
+        await services.mail.cancel(MessageRecord.of(dict(message)))
+    except NotCancellable:
+        notice = "message-not-cancellable"
+    return RedirectResponse(f"/dashboard/messages/{message_pk}?notice={notice}", status_code=303)
 
 
 @router.get("/{message_pk:int}/preview")

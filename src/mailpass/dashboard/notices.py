@@ -13,6 +13,8 @@ NOTICES = {
     "provider-default": "Default provider changed.",
     "provider-deleted": "Provider deleted.",
     "key-revoked": "API key revoked. Requests with it are refused from now on.",
+    "message-cancelled": "Message cancelled: it will not be sent.",
+    "message-not-cancellable": "The message had left the queue already: it was not cancelled.",
 }
 
 

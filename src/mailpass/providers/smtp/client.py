@@ -38,7 +38,6 @@ __all__ = [
 QUIT_TIMEOUT = 5.0  # seconds; QUIT is a courtesy on the way out, not worth a long wait
 
 HIDDEN = "<credentials hidden>"
-LINE_START_PERIOD = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2)
 COMMAND_BREAKING = re.compile(rb"[\x00-\x1f\x7f]")  # would end or corrupt a command line
 Command = tuple[bytes, ...]  # an SMTP command's words
 
@@ -132,7 +131,7 @@ class SmtpClient(aiosmtplib.SMTP):
         and are plain ASCII (``SmtpTransport.send`` checks). What is refused, and the RSET after
         a refused transaction, are as ``sendmail`` does them.
         """
-        message = normalize_message_line_endings(data)
+        message = as_transmitted(data)
         options = [option.encode() for option in mail_options]
         if self.supports_extension("size"):
             # RFC 1870: octets as transmitted, with CRLF line endings.
@@ -202,7 +201,7 @@ class SmtpClient(aiosmtplib.SMTP):
                     await replies.next(timeout)
                 else:
                     self.data_started = True
-                    transport.write(LINE_START_PERIOD.sub(b"..", message) + b".\r\n")
+                    transport.write(dot_stuffed(message) + b".\r\n")
                     final = await replies.next(timeout)
                     self.note_reply(final.code, final.message)
                     if final.code != aiosmtplib.SMTPStatus.completed:
@@ -227,6 +226,25 @@ class SmtpClient(aiosmtplib.SMTP):
         response = await super().rset(timeout=timeout)
         self.envelope_open = False
         return response
+
+
+def as_transmitted(data: bytes) -> bytes:
+    """``data`` with CRLF line endings and ending in one, as DATA carries it: what aiosmtplib's
+    ``normalize_message_line_endings`` makes. That is a regex pass over the whole message, a
+    quarter of the time spent sending a 140 KB one; every message MailPass composes has its
+    CRLFs already, which three counts (memchr speed) confirm, so the pass is only for others."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        return normalize_message_line_endings(data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def dot_stuffed(message: bytes) -> bytes:
+    """RFC 5321 4.5.2 for a message with CRLF line endings only (``as_transmitted``): a line
+    that starts with "." gets another. One ``bytes.replace``, where a multiline ``^\\.`` regex
+    tested every position of the message (another quarter of sending a large one)."""
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 async def open_client(
