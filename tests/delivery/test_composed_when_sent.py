@@ -17,7 +17,7 @@ from mailpass.core.outgoing import Address, OutgoingMessage
 from mailpass.core.stored import kept_as_columns, mail_of, outgoing_from_columns
 from mailpass.messages.request import MessageFields, validate_message
 from mailpass.messages.service import message_row
-from mailpass.storage.tables import messages
+from mailpass.storage.tables import message_contents, messages
 
 SENDER = {"from_email": "orders@shop.example.com", "from_name": "Shop"}
 # Stored as columns: nothing in their headers that the columns do not hold.
@@ -75,7 +75,15 @@ def as_accepted(item: dict[str, object], message_id: str, created_at) -> Outgoin
 
 async def rows_by_message_id(app_client):  # type: ignore[no-untyped-def]
     async with app_client.app.state.services.database.read() as connection:
-        rows = (await connection.execute(sa.select(messages))).mappings().all()
+        rows = (
+            (
+                await connection.execute(
+                    sa.select(messages, message_contents.c.raw).outerjoin(message_contents)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return {row["message_id"]: row for row in rows}
 
 
@@ -148,7 +156,7 @@ def test_a_message_is_kept_as_columns_only_when_they_give_it_back(item) -> None:
     valid = validate_message(MessageFields.model_validate({**SENDER, **item}))
     key = ApiKey(1, 1, "k", "mp_", frozenset({"mail"}), False, now, None, None)
     columns = message_row(  # as /send-batch stores the message
-        key=key, provider=None, outgoing=message, valid=valid, raw=None, status="queued", now=now
+        key=key, provider=None, outgoing=message, valid=valid, status="queued", now=now
     )
     kept = kept_as_columns(message, now.replace(tzinfo=UTC))
     assert kept == (item in AS_COLUMNS)

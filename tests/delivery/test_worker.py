@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mailpass.clock import utcnow
 from mailpass.delivery.queue import Outcome, OutcomeKind, claim_due_messages, write_outcomes
-from mailpass.storage.tables import captured_mail, messages
+from mailpass.storage.tables import captured_mail, message_contents, messages
 
 ITEM = {"to": "user@example.com", "subject": "Queued", "text": "hello"}
 
@@ -66,7 +66,7 @@ async def test_a_retried_attachment_is_the_same_stored_bytes(
 
     async def stored() -> tuple[int, bytes]:
         async with database.read() as connection:
-            rows = (await connection.execute(sa.select(messages.c.raw))).scalars().all()
+            rows = (await connection.execute(sa.select(message_contents.c.raw))).scalars().all()
         return len(rows), rows[0]
 
     count, before = await stored()

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from mailpass import AttachmentInfo, Client
-from mailpass.storage.tables import messages
+from mailpass.storage.tables import message_contents
 
 SEND = "/api/v1/mail/send"
 BATCH = "/api/v1/mail/send-batch"
@@ -125,9 +125,9 @@ async def test_files_and_an_inline_image_arrive_whole(
             "content_id": None,
         },
     ]
-    # Stored once: the mail as sent, in the message's own row (no copy per attempt).
+    # Stored once: the mail as sent, beside the message's row (no copy per attempt).
     async with database.read() as connection:
-        raw = (await connection.execute(sa.select(messages.c.raw))).scalar_one()
+        raw = (await connection.execute(sa.select(message_contents.c.raw))).scalar_one()
     assert raw == received.data
 
 

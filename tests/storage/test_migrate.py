@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import subprocess
 import sys
+from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from db_fixtures import DATABASES, POSTGRES_URL, _admin, _asyncpg_dsn, downgrade_to
+from mailpass.clock import utcnow
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import HEAD_REVISION, alembic_config, upgrade
+from mailpass.storage.tables import message_contents
 
 PROBE = """
 import asyncio, sys
+from mailpass.clock import utcnow
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 
@@ -61,13 +67,17 @@ async def _compression_methods(url: str) -> list[str]:
 
 
 async def _body_compression(url: str) -> dict[str, str]:
+    """How the bodies' columns are compressed, by ``table.column``."""
     connection = await asyncpg.connect(_asyncpg_dsn(url))
     try:
         rows = await connection.fetch(
-            "SELECT attname, attcompression::text FROM pg_attribute"
-            " WHERE attrelid = 'messages'::regclass AND attname IN ('raw', 'html', 'text')"
+            "SELECT attrelid::regclass::text || '.' || attname AS name,"
+            " attcompression::text AS method FROM pg_attribute"
+            " WHERE NOT attisdropped AND ("
+            "(attrelid = 'messages'::regclass AND attname IN ('raw', 'html', 'text'))"
+            " OR (attrelid = to_regclass('message_contents') AND attname = 'raw'))"
         )
-        return {row["attname"]: row["attcompression"] for row in rows}
+        return {row["name"]: row["method"] for row in rows}
     finally:
         await connection.close()
 
@@ -82,12 +92,60 @@ async def test_message_bodies_are_compressed_with_lz4_on_postgresql() -> None:
     try:
         # A server built without lz4 keeps the default ("").
         lz4 = "l" if "lz4" in await _compression_methods(url) else ""
+        upgraded = {"messages.html": lz4, "messages.text": lz4, "message_contents.raw": lz4}
         await upgrade(database)
-        assert await _body_compression(url) == {"raw": lz4, "html": lz4, "text": lz4}
+        assert await _body_compression(url) == upgraded
         await downgrade_to(database, "0005")
-        assert await _body_compression(url) == {"raw": "", "html": "", "text": ""}
+        assert await _body_compression(url) == {
+            "messages.raw": "",
+            "messages.html": "",
+            "messages.text": "",
+        }
         await upgrade(database)
-        assert await _body_compression(url) == {"raw": lz4, "html": lz4, "text": lz4}
+        assert await _body_compression(url) == upgraded
     finally:
         await database.dispose()
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_kept_mail_moves_to_its_own_table_and_back(fresh_database: Database) -> None:
+    """0014 moves each message's kept mail out of ``messages`` and its downgrade brings it
+    back, byte for byte; a message composed from its columns has no row either way."""
+    database = fresh_database
+    mail = b"Subject: kept\r\n\r\n" + bytes(range(256)) * 600  # ~150 KB, every byte value
+    await upgrade(database)
+    await downgrade_to(database, "0013")
+    async with database.transaction() as connection:
+        await connection.execute(
+            sa.text("INSERT INTO users (id, email, created_at) VALUES (1, 'o@example.com', :now)"),
+            {"now": utcnow()},
+        )
+        for pk, raw in ((1, mail), (2, None)):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO messages (id, user_id, message_id, from_email, to_email, cc,"
+                    " bcc, subject, tags, user_metadata, status, is_test, created_at, raw)"
+                    " VALUES (:pk, 1, :message_id, 'a@example.com', 'b@example.com', '[]',"
+                    " '[]', 's', '[]', '{}', 'queued', false, :now, :raw)"
+                ).bindparams(sa.bindparam("raw", type_=sa.LargeBinary)),
+                {"pk": pk, "message_id": f"<{pk}@example.com>", "now": utcnow(), "raw": raw},
+            )
+
+    await upgrade(database)
+    async with database.read() as connection:
+        kept = (await connection.execute(sa.select(message_contents))).all()
+        columns = {column["name"] for column in await connection.run_sync(_messages_columns)}
+    assert [(row.message_pk, bytes(row.raw)) for row in kept] == [(1, mail)]
+    dropped = not database.is_sqlite or sqlite3.sqlite_version_info >= (3, 35, 0)
+    assert ("raw" not in columns) is dropped
+
+    await downgrade_to(database, "0013")
+    async with database.read() as connection:
+        restored = (await connection.execute(sa.text("SELECT id, raw FROM messages"))).all()
+        tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+    assert sorted((pk, raw and bytes(raw)) for pk, raw in restored) == [(1, mail), (2, None)]
+    assert "message_contents" not in tables
+
+
+def _messages_columns(sync: sa.Connection) -> list[Any]:
+    return list(sa.inspect(sync).get_columns("messages"))

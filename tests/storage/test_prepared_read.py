@@ -52,7 +52,6 @@ async def make_messages(database: Database, *message_ids: str) -> int:
                     envelope_to=["b@example.com"],
                     cc=[],
                     bcc=[],
-                    raw=b"",
                     is_test=False,
                     tags=[],
                     user_metadata={},
@@ -88,7 +87,7 @@ async def test_rows_match_sqlalchemys(database: Database) -> None:
             messages.insert().values(
                 **common,
                 message_id="<one@example.com>",
-                raw=b"raw \x00\xff bytes",
+                html="<p>html ü</p>",
                 tags=["a", "b"],
                 user_metadata={"order": "42", "nested": {"n": 1}},
                 is_test=True,
@@ -99,7 +98,7 @@ async def test_rows_match_sqlalchemys(database: Database) -> None:
             messages.insert().values(
                 **common,
                 message_id="<two@example.com>",
-                raw=b"",
+                html="",
                 is_test=False,
                 tags=[],
                 user_metadata={},

@@ -27,7 +27,7 @@ ROW = {
     "tags": ["x"],
     "user_metadata": {"order": "42"},
     "is_test": False,
-    "raw": b"raw \x00\xff",
+    "html": "<p>html ü</p>",
     "status": "sending",
 }
 INSERT = PreparedInsert(messages, [*ROW, "user_id", "message_id", "created_at"])
@@ -229,8 +229,8 @@ async def test_rows_inserted_together_store_what_a_row_inserted_alone_stores(
     now = utcnow()
     varied = [
         {"from_name": "Ü Shop", "reply_to": None, "tags": [], "user_metadata": {"n": [1, None]}},
-        {"from_name": None, "reply_to": "r@example.com", "raw": b"", "is_test": True},
-        {"from_name": None, "reply_to": None, "raw": None, "envelope_to": None},
+        {"from_name": None, "reply_to": "r@example.com", "html": "", "is_test": True},
+        {"from_name": None, "reply_to": None, "html": None, "envelope_to": None},
     ]
     columns = [*ROW, "user_id", "message_id", "created_at", "from_name", "reply_to"]
     insert = PreparedInsert(messages, columns)

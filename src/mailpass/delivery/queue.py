@@ -24,8 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
+from mailpass.core.mime import compose
 from mailpass.core.statuses import MessageStatus
-from mailpass.core.stored import mail_of
+from mailpass.core.stored import outgoing_from_columns
 from mailpass.providers.circuit import (
     DEFAULT_PROBE_WINDOW,
     CircuitPolicy,
@@ -36,7 +37,7 @@ from mailpass.providers.circuit import (
 from mailpass.providers.limits import Capacity, provider_capacity
 from mailpass.providers.models import Provider
 from mailpass.storage.database import Connection
-from mailpass.storage.tables import captured_mail, messages, providers
+from mailpass.storage.tables import captured_mail, message_contents, messages, providers
 
 __all__ = [
     "DUE_QUERIES",
@@ -78,7 +79,7 @@ class Claim:
         Raises `ValueError` if the message cannot be composed (see ``compose``)."""
         if self.columns is None:
             return self
-        return replace(self, raw=mail_of(self.columns), columns=None)
+        return replace(self, raw=compose(outgoing_from_columns(self.columns)), columns=None)
 
 
 class OutcomeKind(StrEnum):
@@ -183,12 +184,11 @@ _CLAIM = (
         messages.c.message_id,
         messages.c.from_email,
         messages.c.envelope_to,
-        messages.c.raw,
         messages.c.attempts,
         messages.c.created_at,
         messages.c.scheduled_at,
         messages.c.is_test,
-        # What a message stored without its bytes is composed from.
+        # What a message not kept whole is composed from.
         messages.c.from_name,
         messages.c.to_email,
         messages.c.cc,
@@ -198,6 +198,11 @@ _CLAIM = (
         messages.c.html,
         messages.c.text,
     )
+)
+
+
+_CONTENTS_OF = sa.select(message_contents.c.message_pk, message_contents.c.raw).where(
+    message_contents.c.message_pk.in_(sa.bindparam("pks", expanding=True))
 )
 
 
@@ -306,7 +311,7 @@ async def claim_due_messages(
         return Claimed([], frozenset(capped))
 
     token = token or secrets.token_hex(16)
-    result = await connection.execute(
+    claimed = await connection.execute(
         _CLAIM,
         {
             "ids": chosen,
@@ -316,6 +321,9 @@ async def claim_due_messages(
             "worker_id": worker_id,
         },
     )
+    taken_rows = claimed.all()
+    # The mail of those kept whole: by key, in a statement of its own (RETURNING has no joins).
+    kept = await _contents_of(connection, [row.id for row in taken_rows])
     claims = [
         Claim(
             id=row.id,
@@ -325,18 +333,24 @@ async def claim_due_messages(
             message_id=row.message_id,
             envelope_from=row.from_email,
             envelope_to=list(row.envelope_to or []),
-            raw=bytes(row.raw or b""),
+            raw=kept.get(row.id, b""),
             attempts=row.attempts,
             created_at=row.created_at,
             scheduled_at=row.scheduled_at,
             is_test=row.is_test,
-            columns=row._mapping if row.raw is None else None,
+            columns=row._mapping if row.id not in kept else None,
             probe=row.id in probes,
         )
-        for row in result
+        for row in taken_rows
     ]
     claims.sort(key=lambda claim: claim.id)
     return Claimed(claims, frozenset(capped))
+
+
+async def _contents_of(connection: Connection, message_pks: list[int]) -> dict[int, bytes]:
+    """The composed mail of those of these messages that are kept whole, by primary key."""
+    result = await connection.execute(_CONTENTS_OF, {"pks": message_pks})
+    return {row.message_pk: bytes(row.raw) for row in result}
 
 
 async def _due_candidates(

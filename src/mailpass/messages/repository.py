@@ -15,7 +15,13 @@ from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.models import HourlyActivity, MessageFilter, QueueDepth
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PreparedInsert, PreparedRead, PreparedWrite
-from mailpass.storage.tables import api_keys, captured_mail, events, messages
+from mailpass.storage.tables import (
+    api_keys,
+    captured_mail,
+    events,
+    message_contents,
+    messages,
+)
 
 __all__ = [
     "MessageWithEvents",
@@ -129,16 +135,45 @@ _STATUS_EVENT_KEYS = tuple(str(column.key) for column in STATUS_EVENT_COLUMNS)
 MessageWithEvents = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
-async def insert_message(connection: Connection, values: dict[str, Any]) -> int:
-    """Record a message; returns its primary key (the batch API's ``queue_id``)."""
+async def insert_message(
+    connection: Connection, values: dict[str, Any], raw: bytes | None = None
+) -> int:
+    """Record a message, and its composed mail when it is kept whole (``raw``); returns its
+    primary key (the batch API's ``queue_id``)."""
     (key,) = await _message_insert(values).run(connection, [values])
+    if raw is not None:
+        await _insert_contents(connection, [(key, raw)])
     return key
 
 
-async def store_messages(database: Database, rows: list[dict[str, Any]]) -> list[int]:
-    """Record many messages (rows with the same columns) in a transaction of their own; their
-    primary keys, in order."""
-    return await database.insert(_message_insert(rows[0]), rows)
+async def store_messages(
+    database: Database, rows: list[dict[str, Any]], raws: Sequence[bytes | None] | None = None
+) -> list[int]:
+    """Record many messages (rows with the same columns) in a transaction of their own, with
+    the composed mail of those kept whole (``raws``, one for each row or None); their primary
+    keys, in order."""
+    if raws is None or all(raw is None for raw in raws):
+        return await database.insert(_message_insert(rows[0]), rows)
+    whole = raws
+
+    async def store(connection: Connection) -> list[int]:
+        keys = await _message_insert(rows[0]).run(connection, rows)
+        kept = [(key, raw) for key, raw in zip(keys, whole, strict=True) if raw is not None]
+        await _insert_contents(connection, kept)
+        return keys
+
+    return await database.write(store)
+
+
+async def store_message(
+    database: Database, values: dict[str, Any], raw: bytes | None = None
+) -> int:
+    """Record a message (with its composed mail when it is kept whole: ``raw``) in a
+    transaction of its own; returns its primary key."""
+    if raw is not None:
+        return await database.write(lambda connection: insert_message(connection, values, raw))
+    (row,) = await database.execute(_message_insert(values).returning_key, **values)
+    return int(row["id"])
 
 
 # /send and /send-batch insert rows with one of a few column sets (see messages.service).
@@ -153,10 +188,14 @@ def _message_insert(row: dict[str, Any]) -> PreparedInsert:
     return insert
 
 
-async def store_message(database: Database, values: dict[str, Any]) -> int:
-    """Record a message in a transaction of its own; returns its primary key."""
-    (row,) = await database.execute(_message_insert(values).returning_key, **values)
-    return int(row["id"])
+_CONTENTS_INSERT = PreparedInsert(message_contents, ["message_pk", "raw"])
+
+
+async def _insert_contents(connection: Connection, kept: list[tuple[int, bytes]]) -> None:
+    """The kept mail of messages just inserted in this transaction."""
+    await _CONTENTS_INSERT.run_keyed(
+        connection, [{"message_pk": key, "raw": raw} for key, raw in kept]
+    )
 
 
 async def mark_sent(
@@ -322,10 +361,13 @@ def _midnight(day: date) -> datetime:
 async def get_message(
     connection: Connection, user_id: int, message_pk: int
 ) -> sa.RowMapping | None:
-    """A message of the account by its primary key (``queue_id``); None for another's."""
+    """A message of the account by its primary key (``queue_id``), with ``raw``, its composed
+    mail when it is kept whole (else None); None for another's."""
     row = (
         await connection.execute(
-            sa.select(messages).where(messages.c.id == message_pk, messages.c.user_id == user_id)
+            sa.select(messages, message_contents.c.raw)
+            .outerjoin(message_contents, message_contents.c.message_pk == messages.c.id)
+            .where(messages.c.id == message_pk, messages.c.user_id == user_id)
         )
     ).first()
     return row._mapping if row else None

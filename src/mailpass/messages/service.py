@@ -72,14 +72,12 @@ def message_row(
     provider: Provider | None,
     outgoing: OutgoingMessage,
     valid: ValidMessage,
-    raw: bytes | None,
     status: MessageStatus,
     now: datetime,
 ) -> dict[str, Any]:
-    """The ``messages`` row for a message that is about to be sent or queued; ``raw`` None
-    when its columns are to be composed when it is sent (``mailpass.core.stored``)."""
+    """The ``messages`` row for a message that is about to be sent or queued. Its composed
+    mail is stored beside it when it is kept whole (``repository.store_message``)."""
     return {
-        "raw": raw,
         "envelope_to": outgoing.envelope_recipients,
         "user_id": key.user_id,
         "provider_id": provider.id if provider else None,
@@ -91,8 +89,8 @@ def message_row(
         "bcc": [a.email for a in outgoing.bcc],
         "reply_to": format_addresses(outgoing.reply_to) or None,
         "subject": outgoing.subject,
-        # The html as the client sent it: the tracked copy is in ``raw``, and showing this one
-        # (in the dashboard) must not fire the pixel.
+        # The html as the client sent it: the tracked copy is in the composed mail, and
+        # showing this one (in the dashboard) must not fire the pixel.
         "html": valid.html,
         "tracking_id": outgoing.tracking_id,
         "tracked_links": list(outgoing.tracked_links) if outgoing.tracking_id else None,
@@ -111,7 +109,7 @@ def message_row(
 
 def attachment_list(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]] | None:
     """What the ``attachments`` column keeps of a message's files (their bytes are in its
-    ``raw``), in the order given; None when it has none."""
+    composed mail), in the order given; None when it has none."""
     if not attachments:
         return None
     return [
@@ -211,11 +209,11 @@ class MailService:
             provider=provider,
             outgoing=outgoing,
             valid=valid,
-            # As a batch's: the bytes are kept only when the columns cannot give them back.
-            raw=None if kept_as_columns(outgoing, date) else data,
             status=MessageStatus.SENDING,
             now=now,
         )
+        # As a batch's: the bytes are kept only when the columns cannot give them back.
+        raw = None if kept_as_columns(outgoing, date) else data
         if provider.has_limits:
             # The slot is checked and taken in one transaction (the provider's row locked on
             # PostgreSQL), so two requests never both take the last one.
@@ -223,16 +221,16 @@ class MailService:
 
             async def record(connection: Connection) -> int | LimitReached:
                 over = await check_slot_free(connection, provider, now, lock=lock)
-                return (
-                    over if over is not None else await repository.insert_message(connection, row)
-                )
+                if over is not None:
+                    return over
+                return await repository.insert_message(connection, row, raw)
 
             recorded = await self.database.write(record)
             if isinstance(recorded, LimitReached):
                 raise SendLimitExceeded(recorded.describe(), retry_after=recorded.retry_after)
             message_pk = recorded
         else:
-            message_pk = await repository.store_message(self.database, row)
+            message_pk = await repository.store_message(self.database, row, raw)
 
         try:
             result = await self.transports.get(provider).send(
@@ -285,11 +283,11 @@ class MailService:
             provider=None if key.is_test else provider,
             outgoing=outgoing,
             valid=valid,
-            raw=compose(outgoing),  # its Date is not its created_at: kept whole
             status=MessageStatus.QUEUED,
             now=now,
         )
-        queue_id = await repository.store_message(self.database, row)
+        # Its Date is not its created_at: kept whole.
+        queue_id = await repository.store_message(self.database, row, compose(outgoing))
         if valid.scheduled_at <= now:
             await self.wakeup.announce()
         return ScheduledMessage(
@@ -359,6 +357,7 @@ class MailService:
         defaults = batch.item_defaults()
         refused: list[RefusedItem | None] = []  # None where the item is queued
         rows: list[dict[str, Any]] = []
+        raws: list[bytes | None] = []  # the composed mail of each row kept whole, else None
         ignored = list(batch.ignored)
         for index, item in enumerate(batch.messages):
             if index and index % ITEMS_BETWEEN_YIELDS == 0:
@@ -393,16 +392,16 @@ class MailService:
                     provider=queue_provider,
                     outgoing=outgoing,
                     valid=valid,
-                    raw=None if kept_as_columns(outgoing, date) else compose(outgoing),
                     status=MessageStatus.QUEUED,
                     now=now,
                 )
             )
+            raws.append(None if kept_as_columns(outgoing, date) else compose(outgoing))
             refused.append(None)
             ignored.extend(f"messages.{index}.{name}" for name in valid.ignored)
         queue_ids: list[int] = []
         if rows:
-            queue_ids = await repository.store_messages(self.database, rows)
+            queue_ids = await repository.store_messages(self.database, rows, raws)
             await self.wakeup.announce()
         queued = iter(zip(rows, queue_ids, strict=True))
         items: list[BatchItem] = []
@@ -430,12 +429,11 @@ class MailService:
                 provider=None,
                 outgoing=outgoing,
                 valid=valid,
-                raw=data,
                 status=MessageStatus.SENT,
                 now=now,
             )
             row.update(sent_at=now, attempts=1)
-            await repository.insert_message(connection, row)
+            await repository.insert_message(connection, row, data)
             await repository.insert_captured(
                 connection,
                 user_id=key.user_id,

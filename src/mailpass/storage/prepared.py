@@ -237,6 +237,23 @@ class PreparedInsert(PreparedStatement):
         await self._copy(asyncpg, compiled, keys, rows)
         return keys
 
+    async def run_keyed(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert ``rows`` that carry their own keys (each with exactly ``columns``, the key
+        among them) in the caller's write transaction, begun already: a many-row INSERT on
+        SQLite, COPY on PostgreSQL."""
+        if not rows:
+            return
+        compiled = self.compiled_for(connection.dialect)
+        values = [compiled.bind(row) for row in rows]
+        if isinstance(connection, LoopConnection):  # SQLite
+            StatementJob(compiled.sql, values, keys=True).run(connection.driver_connection())
+            return
+        asyncpg: Any = (await connection.get_raw_connection()).driver_connection
+        names = [name for name, _, _ in compiled.parameters]
+        await asyncpg.copy_records_to_table(
+            self._table.name, columns=names, records=[tuple(row) for row in values]
+        )
+
     async def copy(
         self, asyncpg: Any, dialect: Dialect, batches: list[Sequence[dict[str, Any]]]
     ) -> list[list[int]]:

@@ -17,6 +17,7 @@ __all__ = [
     "dashboard_sessions",
     "events",
     "idempotency_keys",
+    "message_contents",
     "messages",
     "metadata",
     "providers",
@@ -146,11 +147,8 @@ messages = sa.Table(
     # Why a queued message waits when not for its own failed attempt: its provider is down, or
     # its hourly/daily limit is reached. Cleared when it is claimed.
     sa.Column("held_reason", sa.Text),
-    # The composed mail and its envelope, fixed when the message is accepted, so that every
-    # attempt is the very same mail. ``raw`` is NULL for a queued message whose columns hold
-    # all its headers say (no display names in To, Cc or Reply-To, no html rewritten for
-    # tracking): the worker composes it from them into the same bytes (``messages.stored``).
-    sa.Column("raw", sa.LargeBinary),
+    # The envelope, fixed when the message is accepted; the composed mail, when it is kept
+    # whole, is in ``message_contents``.
     sa.Column("envelope_to", sa.JSON),
     # Tracking: the random id that the message's tracking tokens name, the URLs its click
     # tokens lead to (a token holds only a position in this list), and the first open and click
@@ -160,7 +158,7 @@ messages = sa.Table(
     sa.Column("first_opened_at", sa.DateTime),
     sa.Column("first_clicked_at", sa.DateTime),
     # The message's files as [{filename, content_type, size, content_id}]; their bytes are in
-    # ``raw`` (a message with attachments is always stored whole). NULL: none.
+    # its ``message_contents`` row (a message with attachments is always kept whole). NULL: none.
     sa.Column("attachments", sa.JSON),
     # When the client asked for it to be sent (a scheduled send); NULL: at once.
     sa.Column("scheduled_at", sa.DateTime),
@@ -182,6 +180,24 @@ messages = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "status", "lease_expires_at", **_where_set("lease_expires_at")),
     sa.Index(None, "tracking_id", unique=True, **_where_set("tracking_id")),
+)
+
+# A message's composed mail, fixed when the message is accepted so that every attempt is the
+# very same mail. A message has no row here when its columns hold all its headers say (no
+# display names in To, Cc or Reply-To, no html rewritten for tracking, no attachments): the
+# worker composes it from them into the same bytes (``core.stored``). Apart from ``messages``
+# because a message's row is written again at each change of its status, and SQLite writes a
+# whole row each time: a mail kept inside it was written to disk again by every change.
+message_contents = sa.Table(
+    "message_contents",
+    metadata,
+    sa.Column(
+        "message_pk",
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
 )
 
 events = sa.Table(
