@@ -64,7 +64,9 @@ async def test_status_accepts_every_form_of_the_id(app_client, make_account, smt
         assert data["message"]["message_id"] == message_id
         assert data["message"]["to_email"] == "user@example.com"
         assert data["message"]["subject"] == "Hello"
-        assert data["events"] == []
+        (sent,) = data["events"]  # sent through the sink at once: its one event
+        assert (sent["event_type"], sent["attempt"]) == ("sent", 1)
+        assert sent["smtp_reply"].startswith("250")
         # The seed's time format: ISO 8601, UTC, to the second.
         assert len(data["message"]["created_at"]) == len("2026-01-30T12:00:00")
 

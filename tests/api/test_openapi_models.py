@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from mailpass.accounts.keys import ApiKey
 from mailpass.api.openapi import schemas as openapi
 from mailpass.api.wire import batch_answer, cancel_answer, send_answer, status_answer
+from mailpass.core.events import attempt_data, read_data
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.request import BatchFields, MessageFields
 from mailpass.messages.results import (
@@ -102,6 +103,19 @@ def test_each_request_field_takes_the_types_the_model_reads(model: Any, document
         assert json_types(documented["properties"][name], {}) == expected, name
 
 
+# A message's accepted status and provider reply are told as its events (``queued``, ``sent``);
+# an event's ``data`` is rendered as fields of the event.
+NOT_ON_THE_WIRE = {"accepted_as", "provider_reply", "data"}
+EVENT_DATA_FIELDS = {
+    "smtp_reply",
+    "refused",
+    "reason",
+    "attempt",
+    "next_attempt_at",
+    "scheduled_at",
+}
+
+
 @pytest.mark.parametrize(
     ("result", "documented"),
     [
@@ -114,9 +128,17 @@ def test_each_answer_field_has_the_type_of_the_result_it_is_rendered_from(
     result: Any, documented: dict
 ) -> None:
     properties, defs = pydantic_properties(result)
-    wire = {WIRE_NAMES.get(name, name): schema for name, schema in properties.items()}
-    # The answer says "sent" itself; a scheduled send's answer adds a ScheduledMessage's two.
-    extra = {"status", "queue_id", "scheduled_at"} if result is SentMessage else set()
+    wire = {
+        WIRE_NAMES.get(name, name): schema
+        for name, schema in properties.items()
+        if name not in NOT_ON_THE_WIRE
+    }
+    extra: set[str] = set()
+    if result is SentMessage:
+        # The answer says "sent" itself; a scheduled send's answer adds a ScheduledMessage's two.
+        extra = {"status", "queue_id", "scheduled_at"}
+    elif result is MessageEvent:
+        extra = EVENT_DATA_FIELDS  # an event's data, each type's own (checked by rendering)
     assert set(documented["properties"]) == set(wire) | extra
     for name, schema in wire.items():
         assert json_types(documented["properties"][name], {}) == json_types(schema, defs), name
@@ -162,8 +184,27 @@ def record(**changes: Any) -> MessageRecord:
 
 
 EVENT = MessageEvent(
-    EventType.CLICK, "203.0.113.9", "Mozilla/5.0", "https://x.test/", False, None, NOW
+    EventType.CLICK, NOW, "203.0.113.9", "Mozilla/5.0", "https://x.test/", False, None
 )
+# Every kind of event MailPass records, as the store gives them back.
+STORY = [
+    MessageEvent(EventType.SCHEDULED, NOW, data={"scheduled_at": NOW}),
+    MessageEvent(EventType.QUEUED, NOW),
+    MessageEvent(
+        EventType.DEFERRED,
+        NOW,
+        data=read_data(attempt_data("451 4.3.0 Try again later", 1, NOW)),
+    ),
+    MessageEvent(EventType.FAILED, NOW, data=read_data(attempt_data(None, 2))),
+    MessageEvent(
+        EventType.SENT,
+        NOW,
+        data={"attempt": 2, "smtp_reply": "250 2.0.0 Ok", "refused": "x@example.com: 550"},
+    ),
+    MessageEvent(EventType.CANCELLED, NOW),
+    MessageEvent(EventType.OPEN, NOW, "203.0.113.9", "Mozilla/5.0", None, True, "proxy"),
+    EVENT,
+]
 
 
 @pytest.mark.parametrize(
@@ -199,6 +240,7 @@ EVENT = MessageEvent(
             ),
         ),
         ("MessageStatus", status_answer(record(), [EVENT])),
+        ("MessageStatus", status_answer(record(), STORY)),
         (
             "SendResult",
             send_answer(

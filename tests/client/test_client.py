@@ -92,7 +92,11 @@ async def test_every_field_reaches_the_mail_and_the_status(
     assert message.sent_at is not None
     assert message.sent_at.tzinfo is UTC
     assert abs((datetime.now(UTC) - message.created_at).total_seconds()) < 60
-    assert status.events == ()
+    (event,) = status.events
+    assert (event.event_type, event.attempt) == ("sent", 1)
+    assert event.smtp_reply is not None
+    assert event.smtp_reply.startswith("250")
+    assert event.created_at == message.sent_at
 
 
 async def test_status_takes_the_id_with_or_without_brackets(

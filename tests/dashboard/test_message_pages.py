@@ -13,6 +13,11 @@ from mailpass.dashboard.message_pages import PAGE_SIZE
 from mailpass.storage.tables import events, messages
 
 
+def flat(page: str) -> str:
+    """The page with each run of white space as one space: the text a reader sees."""
+    return " ".join(page.split())
+
+
 async def send(app_client, account, **fields):
     body = {"to": "user@example.com", "subject": "Hello", "text": "Hi", **fields}
     answer = await app_client.post("/api/v1/mail/send", json=body, headers=account.headers)
@@ -157,6 +162,9 @@ async def test_the_detail_page_shows_headers_parts_replies_and_events(
     assert f'<iframe class="preview" sandbox src="/dashboard/messages/{pk}/preview"' in html
     assert "<script>alert(1)</script>" not in html  # the html lives only in the frame
     assert '<td class="reply">accepted</td>' in html
+    # The timeline: accepted by /send, then sent with the provider's own answer.
+    assert "<strong>accepted</strong> and handed to the provider at once" in flat(html)
+    assert '<strong>sent</strong> the provider accepted it: <code class="reply">250 ' in flat(html)
     assert "Mozilla/5.0 &lt;b&gt;" in html
     assert "<strong>open</strong>" in html
     assert "https://shop.example/o?id=1&amp;x=2" in html
@@ -266,7 +274,7 @@ async def test_a_scheduled_message_shows_its_time_and_can_be_cancelled(
     pk = scheduled.json()["data"]["queue_id"]
     page = (await browser.get(f"/dashboard/messages/{pk}")).text
     assert f"{when.isoformat(sep=' ')} UTC" in page
-    assert "accepted (scheduled)" in page
+    assert f"<strong>scheduled</strong> for {when.isoformat(sep=' ')} UTC" in flat(page)
     assert f'action="/dashboard/messages/{pk}/cancel"' in page
 
     without_token = await browser.post(f"/dashboard/messages/{pk}/cancel", {"csrf_token": "x"})
@@ -276,6 +284,7 @@ async def test_a_scheduled_message_shows_its_time_and_can_be_cancelled(
     page = (await browser.get(done.headers["location"])).text
     assert "Message cancelled: it will not be sent." in page
     assert 'status-cancelled">cancelled' in page
+    assert "<strong>cancelled</strong> by its sender before it was sent" in flat(page)
     assert "/cancel" not in page  # nothing left to cancel
 
     sent = await send(app_client, account, subject="now")

@@ -190,6 +190,11 @@ async def test_a_dead_workers_claims_are_taken_over_after_the_lease(
         await write_outcomes(connection, [Outcome(dead_claims[0], OutcomeKind.FAILED, "late")])
     message = await status_of(account, data["messages"][0]["message_id"])
     assert (message["status"], message["error_message"]) == ("sent", None)
+    # Nor does it leave a "failed" event in the message's story.
+    story = await app_client.get(
+        f"/api/v1/mail/status/{data['messages'][0]['message_id']}", headers=account.headers
+    )
+    assert [e["event_type"] for e in story.json()["data"]["events"]] == ["queued", "sent"]
 
 
 async def test_test_key_batches_land_in_the_capture_inbox(

@@ -110,7 +110,8 @@ async def test_message_bodies_are_compressed_with_lz4_on_postgresql() -> None:
 
 async def test_kept_mail_moves_to_its_own_table_and_back(fresh_database: Database) -> None:
     """0014 moves each message's kept mail out of ``messages`` and its downgrade brings it
-    back, byte for byte; a message composed from its columns has no row either way."""
+    back, byte for byte; a message composed from its columns has no row either way. Going
+    down and up loses no event either."""
     database = fresh_database
     mail = b"Subject: kept\r\n\r\n" + bytes(range(256)) * 600  # ~150 KB, every byte value
     await upgrade(database)
@@ -130,6 +131,13 @@ async def test_kept_mail_moves_to_its_own_table_and_back(fresh_database: Databas
                 ).bindparams(sa.bindparam("raw", type_=sa.LargeBinary)),
                 {"pk": pk, "message_id": f"<{pk}@example.com>", "now": utcnow(), "raw": raw},
             )
+        await connection.execute(
+            sa.text(
+                "INSERT INTO events (message_pk, event_type, created_at, is_machine)"
+                " VALUES (1, 'open', :now, false)"
+            ),
+            {"now": utcnow()},
+        )
 
     await upgrade(database)
     async with database.read() as connection:
@@ -143,8 +151,10 @@ async def test_kept_mail_moves_to_its_own_table_and_back(fresh_database: Databas
     async with database.read() as connection:
         restored = (await connection.execute(sa.text("SELECT id, raw FROM messages"))).all()
         tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        opens = (await connection.execute(sa.text("SELECT count(*) FROM events"))).scalar()
     assert sorted((pk, raw and bytes(raw)) for pk, raw in restored) == [(1, mail), (2, None)]
     assert "message_contents" not in tables
+    assert opens == 1  # no migration's way down took the events with it
 
 
 def _messages_columns(sync: sa.Connection) -> list[Any]:

@@ -43,7 +43,8 @@ def opens_written(app_client):
 @pytest.fixture
 def status_of(app_client, opens_written):
     """The message's status, read once the opens already taken are written: what a client sees
-    a moment later."""
+    a moment later. Its ``events`` are the opens and clicks only: the delivery events before
+    them (``sent``, …) are the delivery tests' (tests/delivery/test_delivery_events.py)."""
 
     async def status(account, message_id):
         await opens_written()
@@ -51,7 +52,9 @@ def status_of(app_client, opens_written):
             f"/api/v1/mail/status/{message_id}", headers=account.headers
         )
         assert response.status_code == 200, response.text
-        return response.json()["data"]
+        data = response.json()["data"]
+        data["events"] = [e for e in data["events"] if e["event_type"] in ("open", "click")]
+        return data
 
     return status
 

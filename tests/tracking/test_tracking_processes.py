@@ -59,13 +59,26 @@ async def test_pixel_and_click_through_a_real_server_behind_a_trusted_proxy(
                     f"/api/v1/mail/status/{message_id}", headers=account.headers
                 )
                 events = status.json()["data"]["events"]
-                if len(events) >= 2:
+                if len(events) >= 3:
                     break
                 await asyncio.sleep(0.05)
-    assert [(e["event_type"], e["ip_address"], e["user_agent"]) for e in events] == [
+    # Its story: sent (told by its row), then the open and the click in the seed's shape.
+    sent, *hits = events
+    assert (sent["event_type"], sent["attempt"]) == ("sent", 1)
+    assert sent["smtp_reply"].startswith("250")
+    assert [(e["event_type"], e["ip_address"], e["user_agent"]) for e in hits] == [
         ("open", "203.0.113.50", BROWSER),
         ("click", "203.0.113.50", BROWSER),
     ]
+    assert set(hits[0]) == {
+        "event_type",
+        "ip_address",
+        "user_agent",
+        "url",
+        "machine",
+        "machine_reason",
+        "created_at",
+    }
 
 
 async def test_cli_turns_tracking_on_and_off(mailpass, app_client, smtp_sink):

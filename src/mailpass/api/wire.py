@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailpass.clock import isoformat
+from mailpass.core.events import TIME_FIELDS
 from mailpass.core.statuses import MessageStatus
 from mailpass.messages.results import (
     MessageEvent,
@@ -16,7 +17,7 @@ from mailpass.messages.results import (
     SentMessage,
 )
 
-__all__ = ["batch_answer", "cancel_answer", "send_answer", "status_answer"]
+__all__ = ["batch_answer", "cancel_answer", "event_answer", "send_answer", "status_answer"]
 
 
 def send_answer(sent: SentMessage | ScheduledMessage) -> dict[str, Any]:
@@ -102,16 +103,25 @@ def status_answer(message: MessageRecord, events: list[MessageEvent]) -> dict[st
                 for attachment in message.attachments
             ],
         },
-        "events": [
-            {
-                "event_type": event.event_type,
-                "ip_address": event.ip_address,
-                "user_agent": event.user_agent,
-                "url": event.url,
-                "machine": event.machine,
-                "machine_reason": event.machine_reason,
-                "created_at": isoformat(event.created_at),
-            }
-            for event in events
-        ],
+        "events": [event_answer(event) for event in events],
     }
+
+
+def event_answer(event: MessageEvent) -> dict[str, Any]:
+    """An open or a click in the seed's shape; any other event with the fields that apply to
+    it (``core.events``)."""
+    if event.is_hit:
+        return {
+            "event_type": event.event_type,
+            "ip_address": event.ip_address,
+            "user_agent": event.user_agent,
+            "url": event.url,
+            "machine": event.machine,
+            "machine_reason": event.machine_reason,
+            "created_at": isoformat(event.created_at),
+        }
+    answer: dict[str, Any] = {"event_type": event.event_type}
+    for name, value in event.data.items():
+        answer[name] = isoformat(value) if name in TIME_FIELDS else value
+    answer["created_at"] = isoformat(event.created_at)
+    return answer

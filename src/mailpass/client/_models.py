@@ -229,15 +229,25 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened to a message after it was sent (``open``, ``click``, …)."""
+    """Something that happened to a message: ``queued``, ``scheduled``, ``sent``,
+    ``deferred``, ``failed``, ``cancelled``, ``open``, ``click``, … with the fields that apply
+    to it (the others None)."""
 
     event_type: str
     created_at: datetime
+    # open, click: the hit
     ip_address: str | None = None
     user_agent: str | None = None
     url: str | None = None
     machine: bool = False  # a mail scanner or link checker rather than a person
     machine_reason: str | None = None
+    # sent: the provider's answer; deferred, failed: the reply or what happened instead
+    smtp_reply: str | None = None
+    reason: str | None = None
+    refused: str | None = None  # sent: the recipients the provider refused
+    attempt: int | None = None  # sent, deferred, failed: which attempt, from 1
+    next_attempt_at: datetime | None = None  # deferred
+    scheduled_at: datetime | None = None  # scheduled
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Event:
@@ -249,6 +259,12 @@ class Event:
             url=data.get("url"),
             machine=bool(data.get("machine", False)),
             machine_reason=data.get("machine_reason"),
+            smtp_reply=data.get("smtp_reply"),
+            reason=data.get("reason"),
+            refused=data.get("refused"),
+            attempt=data.get("attempt"),
+            next_attempt_at=_time(data.get("next_attempt_at")),
+            scheduled_at=_time(data.get("scheduled_at")),
         )
 
 

@@ -24,7 +24,25 @@ class MessageStatus(StrEnum):
 
 
 class EventType(StrEnum):
-    """What was recorded after the mail left: the seed's ``event_type`` values."""
+    """What happened to a message, as its events name it: one vocabulary for ``/status``, the
+    dashboard's timeline and (as they land) bounce intake and webhooks.
 
+    Opens and clicks keep the seed's names, ``open`` and ``click``. ``queued``,
+    ``scheduled`` and ``sent`` are told from the message's own row (when it was accepted, when
+    the provider took it, and its reply); the others are rows of their own.
+    """
+
+    QUEUED = "queued"  # accepted into the queue (a batch item)
+    SCHEDULED = "scheduled"  # accepted into the queue until its scheduled time
+    SENT = "sent"  # the provider accepted it (``smtp_reply``: its answer)
+    DEFERRED = "deferred"  # an attempt failed for now (``reason``, ``next_attempt_at``)
+    DELIVERED = "delivered"  # the provider reports it delivered to the recipient's server
+    BOUNCED = "bounced"  # the recipient's server refused it after the provider took it
+    COMPLAINED = "complained"  # the recipient marked it as spam
+    REJECTED = "rejected"  # the provider refused it after taking it (e.g. a virus)
+    FAILED = "failed"  # refused, or given up after the retry window (``reason``)
+    SUPPRESSED = "suppressed"  # not sent: the address is on the account's suppression list
+    CANCELLED = "cancelled"  # taken out of the queue by its sender before it was sent
     OPEN = "open"  # the tracking pixel was loaded
     CLICK = "click"  # a tracked link was followed
+    UNSUBSCRIBED = "unsubscribed"  # the recipient used the message's one-click unsubscribe

@@ -24,8 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailpass.clock import utcnow
+from mailpass.core.events import attempt_data
 from mailpass.core.mime import compose
-from mailpass.core.statuses import MessageStatus
+from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.core.stored import outgoing_from_columns
 from mailpass.providers.circuit import (
     DEFAULT_PROBE_WINDOW,
@@ -37,7 +38,13 @@ from mailpass.providers.circuit import (
 from mailpass.providers.limits import Capacity, provider_capacity
 from mailpass.providers.models import Provider
 from mailpass.storage.database import Connection
-from mailpass.storage.tables import captured_mail, message_contents, messages, providers
+from mailpass.storage.tables import (
+    captured_mail,
+    events,
+    message_contents,
+    messages,
+    providers,
+)
 
 __all__ = [
     "DUE_QUERIES",
@@ -104,6 +111,7 @@ class Outcome:
     finished_at: datetime | None = None
     unreachable: bool = False  # the provider did not answer (``providers.circuit``)
     held_reason: str | None = None  # RELEASED: why it waits
+    reply: str | None = None  # SENT: the provider's answer to DATA
 
 
 # The claim's statements are built once, with bound parameters: building them on every claim
@@ -459,13 +467,24 @@ async def write_outcomes(
     """Record many outcomes in one transaction (one commit for a whole group of sends).
 
     With ``circuit``, what the attempts said of their providers moves the providers' breakers
-    on (``lock``: on PostgreSQL). The providers this marked down, with until when."""
+    on (``lock``: on PostgreSQL). The providers this marked down, with until when.
+
+    A failed attempt (``RETRY``, ``FAILED``) also writes its event, ``deferred`` or
+    ``failed``; a sent one is told by the row itself (``sent_at``, ``provider_reply``)."""
+    now = utcnow()
     for kind in OutcomeKind:
         group = [outcome for outcome in outcomes if outcome.kind == kind]
-        if group:
+        if not group:
+            continue
+        event_type = _ATTEMPT_EVENTS.get(kind)
+        if event_type is not None:
+            # Before the update, which lets go of the claim the event is written under.
             await connection.execute(
-                _OUTCOME_UPDATES[kind], [_outcome_params(outcome) for outcome in group]
+                _ATTEMPT_EVENT, [_attempt_event_params(o, event_type, now) for o in group]
             )
+        await connection.execute(
+            _OUTCOME_UPDATES[kind], [_outcome_params(outcome) for outcome in group]
+        )
     captured = [o for o in outcomes if o.kind == OutcomeKind.SENT and o.claim.is_test]
     if captured:
         await connection.execute(
@@ -514,6 +533,35 @@ def _outcome_params(outcome: Outcome) -> dict[str, Any]:
         "next_at": outcome.next_attempt_at,
         "finished": outcome.finished_at,
         "held": outcome.held_reason,
+        "reply": outcome.reply,
+    }
+
+
+# The event of a failed attempt, written only while the worker still holds the claim: an
+# outcome that comes too late (its lease expired, another worker took the message) leaves none.
+_ATTEMPT_EVENTS = {OutcomeKind.RETRY: EventType.DEFERRED, OutcomeKind.FAILED: EventType.FAILED}
+_ATTEMPT_EVENT = sa.insert(events).from_select(
+    ["message_pk", "event_type", "data", "created_at"],
+    sa.select(
+        messages.c.id,
+        sa.bindparam("event_type", type_=events.c.event_type.type),
+        sa.bindparam("data", type_=events.c.data.type),
+        sa.bindparam("at", type_=events.c.created_at.type),
+    ).where(
+        messages.c.id == sa.bindparam("pk"),
+        messages.c.claim_token == sa.bindparam("token"),
+    ),
+)
+
+
+def _attempt_event_params(outcome: Outcome, event_type: EventType, now: datetime) -> dict[str, Any]:
+    data = attempt_data(outcome.error_message, outcome.claim.attempts + 1, outcome.next_attempt_at)
+    return {
+        "pk": outcome.claim.id,
+        "token": outcome.claim.token,
+        "event_type": event_type,
+        "data": data,
+        "at": now,
     }
 
 
@@ -534,6 +582,7 @@ _OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
         status=MessageStatus.SENT,
         sent_at=sa.bindparam("finished"),
         error_message=sa.bindparam("error"),
+        provider_reply=sa.bindparam("reply"),
         attempts=_attempted,
         next_attempt_at=None,
     ),

@@ -375,7 +375,13 @@ class QueueWorker:
                 f"no answer from the provider within {timeout:.0f} seconds",
                 unreachable=True,
             )
-        return Outcome(claim, OutcomeKind.SENT, result.refusal_note(), finished_at=utcnow())
+        return Outcome(
+            claim,
+            OutcomeKind.SENT,
+            result.refusal_note(),
+            finished_at=utcnow(),
+            reply=result.reply,
+        )
 
     def _retry(self, claim: Claim, reply: str, *, unreachable: bool = False) -> Outcome:
         attempts = claim.attempts + 1

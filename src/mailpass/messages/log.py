@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from mailpass.messages import repository
 from mailpass.messages.models import HourlyActivity, MessageFilter, QueueDepth
+from mailpass.messages.results import MessageEvent, MessageRecord, timeline
 from mailpass.providers import repository as provider_queries
 from mailpass.providers.models import Provider
 from mailpass.storage.database import Database
@@ -28,7 +29,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class MessageDetail:
     message: sa.RowMapping
-    events: Sequence[sa.RowMapping]
+    events: list[MessageEvent]  # its whole story, oldest first (``results.timeline``)
     provider: Provider | None  # None when it had none (test keys) or it was deleted since
 
 
@@ -60,13 +61,16 @@ async def message_detail(database: Database, user_id: int, message_pk: int) -> M
         message = await repository.get_message(connection, user_id, message_pk)
         if message is None:
             return None
-        events = await repository.list_events(connection, message_pk)
+        recorded = await repository.list_events(connection, message_pk)
         provider = None
         if message["provider_id"] is not None:
             provider = await provider_queries.get_provider(
                 connection, message["provider_id"], user_id
             )
-    return MessageDetail(message, events, provider)
+    story = timeline(
+        MessageRecord.of(dict(message)), [MessageEvent.of(dict(event)) for event in recorded]
+    )
+    return MessageDetail(message, story, provider)
 
 
 async def overview(

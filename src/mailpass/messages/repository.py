@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, find_key_by_hash, key_in
+from mailpass.clock import utcnow
+from mailpass.core.events import attempt_data
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.models import HourlyActivity, MessageFilter, QueueDepth
 from mailpass.storage.database import Connection, Database
@@ -57,6 +59,7 @@ _MARK_SENT = PreparedWrite(
         status=MessageStatus.SENT,
         sent_at=sa.bindparam("when"),
         error_message=sa.bindparam("note"),
+        provider_reply=sa.bindparam("reply"),
         attempts=messages.c.attempts + 1,
         lease_expires_at=None,
         next_attempt_at=None,
@@ -99,6 +102,8 @@ STATUS_COLUMNS = (
     messages.c.first_clicked_at,
     messages.c.attachments,
     messages.c.scheduled_at,
+    messages.c.accepted_as,
+    messages.c.provider_reply,
 )
 STATUS_EVENT_COLUMNS = (
     events.c.id.label("event_id"),
@@ -108,6 +113,7 @@ STATUS_EVENT_COLUMNS = (
     events.c.url,
     events.c.is_machine,
     events.c.machine_reason,
+    events.c.data,
     events.c.created_at.label("event_created_at"),
 )
 # /status reads its key, the message and the message's events in one query: a row per event,
@@ -199,15 +205,35 @@ async def _insert_contents(connection: Connection, kept: list[tuple[int, bytes]]
 
 
 async def mark_sent(
-    database: Database, message_pk: int, now: datetime, note: str | None = None
+    database: Database,
+    message_pk: int,
+    now: datetime,
+    note: str | None = None,
+    reply: str | None = None,
 ) -> None:
-    """The provider took the message (``note``: the recipients it refused, if any)."""
-    await database.execute(_MARK_SENT, message_pk=message_pk, when=now, note=note)
+    """The provider took the message with ``reply`` (``note``: the recipients it refused, if
+    any)."""
+    await database.execute(_MARK_SENT, message_pk=message_pk, when=now, note=note, reply=reply)
 
 
 async def mark_failed(database: Database, message_pk: int, error_message: str) -> None:
-    """A permanent failure: the message gives back its slot of the provider's limits."""
-    await database.execute(_MARK_FAILED, message_pk=message_pk, reason=error_message)
+    """A permanent failure of /send's one attempt, with its ``failed`` event: the message
+    gives back its slot of the provider's limits."""
+    failed = _MARK_FAILED.statement
+    event = _event(message_pk, EventType.FAILED, utcnow(), attempt_data(error_message, 1))
+
+    async def mark(connection: Connection) -> None:
+        await connection.execute(failed, {"message_pk": message_pk, "reason": error_message})
+        await connection.execute(events.insert().values(event))
+
+    await database.write(mark)
+
+
+def _event(
+    message_pk: int, event_type: EventType, at: datetime, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An ``events`` row of a message's delivery (not an open or a click)."""
+    return {"message_pk": message_pk, "event_type": event_type, "data": data, "created_at": at}
 
 
 async def cancel_queued(database: Database, message_pk: int) -> bool:
@@ -225,7 +251,12 @@ async def cancel_queued(database: Database, message_pk: int) -> bool:
             )
             .returning(messages.c.id)
         )
-        return result.first() is not None
+        if result.first() is None:
+            return False
+        await connection.execute(
+            events.insert().values(_event(message_pk, EventType.CANCELLED, utcnow()))
+        )
+        return True
 
 
 async def current_status(database: Database, message_pk: int) -> MessageStatus | None:

@@ -3,12 +3,13 @@ wire format (``mailpass.api.wire``), the dashboard and the CLI as they need."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mailpass.accounts.keys import ApiKey
+from mailpass.core.events import read_data
 from mailpass.core.statuses import EventType, MessageStatus
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ScheduledMessage",
     "SentMessage",
     "StatusLookup",
+    "timeline",
 ]
 
 
@@ -113,6 +115,10 @@ class MessageRecord:
     first_clicked_at: datetime | None
     attachments: list[AttachmentInfo]
     scheduled_at: datetime | None  # when it was asked to be sent, if it was scheduled
+    # The status it was accepted with (queued or sending; None for messages from before this
+    # was kept) and the provider's answer when it took the message.
+    accepted_as: MessageStatus | None = None
+    provider_reply: str | None = None
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> MessageRecord:
@@ -141,6 +147,8 @@ class MessageRecord:
             first_clicked_at=row["first_clicked_at"],
             attachments=[AttachmentInfo.of(item) for item in row["attachments"] or ()],
             scheduled_at=row["scheduled_at"],
+            accepted_as=MessageStatus(row["accepted_as"]) if row["accepted_as"] else None,
+            provider_reply=row["provider_reply"],
         )
 
 
@@ -161,15 +169,23 @@ class AttachmentInfo:
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
-    """Something recorded about a message after it left (an open, a click)."""
+    """Something that happened to a message (``core.statuses.EventType``). Opens and clicks
+    carry the hit (``ip_address``, ``user_agent``, ``url``, ``machine``); the others what
+    applies to them in ``data`` (``core.events``)."""
 
     event_type: EventType
-    ip_address: str | None
-    user_agent: str | None
-    url: str | None
-    machine: bool
-    machine_reason: str | None
     created_at: datetime
+    ip_address: str | None = None
+    user_agent: str | None = None
+    url: str | None = None
+    machine: bool = False
+    machine_reason: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_hit(self) -> bool:
+        """An open or a click: the seed's shape of an event."""
+        return self.event_type in (EventType.OPEN, EventType.CLICK)
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> MessageEvent:
@@ -181,7 +197,30 @@ class MessageEvent:
             machine=row["is_machine"],
             machine_reason=row["machine_reason"],
             created_at=row["created_at"],
+            data=read_data(row["data"]),
         )
+
+
+def timeline(message: MessageRecord, recorded: Sequence[MessageEvent]) -> list[MessageEvent]:
+    """The message's whole story, oldest first: what its row tells (accepted into the queue or
+    scheduled, taken by the provider) and the events recorded on their own (each failed
+    attempt, a cancellation, opens and clicks)."""
+    told: list[MessageEvent] = []
+    if message.accepted_as == MessageStatus.QUEUED:
+        if message.scheduled_at is not None:
+            scheduled = {"scheduled_at": message.scheduled_at}
+            told.append(MessageEvent(EventType.SCHEDULED, message.created_at, data=scheduled))
+        else:
+            told.append(MessageEvent(EventType.QUEUED, message.created_at))
+    if message.sent_at is not None:
+        sent: dict[str, Any] = {"attempt": message.attempts}
+        if message.provider_reply is not None:
+            sent["smtp_reply"] = message.provider_reply
+        if message.error_message is not None:  # the recipients it refused
+            sent["refused"] = message.error_message
+        told.append(MessageEvent(EventType.SENT, message.sent_at, data=sent))
+    # Stable: at the same time, what the row tells comes first (it happened first).
+    return sorted([*told, *recorded], key=lambda event: event.created_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from mailpass.messages.results import (
     ScheduledMessage,
     SentMessage,
     StatusLookup,
+    timeline,
 )
 from mailpass.providers import repository as provider_queries
 from mailpass.providers.circuit import (
@@ -98,6 +99,7 @@ def message_row(
         "tags": list(valid.tags),
         "user_metadata": valid.metadata,
         "status": status,
+        "accepted_as": status,
         "is_test": key.is_test,
         "created_at": now,
         "slot_at": now if provider is not None and status == MessageStatus.SENDING else None,
@@ -260,7 +262,7 @@ class MailService:
         sent_at, note = utcnow(), result.refusal_note()
         # The provider took it: that is the answer, even if the database cannot note it now.
         await self.late_outcomes.record(
-            lambda: repository.mark_sent(self.database, message_pk, sent_at, note)
+            lambda: repository.mark_sent(self.database, message_pk, sent_at, note, result.reply)
         )
         if not provider.is_healthy:
             await self._note_attempt(provider, failure=None)
@@ -472,11 +474,9 @@ class MailService:
         if found is None:
             return StatusLookup(key, message_id, None, [])
         message, events = found
+        record = MessageRecord.of(message)
         return StatusLookup(
-            key,
-            message_id,
-            MessageRecord.of(message),
-            [MessageEvent.of(event) for event in events],
+            key, message_id, record, timeline(record, [MessageEvent.of(e) for e in events])
         )
 
 

@@ -162,6 +162,13 @@ messages = sa.Table(
     sa.Column("attachments", sa.JSON),
     # When the client asked for it to be sent (a scheduled send); NULL: at once.
     sa.Column("scheduled_at", sa.DateTime),
+    # The status it was accepted with: ``queued`` (a batch item, a scheduled message) or
+    # ``sending`` (/send); NULL for messages accepted before this was kept. With ``created_at``
+    # it is the message's ``queued`` or ``scheduled`` event.
+    sa.Column("accepted_as", sa.String(16)),
+    # The provider's answer to the DATA that it accepted, e.g. ``250 2.0.0 Ok: queued as 4F2``:
+    # with ``sent_at``, the message's ``sent`` event (and the provider's own id for the mail).
+    sa.Column("provider_reply", sa.Text),
     # Three of these hold only the rows whose last column is set: every query through them
     # compares that column, so none looks for the other rows, and a row is not written into
     # an index it cannot be found through. A queued message (no slot, lease or tracking id

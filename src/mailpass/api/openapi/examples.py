@@ -111,6 +111,12 @@ SEED_STATUS_ANSWER = {
         },
         "events": [
             {
+                "event_type": "sent",
+                "smtp_reply": "250 2.0.0 Ok: queued as 4F2A1C",
+                "attempt": 1,
+                "created_at": "2026-01-30T12:00:00",
+            },
+            {
                 "event_type": "open",
                 "ip_address": "192.168.1.1",
                 "user_agent": "Mozilla/5.0...",
@@ -118,7 +124,7 @@ SEED_STATUS_ANSWER = {
                 "machine": False,
                 "machine_reason": None,
                 "created_at": "2026-01-30T12:05:00",
-            }
+            },
         ],
     },
 }

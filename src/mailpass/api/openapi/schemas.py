@@ -474,9 +474,25 @@ MESSAGE: dict[str, Any] = {
 
 EVENT: dict[str, Any] = {
     "type": "object",
+    "description": "Something that happened to the message. `open` and `click` carry the hit "
+    "(`ip_address`, `user_agent`, `url`, `machine`, `machine_reason`), as the seed shows an "
+    "open; the others carry the fields that apply to them: `queued`; `scheduled` "
+    "(`scheduled_at`); `sent` (`smtp_reply`: the provider's answer, `attempt`, `refused`: the "
+    "recipients it refused, if any); `deferred` (`reason`, `attempt`, `next_attempt_at`); "
+    "`failed` (`reason`, `attempt`); `cancelled`.",
     "required": ["event_type", "created_at"],
     "properties": {
         "event_type": {"type": "string", "enum": list(EventType)},
+        "smtp_reply": {"type": "string", "description": "`sent`: the provider's answer to DATA."},
+        "refused": {"type": "string", "description": "`sent`: the recipients it refused."},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "`deferred`, `failed`: the provider's reply, or what happened "
+            "instead (no answer in time, …).",
+        },
+        "attempt": {"type": "integer", "minimum": 1, "description": "Which attempt, from 1."},
+        "next_attempt_at": {**SEED_TIME, "description": "`deferred`: when it is tried again."},
+        "scheduled_at": {**SEED_TIME, "description": "`scheduled`: when it is to be sent."},
         "ip_address": NULLABLE_STRING,
         "user_agent": NULLABLE_STRING,
         "url": {"type": ["string", "null"], "description": "The link of a `click`."},

@@ -11,6 +11,8 @@ for one that was scheduled.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -27,6 +29,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("scheduled_at")
-        batch.drop_column("attachments")
+    # Not through batch mode: on SQLite it copies ``messages`` into a new table and drops the
+    # old one, and dropping it deletes the rows that reference it (events, kept mail) by their
+    # ON DELETE CASCADE. SQLite drops a column itself since 3.35; before, the columns stay.
+    if op.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35, 0):
+        return
+    for column in ("scheduled_at", "attachments"):
+        op.execute(f"ALTER TABLE messages DROP COLUMN {column}")
