@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailpass.services",),  # builds the domain services a process holds for its whole life
     ("mailpass.messages",),
     ("mailpass.delivery",),
-    ("mailpass.tracking", "mailpass.idempotency"),
+    ("mailpass.tracking", "mailpass.idempotency", "mailpass.suppressions"),
     ("mailpass.providers",),
     ("mailpass.accounts",),
     ("mailpass.storage",),
@@ -50,6 +50,7 @@ DOMAIN_PACKAGES = (
     "mailpass.delivery",
     "mailpass.tracking",
     "mailpass.idempotency",
+    "mailpass.suppressions",
     "mailpass.providers",
     "mailpass.accounts",
 )

@@ -21,6 +21,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RecipientSuppressed",
     "RequestTimeout",
     "SendFailed",
     "SendLimitExceeded",
@@ -124,6 +125,14 @@ class HeadersTooLarge(ApiError):
 
 class NoSmtpProvider(ApiError):
     code = "NO_SMTP_PROVIDER"
+    http_status = 422
+
+
+class RecipientSuppressed(ApiError):
+    """A ``to`` recipient is on the account's suppression list: nothing was sent. ``details``
+    name each such address and why it is there."""
+
+    code = "RECIPIENT_SUPPRESSED"
     http_status = 422
 
 

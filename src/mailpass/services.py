@@ -15,6 +15,7 @@ from mailpass.messages.service import MailService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
 from mailpass.storage.database import Database
+from mailpass.suppressions.service import SuppressionService
 from mailpass.tracking.sending import MessageTracker
 from mailpass.tracking.service import TrackingService
 from mailpass.tracking.tokens import TokenSigner
@@ -31,6 +32,7 @@ class Services:
     wakeup: QueueWakeup
     mail: MailService
     key_usage: KeyUsage
+    suppressions: SuppressionService
     tracking: TrackingService
     auth_throttle: AuthThrottle
     key_rate: KeyRate
@@ -53,6 +55,7 @@ class Services:
                 settings, database, transports, wakeup, MessageTracker(settings, signer)
             ),
             key_usage=KeyUsage(database),
+            suppressions=SuppressionService(database),
             tracking=TrackingService(settings, database, signer),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
             key_rate=KeyRate(settings.key_rate_limit),

@@ -239,8 +239,31 @@ STORY = [
                 )
             ),
         ),
+        (
+            "BatchResult",
+            batch_answer(
+                QueuedBatch(
+                    [
+                        QueuedMessage("a@example.com", 101, "<a.1@example.com>", ("b@x.io",)),
+                        RefusedItem(
+                            "gone@example.com",
+                            "the recipient is on the suppression list: gone@example.com",
+                            [{"field": "to", "email": "gone@example.com", "reason": "manual"}],
+                            "RECIPIENT_SUPPRESSED",
+                        ),
+                    ],
+                    queued=1,
+                )
+            ),
+        ),
         ("MessageStatus", status_answer(record(), [EVENT])),
         ("MessageStatus", status_answer(record(), STORY)),
+        (
+            "SendResult",
+            send_answer(
+                SentMessage("<a.1@example.com>", "user@example.com", "s@x.io", (), ("cc@x.io",))
+            ),
+        ),
         (
             "SendResult",
             send_answer(
@@ -283,9 +306,12 @@ def test_rendered_answers_are_valid_against_the_document(schema: str, answer: An
     on_the_wire = orjson.loads(orjson.dumps(answer))
     jsonschema_rs.validate({**SCHEMAS[schema], "components": {"schemas": SCHEMAS}}, on_the_wire)
     # Every documented field is rendered, and nothing else; ignored_fields only when some were,
-    # a send's queue_id and scheduled_at only when it was scheduled.
+    # a send's queue_id and scheduled_at only when it was scheduled, suppressed only when some
+    # recipients were left out.
     top = SCHEMAS[schema]
-    optional = {"ignored_fields", "queue_id", "scheduled_at"} - set(top.get("required", ()))
+    optional = {"ignored_fields", "queue_id", "scheduled_at", "suppressed"} - set(
+        top.get("required", ())
+    )
     assert set(top["properties"]) - optional <= set(answer) <= set(top["properties"])
 
 

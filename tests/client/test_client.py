@@ -17,6 +17,7 @@ from mailpass import (
     MailPassError,
     NoSmtpProviderError,
     NotFoundError,
+    RecipientSuppressedError,
     SendFailedError,
     SendLimitExceededError,
     UnauthorizedError,
@@ -226,3 +227,28 @@ async def test_defaults_come_from_the_environment(
         sent = client.mail.send(to="user@example.com", subject="From env", text="x")
 
     assert threaded_sink.wait_for_sync(1)[0].message["Message-ID"] == sent.message_id
+
+
+async def test_the_suppression_list_through_the_client(live_server, make_account, threaded_sink):
+    account = await make_account(sink=threaded_sink, permissions=["mail", "suppressions"])
+    with Client(account.key, base_url=live_server.base_url) as client:
+        assert client.suppressions.add("Gone@Example.com") is True
+        assert client.suppressions.add("gone@example.com", reason="complaint") is False
+        page = client.suppressions.list(search="gone")
+        assert [(s.email, s.reason) for s in page.suppressions] == [("gone@example.com", "manual")]
+        assert page.next_cursor is None
+
+        with pytest.raises(RecipientSuppressedError) as refused:
+            client.mail.send(to="gone@example.com", subject="Hi", text="x")
+        assert refused.value.suppressed == ("gone@example.com",)
+        sent = client.mail.send(
+            to="user@example.com", bcc="GONE@example.com", subject="Hi", text="x"
+        )
+        assert sent.suppressed == ("GONE@example.com",)
+        [received] = threaded_sink.wait_for_sync(1)
+        assert received.rcpt_tos == ["user@example.com"]
+
+        client.suppressions.remove("gone@example.com")
+        with pytest.raises(NotFoundError):
+            client.suppressions.remove("gone@example.com")
+        assert client.suppressions.list().suppressions == ()

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
-from mailpass.api import mail, tracking
+from mailpass.api import mail, suppressions, tracking
 from mailpass.api.auth import ThrottledAddresses
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
@@ -94,6 +94,7 @@ def create_app(
     app.state.outage_log = OutageLog()
     app.state.task_failed = False  # set when the queue worker gave up (``_worker_ended``)
     app.include_router(mail.router)
+    app.include_router(suppressions.router)
     install_api_docs(app)
 
     # HEAD too: some load balancers' health checks send it.

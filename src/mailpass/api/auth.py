@@ -18,7 +18,7 @@ from mailpass.accounts.keys import ApiKey, hash_key, looks_like_key
 from mailpass.api.responses import error_response
 from mailpass.core.client_ip import request_client_address
 from mailpass.errors import Forbidden, RateLimited, Unauthorized
-from mailpass.providers.models import Provider
+from mailpass.messages.results import SendingAccount
 from mailpass.services import Services
 
 __all__ = [
@@ -90,9 +90,9 @@ async def authenticate(
 
 async def authenticate_sender(
     request: Request, services: Services
-) -> tuple[ApiKey, Provider | None]:
-    """The request's key, admitted for the mail permission, and its account's default
-    provider (None when there is none), read in one query."""
+) -> tuple[ApiKey, SendingAccount]:
+    """The request's key, admitted for the mail permission, and what sending needs of its
+    account (its default provider, whether it suppresses any address), read in one query."""
     return await authenticate(request, services, services.mail.find_sender, "mail")
 
 

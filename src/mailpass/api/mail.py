@@ -60,12 +60,12 @@ def services_of(request: Request) -> Services:
 @router.post("/send", openapi_extra=SEND_OPERATION)
 async def send(request: Request) -> Response:
     services = services_of(request)
-    key, provider = await authenticate_sender(request, services)
+    key, account = await authenticate_sender(request, services)
     body = await request.body()
 
     async def send_message() -> Response:
         fields = parse_json_body(body, MessageFields)
-        sent = await services.mail.send_now(key, provider, fields)
+        sent = await services.mail.send_now(key, account, fields)
         return success_response(send_answer(sent))
 
     return await respond_idempotently(request, services.database, key, body, send_message)
@@ -74,12 +74,12 @@ async def send(request: Request) -> Response:
 @router.post("/send-batch", openapi_extra=SEND_BATCH_OPERATION)
 async def send_batch(request: Request) -> Response:
     services = services_of(request)
-    key, provider = await authenticate_sender(request, services)
+    key, account = await authenticate_sender(request, services)
     body = await request.body()
 
     async def queue_messages() -> Response:
         batch = parse_batch(body)
-        return success_response(batch_answer(await services.mail.queue_batch(key, provider, batch)))
+        return success_response(batch_answer(await services.mail.queue_batch(key, account, batch)))
 
     return await respond_idempotently(request, services.database, key, body, queue_messages)
 

@@ -13,6 +13,7 @@ from mailpass.messages.results import (
     MessageRecord,
     QueuedBatch,
     QueuedMessage,
+    RefusedItem,
     ScheduledMessage,
     SentMessage,
 )
@@ -34,6 +35,8 @@ def send_answer(sent: SentMessage | ScheduledMessage) -> dict[str, Any]:
         answer["scheduled_at"] = isoformat(sent.scheduled_at)
     if sent.ignored:  # only then: the seed's answer stays as it was
         answer["ignored_fields"] = list(sent.ignored)
+    if sent.suppressed:  # likewise
+        answer["suppressed"] = list(sent.suppressed)
     return answer
 
 
@@ -42,26 +45,31 @@ def batch_answer(batch: QueuedBatch) -> dict[str, Any]:
         "total": batch.total,
         "queued": batch.queued,
         "failed": batch.failed,
-        "messages": [
-            {
-                "to": item.to,
-                "status": MessageStatus.QUEUED,
-                "queue_id": item.queue_id,
-                "message_id": item.message_id,
-            }
-            if isinstance(item, QueuedMessage)
-            else {
-                "to": item.to,
-                "status": MessageStatus.FAILED,
-                "error": item.error,
-                "details": item.details,
-            }
-            for item in batch.items
-        ],
+        "messages": [_batch_item(item) for item in batch.items],
     }
     if batch.ignored:
         answer["ignored_fields"] = list(batch.ignored)
     return answer
+
+
+def _batch_item(item: QueuedMessage | RefusedItem) -> dict[str, Any]:
+    if isinstance(item, QueuedMessage):
+        queued: dict[str, Any] = {
+            "to": item.to,
+            "status": MessageStatus.QUEUED,
+            "queue_id": item.queue_id,
+            "message_id": item.message_id,
+        }
+        if item.suppressed:
+            queued["suppressed"] = list(item.suppressed)
+        return queued
+    return {
+        "to": item.to,
+        "status": MessageStatus.FAILED,
+        "code": item.code,
+        "error": item.error,
+        "details": item.details,
+    }
 
 
 def cancel_answer(message: MessageRecord, status: MessageStatus) -> dict[str, Any]:

@@ -11,7 +11,14 @@ own, all under ``MailPassError`` (the tree is drawn in ``mailpass.client._except
 """
 
 from mailpass.client._base import API_KEY_ENV, API_URL_ENV, DEFAULT_BASE_URL
-from mailpass.client._client import AsyncClient, AsyncMail, Client, Mail
+from mailpass.client._client import (
+    AsyncClient,
+    AsyncMail,
+    AsyncSuppressions,
+    Client,
+    Mail,
+    Suppressions,
+)
 from mailpass.client._exceptions import (
     APIConnectionError,
     APIError,
@@ -29,6 +36,7 @@ from mailpass.client._exceptions import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
+    RecipientSuppressedError,
     RequestTimeoutError,
     SendFailedError,
     SendLimitExceededError,
@@ -46,6 +54,8 @@ from mailpass.client._models import (
     Message,
     MessageStatus,
     SentMessage,
+    Suppression,
+    SuppressionPage,
 )
 from mailpass.client._types import AttachmentParams, MessageParams, Recipients
 
@@ -58,6 +68,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncClient",
     "AsyncMail",
+    "AsyncSuppressions",
     "AttachmentInfo",
     "AttachmentParams",
     "BatchItem",
@@ -83,12 +94,16 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RecipientSuppressedError",
     "Recipients",
     "RequestTimeoutError",
     "SendFailedError",
     "SendLimitExceededError",
     "SentMessage",
     "ServiceUnavailableError",
+    "Suppression",
+    "SuppressionPage",
+    "Suppressions",
     "UnauthorizedError",
     "ValidationError",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -220,6 +220,20 @@ def cancel_path(message_id: str) -> str:
 def status_path(message_id: str) -> str:
     # Encoded whole: a Message-ID holds "<", "@", ">" and may hold "/".
     return f"api/v1/mail/status/{quote(message_id, safe='')}"
+
+
+SUPPRESSIONS_PATH = "api/v1/suppressions"
+
+
+def suppressions_path(limit: int | None, cursor: str | None, search: str | None) -> str:
+    """The list's path with the query parameters given."""
+    query = {"limit": limit, "cursor": cursor, "search": search}
+    given = {name: value for name, value in query.items() if value is not None}
+    return SUPPRESSIONS_PATH + ("?" + urlencode(given) if given else "")
+
+
+def suppression_path(email: str) -> str:
+    return f"{SUPPRESSIONS_PATH}/{quote(email, safe='@')}"
 
 
 @dataclass(frozen=True, slots=True)

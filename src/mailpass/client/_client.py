@@ -26,12 +26,27 @@ from mailpass.client._base import (
     result_data,
     send_body,
     status_path,
+    suppression_path,
+    suppressions_path,
     transport_error,
 )
-from mailpass.client._models import BatchResult, CancelledMessage, MessageStatus, SentMessage
+from mailpass.client._models import (
+    BatchResult,
+    CancelledMessage,
+    MessageStatus,
+    SentMessage,
+    SuppressionPage,
+)
 from mailpass.client._types import AttachmentParams, MessageParams, Recipients, TimeoutTypes
 
-__all__ = ["AsyncClient", "AsyncMail", "Client", "Mail"]
+__all__ = [
+    "AsyncClient",
+    "AsyncMail",
+    "AsyncSuppressions",
+    "Client",
+    "Mail",
+    "Suppressions",
+]
 
 log = logging.getLogger("mailpass.client")
 
@@ -71,6 +86,7 @@ class Client:
             transport=transport,
         )
         self.mail = Mail(self)
+        self.suppressions = Suppressions(self)
 
     def _request(self, call: ApiCall) -> tuple[dict[str, Any], bool]:
         """Make ``call``, retrying as the policy says; its ``data`` and whether it was a replay."""
@@ -145,6 +161,7 @@ class AsyncClient:
             transport=transport,
         )
         self.mail = AsyncMail(self)
+        self.suppressions = AsyncSuppressions(self)
 
     async def _request(self, call: ApiCall) -> tuple[dict[str, Any], bool]:
         """Make ``call``, retrying as the policy says; its ``data`` and whether it was a replay."""
@@ -394,3 +411,50 @@ class AsyncMail:
         """See ``Mail.cancel``."""
         data, _ = await self._client._request(ApiCall("POST", cancel_path(message_id)))
         return CancelledMessage.from_wire(data)
+
+
+class Suppressions:
+    """``client.suppressions``: the account's suppression list (a key with the
+    ``suppressions`` permission)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(
+        self, *, limit: int | None = None, cursor: str | None = None, search: str | None = None
+    ) -> SuppressionPage:
+        """A page, newest first; pass its ``next_cursor`` as ``cursor`` for the next one."""
+        data, _ = self._client._request(ApiCall("GET", suppressions_path(limit, cursor, search)))
+        return SuppressionPage.from_wire(data)
+
+    def add(self, email: str, *, reason: str = "manual") -> bool:
+        """Suppress ``email``; False when it was suppressed already."""
+        body = {"email": email, "reason": reason}
+        data, _ = self._client._request(ApiCall.post("api/v1/suppressions", body, None))
+        return bool(data["added"])
+
+    def remove(self, email: str) -> None:
+        """Send to ``email`` again; ``NotFoundError`` when it was not suppressed."""
+        self._client._request(ApiCall("DELETE", suppression_path(email)))
+
+
+class AsyncSuppressions:
+    """``client.suppressions`` of an ``AsyncClient``: ``Suppressions``' calls, awaited."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(
+        self, *, limit: int | None = None, cursor: str | None = None, search: str | None = None
+    ) -> SuppressionPage:
+        call = ApiCall("GET", suppressions_path(limit, cursor, search))
+        data, _ = await self._client._request(call)
+        return SuppressionPage.from_wire(data)
+
+    async def add(self, email: str, *, reason: str = "manual") -> bool:
+        body = {"email": email, "reason": reason}
+        data, _ = await self._client._request(ApiCall.post("api/v1/suppressions", body, None))
+        return bool(data["added"])
+
+    async def remove(self, email: str) -> None:
+        await self._client._request(ApiCall("DELETE", suppression_path(email)))

@@ -52,6 +52,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RecipientSuppressedError",
     "RequestTimeoutError",
     "SendFailedError",
     "SendLimitExceededError",
@@ -174,6 +175,17 @@ class NoSmtpProviderError(APIError):
     code = "NO_SMTP_PROVIDER"
 
 
+class RecipientSuppressedError(APIError):
+    """A ``to`` recipient is on the account's suppression list: nothing was sent. ``details``
+    names each (``email``, ``reason``)."""
+
+    code = "RECIPIENT_SUPPRESSED"
+
+    @property
+    def suppressed(self) -> tuple[str, ...]:
+        return tuple(str(item.get("email")) for item in self.details if isinstance(item, dict))
+
+
 class RateLimitedError(APIError):
     """Too many requests from this client's address failed authentication (a wrong key, sent
     again and again); ``retry_after``: seconds until the server lets it try again."""
@@ -268,6 +280,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         PayloadTooLargeError,
         HeadersTooLargeError,
         NoSmtpProviderError,
+        RecipientSuppressedError,
         RateLimitedError,
         SendLimitExceededError,
         SendFailedError,

@@ -70,6 +70,8 @@ class SentMessage:
     ignored_fields: tuple[str, ...] = ()  # fields of the request the server did not act on
     queue_id: int | None = None
     scheduled_at: datetime | None = None
+    # cc and bcc recipients left out: they are on the account's suppression list
+    suppressed: tuple[str, ...] = ()
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> SentMessage:
@@ -82,6 +84,7 @@ class SentMessage:
             ignored_fields=_ignored(data),
             queue_id=data.get("queue_id"),
             scheduled_at=_time(data.get("scheduled_at")),
+            suppressed=tuple(data.get("suppressed") or ()),
         )
 
 
@@ -109,6 +112,8 @@ class BatchItem:
     message_id: str | None = None
     error: str | None = None
     details: tuple[Mapping[str, Any], ...] = ()
+    code: str | None = None  # failed: VALIDATION_ERROR or RECIPIENT_SUPPRESSED
+    suppressed: tuple[str, ...] = ()  # queued: cc and bcc recipients left out
 
     @property
     def queued(self) -> bool:
@@ -122,6 +127,8 @@ class BatchItem:
             queue_id=data.get("queue_id"),
             message_id=data.get("message_id"),
             error=data.get("error"),
+            code=data.get("code"),
+            suppressed=tuple(data.get("suppressed") or ()),
             details=tuple(data.get("details") or ()),
         )
 
@@ -280,4 +287,39 @@ class MessageStatus:
         return cls(
             message=Message.from_wire(data["message"]),
             events=tuple(Event.from_wire(event) for event in data.get("events") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """An address on the account's suppression list (lower-cased), and why."""
+
+    email: str
+    reason: str  # hard_bounce, soft_bounces, complaint, unsubscribe, manual
+    created_at: datetime
+    message_id: str | None = None  # the message that led to it, if any
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Suppression:
+        return cls(
+            email=data["email"],
+            reason=data["reason"],
+            created_at=_required_time(data["created_at"]),
+            message_id=data.get("message_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionPage:
+    """A page of the suppression list, newest first; ``next_cursor`` asks for the next one
+    (None on the last)."""
+
+    suppressions: tuple[Suppression, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SuppressionPage:
+        return cls(
+            suppressions=tuple(Suppression.from_wire(item) for item in data["suppressions"]),
+            next_cursor=data.get("next_cursor"),
         )

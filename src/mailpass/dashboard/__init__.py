@@ -17,6 +17,7 @@ from mailpass.dashboard import (
     message_pages,
     overview_page,
     provider_pages,
+    suppression_pages,
 )
 from mailpass.dashboard.errors import install_error_pages
 
@@ -27,7 +28,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Mount the dashboard on ``app``; call after the API's exception handlers are added."""
-    for module in (overview_page, auth_pages, provider_pages, key_pages, message_pages):
+    pages = (
+        overview_page,
+        auth_pages,
+        provider_pages,
+        key_pages,
+        message_pages,
+        suppression_pages,
+    )
+    for module in pages:
         app.include_router(module.router, include_in_schema=False)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     install_error_pages(app)

@@ -24,6 +24,7 @@ PERMISSION_HELP = {
     "mail": "send mail and read its status",
     "providers": "manage SMTP providers (management API)",
     "keys": "manage API keys (management API)",
+    "suppressions": "read and change the suppression list",
 }
 
 

@@ -15,6 +15,10 @@ NOTICES = {
     "key-revoked": "API key revoked. Requests with it are refused from now on.",
     "message-cancelled": "Message cancelled: it will not be sent.",
     "message-not-cancellable": "The message had left the queue already: it was not cancelled.",
+    "suppression-added": "Address suppressed: no mail goes to it from now on.",
+    "suppression-exists": "That address was suppressed already.",
+    "suppression-removed": "Address taken off the list: mail goes to it again.",
+    "suppression-missing": "That address was not on the list.",
 }
 
 

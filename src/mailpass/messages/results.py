@@ -11,6 +11,7 @@ from typing import Any
 from mailpass.accounts.keys import ApiKey
 from mailpass.core.events import read_data
 from mailpass.core.statuses import EventType, MessageStatus
+from mailpass.providers.models import Provider
 
 __all__ = [
     "AttachmentInfo",
@@ -21,10 +22,19 @@ __all__ = [
     "QueuedMessage",
     "RefusedItem",
     "ScheduledMessage",
+    "SendingAccount",
     "SentMessage",
     "StatusLookup",
     "timeline",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SendingAccount:
+    """What /send and /send-batch read of the key's account with the key itself."""
+
+    provider: Provider | None  # its default provider
+    suppresses: bool = False  # it has addresses on its suppression list
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,7 @@ class SentMessage:
     to: str
     sender: str
     ignored: tuple[str, ...] = ()  # unknown fields of the request, by name
+    suppressed: tuple[str, ...] = ()  # cc and bcc recipients left out: on the suppression list
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,7 @@ class ScheduledMessage:
     sender: str
     scheduled_at: datetime  # naive UTC
     ignored: tuple[str, ...] = ()
+    suppressed: tuple[str, ...] = ()  # cc and bcc recipients left out: on the suppression list
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,7 @@ class QueuedMessage:
     to: str
     queue_id: int
     message_id: str
+    suppressed: tuple[str, ...] = ()  # cc and bcc recipients left out: on the suppression list
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,7 @@ class RefusedItem:
     to: str | None
     error: str  # the problems in one line
     details: list[dict[str, Any]]
+    code: str = "VALIDATION_ERROR"  # the error code /send would answer it with
 
 
 BatchItem = QueuedMessage | RefusedItem

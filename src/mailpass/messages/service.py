@@ -20,6 +20,7 @@ from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.errors import (
     NoSmtpProvider,
     NotCancellable,
+    RecipientSuppressed,
     SendFailed,
     SendLimitExceeded,
     ValidationError,
@@ -41,10 +42,12 @@ from mailpass.messages.results import (
     QueuedMessage,
     RefusedItem,
     ScheduledMessage,
+    SendingAccount,
     SentMessage,
     StatusLookup,
     timeline,
 )
+from mailpass.messages.suppressed import recipients_of, without_suppressed
 from mailpass.providers import repository as provider_queries
 from mailpass.providers.circuit import (
     CircuitPolicy,
@@ -57,6 +60,8 @@ from mailpass.providers.models import Provider
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.transport import DeliveryError
 from mailpass.storage.database import Connection, Database
+from mailpass.suppressions import repository as suppression_queries
+from mailpass.suppressions.models import SuppressionReason
 from mailpass.tracking.sending import MessageTracker
 
 __all__ = ["MailService", "message_row"]
@@ -178,7 +183,7 @@ class MailService:
         )
 
     async def send_now(
-        self, key: ApiKey, provider: Provider | None, fields: MessageFields
+        self, key: ApiKey, account: SendingAccount, fields: MessageFields
     ) -> SentMessage | ScheduledMessage:
         """Deliver one message synchronously through ``provider``, the account's default.
 
@@ -187,6 +192,7 @@ class MailService:
         visible record instead of a mail nobody knows was sent.
         """
         now = utcnow()
+        provider = account.provider
         valid = validate_message(
             fields, max_attachment_bytes=self.settings.max_attachment_bytes, now=now
         )
@@ -194,14 +200,16 @@ class MailService:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
             )
+        listed = await self._suppressed_among(key, account, recipients_of(valid))
+        valid, dropped = without_suppressed(valid, listed)
         if valid.scheduled_at is not None:
-            return await self._schedule(key, provider, valid, now)
+            return await self._schedule(key, provider, valid, now, dropped)
         date = now.replace(tzinfo=UTC)
         outgoing = self.build_outgoing(valid, provider, date)
         data = compose(outgoing)
         recipients = outgoing.envelope_recipients
         if key.is_test:
-            return await self._capture(key, valid, outgoing, data, recipients)
+            return await self._capture(key, valid, outgoing, data, recipients, dropped)
         assert provider is not None
         if provider.is_down(now):
             raise provider_down(provider, now)
@@ -271,10 +279,26 @@ class MailService:
             format_addresses(outgoing.to),
             outgoing.sender.email,
             valid.ignored,
+            dropped,
         )
 
+    async def _suppressed_among(
+        self, key: ApiKey, account: SendingAccount, emails: set[str]
+    ) -> dict[str, SuppressionReason]:
+        """Those of ``emails`` on the account's suppression list: looked up only when it has
+        any (the key's own query said so)."""
+        if not account.suppresses:
+            return {}
+        async with self.database.read() as connection:
+            return await suppression_queries.suppressed_among(connection, key.user_id, emails)
+
     async def _schedule(
-        self, key: ApiKey, provider: Provider | None, valid: ValidMessage, now: datetime
+        self,
+        key: ApiKey,
+        provider: Provider | None,
+        valid: ValidMessage,
+        now: datetime,
+        dropped: tuple[str, ...],
     ) -> ScheduledMessage:
         """A ``/send`` with ``scheduled_at``: queued until then, as a batch item is. Its Date
         is the time it is to be sent; it takes a slot of its provider's limits only then."""
@@ -299,6 +323,7 @@ class MailService:
             sender=outgoing.sender.email,
             scheduled_at=valid.scheduled_at,
             ignored=valid.ignored,
+            suppressed=dropped,
         )
 
     async def cancel(self, message: MessageRecord) -> MessageStatus:
@@ -338,7 +363,7 @@ class MailService:
             self.transports.get(provider).hold(failure or "", pause)
 
     async def queue_batch(
-        self, key: ApiKey, provider: Provider | None, batch: BatchFields
+        self, key: ApiKey, account: SendingAccount, batch: BatchFields
     ) -> QueuedBatch:
         """Queue up to 100 messages in one transaction, for ``provider`` (the account's default);
         a bad item fails alone.
@@ -349,6 +374,7 @@ class MailService:
         stored whole. Either way every attempt of a message is the same mail.
         """
         batch.check_size()
+        provider = account.provider
         if provider is None and not key.is_test:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
@@ -357,10 +383,9 @@ class MailService:
         now = utcnow()
         date = now.replace(tzinfo=UTC)  # every message of the batch is accepted at once
         defaults = batch.item_defaults()
-        refused: list[RefusedItem | None] = []  # None where the item is queued
-        rows: list[dict[str, Any]] = []
-        raws: list[bytes | None] = []  # the composed mail of each row kept whole, else None
-        ignored = list(batch.ignored)
+        # First every item checked, then the account's suppression list read once for all
+        # their recipients, then the messages made.
+        checked: list[ValidMessage | RefusedItem] = []
         for index, item in enumerate(batch.messages):
             if index and index % ITEMS_BETWEEN_YIELDS == 0:
                 # A batch is ~10 ms of CPU. Letting the loop in now and then keeps other
@@ -368,25 +393,35 @@ class MailService:
                 # for all of it.
                 await asyncio.sleep(0)
             try:
-                valid = validate_batch_item(
-                    item, defaults, index, self.settings.max_attachment_bytes, now
+                checked.append(
+                    validate_batch_item(
+                        item, defaults, index, self.settings.max_attachment_bytes, now
+                    )
                 )
+            except ValidationError as exc:
+                checked.append(_refused(item, exc))
+        emails = set().union(*(recipients_of(v) for v in checked if isinstance(v, ValidMessage)))
+        listed = await self._suppressed_among(key, account, emails)
+        refused: list[RefusedItem | None] = []  # None where the item is queued
+        rows: list[dict[str, Any]] = []
+        raws: list[bytes | None] = []  # the composed mail of each row kept whole, else None
+        dropped_of: list[tuple[str, ...]] = []  # each row's suppressed cc and bcc
+        ignored = list(batch.ignored)
+        for index, (item, valid) in enumerate(zip(batch.messages, checked, strict=True)):
+            if isinstance(valid, RefusedItem):
+                refused.append(valid)
+                continue
+            if index and index % ITEMS_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)
+            try:
+                valid, dropped = without_suppressed(valid, listed)
                 # A scheduled message's Date is when it is to be sent.
                 scheduled = valid.scheduled_at
                 outgoing = self.build_outgoing(
                     valid, provider, scheduled.replace(tzinfo=UTC) if scheduled else date
                 )
-            except ValidationError as exc:
-                to = item.to if isinstance(item, MessageFields) else None
-                if isinstance(item, dict):
-                    to = item.get("to")
-                refused.append(
-                    RefusedItem(
-                        to=to if isinstance(to, str) else None,
-                        error=describe_problems(exc),
-                        details=exc.details or [],
-                    )
-                )
+            except (ValidationError, RecipientSuppressed) as exc:
+                refused.append(_refused(item, exc))
                 continue
             rows.append(
                 message_row(
@@ -399,20 +434,21 @@ class MailService:
                 )
             )
             raws.append(None if kept_as_columns(outgoing, date) else compose(outgoing))
+            dropped_of.append(dropped)
             refused.append(None)
             ignored.extend(f"messages.{index}.{name}" for name in valid.ignored)
         queue_ids: list[int] = []
         if rows:
             queue_ids = await repository.store_messages(self.database, rows, raws)
             await self.wakeup.announce()
-        queued = iter(zip(rows, queue_ids, strict=True))
+        queued = iter(zip(rows, queue_ids, dropped_of, strict=True))
         items: list[BatchItem] = []
         for refusal in refused:
             if refusal is not None:
                 items.append(refusal)
                 continue
-            row, queue_id = next(queued)
-            items.append(QueuedMessage(row["to_email"], queue_id, row["message_id"]))
+            row, queue_id, dropped = next(queued)
+            items.append(QueuedMessage(row["to_email"], queue_id, row["message_id"], dropped))
         return QueuedBatch(items, queued=len(rows), ignored=tuple(ignored))
 
     async def _capture(
@@ -422,6 +458,7 @@ class MailService:
         outgoing: OutgoingMessage,
         data: bytes,
         recipients: list[str],
+        dropped: tuple[str, ...],
     ) -> SentMessage:
         """A test key's message: recorded as sent, kept in the capture inbox, never delivered."""
         now = utcnow()
@@ -456,12 +493,16 @@ class MailService:
             format_addresses(outgoing.to),
             outgoing.sender.email,
             valid.ignored,
+            dropped,
         )
 
-    async def find_sender(self, key_hash: str) -> tuple[ApiKey | None, Provider | None]:
-        """The key with ``key_hash`` and its account's default provider, read in one query
-        (either None when there is none). The caller admits the key."""
-        return await provider_queries.find_key_and_default_provider(self.database, key_hash)
+    async def find_sender(self, key_hash: str) -> tuple[ApiKey | None, SendingAccount]:
+        """The key with ``key_hash`` (None when there is none) and what /send needs of its
+        account, read in one query. The caller admits the key."""
+        key, provider, suppresses = await provider_queries.find_key_and_default_provider(
+            self.database, key_hash
+        )
+        return key, SendingAccount(provider, suppresses)
 
     async def find_status(self, key_hash: str, raw_message_id: str) -> StatusLookup:
         """The key with ``key_hash`` and its account's message with this Message-ID (given
@@ -478,6 +519,19 @@ class MailService:
         return StatusLookup(
             key, message_id, record, timeline(record, [MessageEvent.of(e) for e in events])
         )
+
+
+def _refused(item: Any, problem: ValidationError | RecipientSuppressed) -> RefusedItem:
+    """A batch item that fails alone, with what was wrong."""
+    to = item.to if isinstance(item, MessageFields) else None
+    if isinstance(item, dict):
+        to = item.get("to")
+    return RefusedItem(
+        to=to if isinstance(to, str) else None,
+        error=describe_problems(problem) if isinstance(problem, ValidationError) else str(problem),
+        details=problem.details or [],
+        code=problem.code,
+    )
 
 
 def provider_down(provider: Provider, now: datetime) -> SendFailed:

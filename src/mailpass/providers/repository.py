@@ -13,7 +13,7 @@ from mailpass.providers.kinds import ConnectionSettings
 from mailpass.providers.models import Health, Provider, ProviderUsage
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PrefixedColumns, PreparedRead
-from mailpass.storage.tables import api_keys, messages, providers
+from mailpass.storage.tables import api_keys, messages, providers, suppressions
 
 __all__ = [
     "count_queued_for_provider",
@@ -126,10 +126,15 @@ async def get_provider(connection: Connection, provider_id: int, user_id: int) -
     return _provider(row) if row else None
 
 
-# /send and /send-batch read their key and the account's default provider in one query.
+# /send and /send-batch read their key, the account's default provider and whether it has any
+# address on its suppression list in one query: an account with none (most) costs no lookup of
+# its recipients.
 _PROVIDER = PrefixedColumns(providers, "provider")
+_SUPPRESSES = (
+    sa.exists().where(suppressions.c.user_id == api_keys.c.user_id).label("account_suppresses")
+)
 _KEY_AND_DEFAULT_PROVIDER = PreparedRead(
-    sa.select(*KEY_COLUMNS, *_PROVIDER.columns)
+    sa.select(*KEY_COLUMNS, *_PROVIDER.columns, _SUPPRESSES)
     .select_from(
         api_keys.outerjoin(
             providers,
@@ -142,15 +147,17 @@ _KEY_AND_DEFAULT_PROVIDER = PreparedRead(
 
 async def find_key_and_default_provider(
     database: Database, key_hash: str
-) -> tuple[ApiKey | None, Provider | None]:
-    """The API key with this hash and its account's default provider, in one query."""
+) -> tuple[ApiKey | None, Provider | None, bool]:
+    """The API key with this hash, its account's default provider and whether the account
+    suppresses any address, in one query."""
     rows = await database.fetch(_KEY_AND_DEFAULT_PROVIDER, key_hash=key_hash)
     if not rows:
-        return None, None
+        return None, None, False
     (row,) = rows
+    suppresses = bool(row["account_suppresses"])
     if row["provider_id"] is None:
-        return key_in(row), None
-    return key_in(row), Provider(**_PROVIDER.of(row))
+        return key_in(row), None, suppresses
+    return key_in(row), Provider(**_PROVIDER.of(row)), suppresses
 
 
 async def _clear_default(connection: Connection, user_id: int, now: datetime) -> None:

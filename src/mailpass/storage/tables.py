@@ -22,6 +22,7 @@ __all__ = [
     "metadata",
     "providers",
     "signin_failures",
+    "suppressions",
     "users",
     "workers",
 ]
@@ -222,6 +223,21 @@ events = sa.Table(
     sa.Column("is_machine", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("machine_reason", sa.String(100)),
     sa.Index(None, "message_pk", "id"),
+)
+
+# Addresses an account no longer sends to: a hard bounce, a complaint, an unsubscribe, or added
+# by hand. ``email`` is kept lower-cased, so that one address is one row whatever its case.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    # The message that led to it (its bounce, its complaint); NULL when added by hand.
+    sa.Column("message_pk", sa.ForeignKey("messages.id", ondelete="SET NULL")),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "user_id", "email", unique=True),
 )
 
 # Mail sent with a test key (``mp_test_…``) never leaves the machine: it lands here.

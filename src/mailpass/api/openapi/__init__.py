@@ -26,7 +26,10 @@ from starlette.staticfiles import StaticFiles
 
 from mailpass.api.openapi.examples import COMPONENT_EXAMPLES
 from mailpass.api.openapi.operations import (
+    ADD_SUPPRESSION_OPERATION,
     CANCEL_OPERATION,
+    LIST_SUPPRESSIONS_OPERATION,
+    REMOVE_SUPPRESSION_OPERATION,
     SEND_BATCH_OPERATION,
     SEND_OPERATION,
     STATUS_OPERATION,
@@ -34,11 +37,14 @@ from mailpass.api.openapi.operations import (
 from mailpass.api.openapi.schemas import COMPONENT_SCHEMAS, ERROR_DESCRIPTIONS, SCHEMAS
 
 __all__ = [
+    "ADD_SUPPRESSION_OPERATION",
     "CANCEL_OPERATION",
     "DOCS_URL",
     "ERROR_DESCRIPTIONS",
+    "LIST_SUPPRESSIONS_OPERATION",
     "OPENAPI_URL",
     "REDOC_URL",
+    "REMOVE_SUPPRESSION_OPERATION",
     "SEND_BATCH_OPERATION",
     "SEND_OPERATION",
     "STATUS_OPERATION",

@@ -180,6 +180,34 @@ COMPONENT_EXAMPLES: dict[str, Any] = {
     "SeedBatchRequest": {"summary": "The seed's batch", "value": SEED_BATCH_REQUEST},
     "SeedBatchAnswer": {"summary": "Both queued", "value": SEED_BATCH_ANSWER},
     "SeedStatusAnswer": {"summary": "A sent message, opened", "value": SEED_STATUS_ANSWER},
+    "SuppressionListAnswer": {
+        "summary": "A page of the suppression list",
+        "value": {
+            "success": True,
+            "data": {
+                "suppressions": [
+                    {
+                        "email": "gone@example.com",
+                        "reason": "manual",
+                        "message_id": None,
+                        "created_at": "2026-01-30T12:00:00",
+                    }
+                ],
+                "next_cursor": None,
+            },
+        },
+    },
+    "SuppressionAddedAnswer": {
+        "summary": "Suppressed",
+        "value": {
+            "success": True,
+            "data": {"email": "gone@example.com", "reason": "manual", "added": True},
+        },
+    },
+    "SuppressionRemovedAnswer": {
+        "summary": "Sent to again",
+        "value": {"success": True, "data": {"email": "gone@example.com", "removed": True}},
+    },
     "CancelAnswer": {
         "summary": "Cancelled before its time",
         "value": {

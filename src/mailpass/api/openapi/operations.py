@@ -17,6 +17,7 @@ from mailpass.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RecipientSuppressed,
     RequestTimeout,
     SendFailed,
     SendLimitExceeded,
@@ -29,7 +30,15 @@ from mailpass.messages.request import (
     MAX_BATCH_MESSAGES,
 )
 
-__all__ = ["CANCEL_OPERATION", "SEND_BATCH_OPERATION", "SEND_OPERATION", "STATUS_OPERATION"]
+__all__ = [
+    "ADD_SUPPRESSION_OPERATION",
+    "CANCEL_OPERATION",
+    "LIST_SUPPRESSIONS_OPERATION",
+    "REMOVE_SUPPRESSION_OPERATION",
+    "SEND_BATCH_OPERATION",
+    "SEND_OPERATION",
+    "STATUS_OPERATION",
+]
 
 
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
@@ -160,7 +169,14 @@ SEND_OPERATION: dict[str, Any] = {
     },
     "responses": _responses(
         _success_response("Sent.", "SendSuccess", "SeedSendAnswer", idempotent=True),
-        [*POST_ERRORS, SendLimitExceeded, SendFailed, InternalError, ServiceUnavailable],
+        [
+            *POST_ERRORS,
+            RecipientSuppressed,
+            SendLimitExceeded,
+            SendFailed,
+            InternalError,
+            ServiceUnavailable,
+        ],
         idempotent=True,
     ),
 }
@@ -234,6 +250,80 @@ CANCEL_OPERATION: dict[str, Any] = {
             InternalError,
             ServiceUnavailable,
         ],
+        idempotent=False,
+    ),
+}
+
+_SUPPRESSION_ERRORS: list[type[ApiError]] = [
+    Unauthorized,
+    RateLimited,
+    Forbidden,
+    HeadersTooLarge,
+    InternalError,
+    ServiceUnavailable,
+]
+
+LIST_SUPPRESSIONS_OPERATION: dict[str, Any] = {
+    "operationId": "listSuppressions",
+    "summary": "The account's suppression list",
+    "description": "Addresses MailPass no longer sends to, newest first, a page at a time. "
+    "`search` keeps those containing it (any case). Needs the `suppressions` permission.",
+    "tags": ["suppressions"],
+    "security": SECURITY,
+    "parameters": [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        {"name": "search", "in": "query", "schema": {"type": "string"}},
+    ],
+    "responses": _responses(
+        _success_response(
+            "A page.", "SuppressionListSuccess", "SuppressionListAnswer", idempotent=False
+        ),
+        [ValidationError, *_SUPPRESSION_ERRORS],
+        idempotent=False,
+    ),
+}
+
+ADD_SUPPRESSION_OPERATION: dict[str, Any] = {
+    "operationId": "addSuppression",
+    "summary": "Suppress an address",
+    "description": "From now on, `/send` to it answers `RECIPIENT_SUPPRESSED`, a batch item to "
+    "it fails alone with that code, and it is left out where it is a cc or bcc recipient. "
+    "Adding it again changes nothing (`added: false`). Needs the `suppressions` permission.",
+    "tags": ["suppressions"],
+    "security": SECURITY,
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": SCHEMAS + "SuppressionRequest"}}},
+    },
+    "responses": _responses(
+        _success_response(
+            "On the list.", "SuppressionAddedSuccess", "SuppressionAddedAnswer", idempotent=False
+        ),
+        [ValidationError, *_SUPPRESSION_ERRORS, PayloadTooLarge, RequestTimeout],
+        idempotent=False,
+    ),
+}
+
+REMOVE_SUPPRESSION_OPERATION: dict[str, Any] = {
+    "operationId": "removeSuppression",
+    "summary": "Send to an address again",
+    "description": "Takes `email` (any case) off the list; `NOT_FOUND` when it is not on it. "
+    "Needs the `suppressions` permission.",
+    "tags": ["suppressions"],
+    "security": SECURITY,
+    "responses": _responses(
+        _success_response(
+            "Off the list.",
+            "SuppressionRemovedSuccess",
+            "SuppressionRemovedAnswer",
+            idempotent=False,
+        ),
+        [*_SUPPRESSION_ERRORS, NotFound],
         idempotent=False,
     ),
 }

@@ -23,6 +23,7 @@ from mailpass.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RecipientSuppressed,
     RequestTimeout,
     SendFailed,
     SendLimitExceeded,
@@ -46,6 +47,7 @@ from mailpass.messages.request import (
     MAX_TAGS,
     MAX_UNSUBSCRIBE_CHARS,
 )
+from mailpass.suppressions.models import SuppressionReason
 
 __all__ = [
     "ATTACHMENT",
@@ -72,7 +74,8 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     "JSON object, a header field contains CR or LF, a malformed `Idempotency-Key`; `details` "
     'names every field: `[{"field": "cc.1", "message": "…"}]`',
     Unauthorized: "no key, an unknown key, a revoked key",
-    Forbidden: "the key lacks the permission (`mail` for these endpoints)",
+    Forbidden: "the key lacks the permission (`mail` for the mail endpoints, `suppressions` for "
+    "the suppression list)",
     NotFound: "unknown message or route, or another account's message",
     NotCancellable: "the message is no longer waiting in the queue (being sent, sent or "
     "failed); `details` says its status",
@@ -86,6 +89,8 @@ ERROR_DESCRIPTIONS: dict[type[ApiError], str] = {
     HeadersTooLarge: "the request's header fields are larger than `MAILPASS_MAX_HEADER_BYTES` "
     "(32 KiB) together",
     NoSmtpProvider: "the account has no default provider",
+    RecipientSuppressed: "a `to` recipient is on the account's suppression list; nothing was "
+    'sent; `details` names each: `[{"field": "to", "email": "…", "reason": "hard_bounce"}]`',
     RateLimited: "too many requests from this client address failed authentication in the last "
     "minute (`MAILPASS_AUTH_FAILURE_LIMIT`, 20); `Retry-After` says when it may try again",
     SendLimitExceeded: "the provider's hourly or daily limit is reached; `Retry-After` says in "
@@ -310,6 +315,13 @@ BATCH_REQUEST: dict[str, Any] = {
 SEED_TIME = {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}$"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 
+SUPPRESSED_RECIPIENTS: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "Present only when cc or bcc recipients were on the account's suppression "
+    "list: they were left out of the message, which went to the others.",
+}
+
 SEND_RESULT: dict[str, Any] = {
     "type": "object",
     "required": ["message_id", "status", "to", "from"],
@@ -336,6 +348,7 @@ SEND_RESULT: dict[str, Any] = {
             "description": "Present only when the request had fields MailPass does not know "
             "(a typo such as `atachments`): their names. They were not acted on.",
         },
+        "suppressed": SUPPRESSED_RECIPIENTS,
     },
 }
 
@@ -365,14 +378,20 @@ BATCH_RESULT: dict[str, Any] = {
                             "status": {"const": MessageStatus.QUEUED},
                             "queue_id": {"type": "integer"},
                             "message_id": {"type": "string"},
+                            "suppressed": SUPPRESSED_RECIPIENTS,
                         },
                     },
                     {
                         "type": "object",
-                        "required": ["to", "status", "error", "details"],
+                        "required": ["to", "status", "code", "error", "details"],
                         "properties": {
                             "to": NULLABLE_STRING,
                             "status": {"const": MessageStatus.FAILED},
+                            "code": {
+                                "type": "string",
+                                "enum": [ValidationError.code, RecipientSuppressed.code],
+                                "description": "The error /send would answer for it.",
+                            },
                             "error": {"type": "string"},
                             "details": {"type": "array", "items": {"type": "object"}},
                         },
@@ -391,6 +410,62 @@ CANCEL_RESULT: dict[str, Any] = {
         "queue_id": {"type": "integer"},
         "status": {"const": MessageStatus.CANCELLED},
     },
+}
+
+SUPPRESSION_REASON: dict[str, Any] = {"type": "string", "enum": list(SuppressionReason)}
+SUPPRESSION: dict[str, Any] = {
+    "type": "object",
+    "required": ["email", "reason", "message_id", "created_at"],
+    "properties": {
+        "email": {"type": "string", "description": "Lower-cased."},
+        "reason": SUPPRESSION_REASON,
+        "message_id": {
+            **NULLABLE_STRING,
+            "description": "The message that led to it (its bounce, its complaint).",
+        },
+        "created_at": SEED_TIME,
+    },
+}
+SUPPRESSION_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["email"],
+    "additionalProperties": False,
+    "properties": {
+        "email": {"type": "string", "description": "The address alone, without a name."},
+        "reason": {**SUPPRESSION_REASON, "default": SuppressionReason.MANUAL},
+    },
+}
+SUPPRESSION_LIST: dict[str, Any] = {
+    "type": "object",
+    "required": ["suppressions", "next_cursor"],
+    "properties": {
+        "suppressions": {
+            "type": "array",
+            "items": {"$ref": SCHEMAS + "Suppression"},
+            "description": "Newest first.",
+        },
+        "next_cursor": {
+            **NULLABLE_STRING,
+            "description": "Pass as `cursor` for the next page; null on the last.",
+        },
+    },
+}
+SUPPRESSION_ADDED: dict[str, Any] = {
+    "type": "object",
+    "required": ["email", "reason", "added"],
+    "properties": {
+        "email": {"type": "string"},
+        "reason": SUPPRESSION_REASON,
+        "added": {
+            "type": "boolean",
+            "description": "False when it was on the list already (its first reason is kept).",
+        },
+    },
+}
+SUPPRESSION_REMOVED: dict[str, Any] = {
+    "type": "object",
+    "required": ["email", "removed"],
+    "properties": {"email": {"type": "string"}, "removed": {"const": True}},
 }
 
 MESSAGE: dict[str, Any] = {
@@ -566,4 +641,12 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
     "StatusSuccess": _success("MessageStatus"),
     "CancelSuccess": _success("CancelResult"),
     "CancelResult": CANCEL_RESULT,
+    "Suppression": SUPPRESSION,
+    "SuppressionRequest": SUPPRESSION_REQUEST,
+    "SuppressionList": SUPPRESSION_LIST,
+    "SuppressionListSuccess": _success("SuppressionList"),
+    "SuppressionAdded": SUPPRESSION_ADDED,
+    "SuppressionAddedSuccess": _success("SuppressionAdded"),
+    "SuppressionRemoved": SUPPRESSION_REMOVED,
+    "SuppressionRemovedSuccess": _success("SuppressionRemoved"),
 }

@@ -1,0 +1,1 @@
+"""The suppression list: per account, the addresses MailPass no longer sends to."""
