@@ -38,7 +38,14 @@ async def test_users_and_keys(mailpass):
 
     listed = await mailpass("keys", "list")
     lines = [line.split("\t") for line in listed.out.splitlines()]
-    assert lines[0] == ["1", "ci", live.out[:12], "keys,mail,providers,suppressions", "never", "live"]
+    assert lines[0] == [
+        "1",
+        "ci",
+        live.out[:12],
+        "keys,mail,providers,suppressions",
+        "never",
+        "live",
+    ]
     assert lines[1] == ["2", "default", test.out[:12], "mail", "never", "test"]
 
     assert (await mailpass("keys", "revoke", "1")).code == 0
