@@ -200,7 +200,7 @@ class MailService:
             raise NoSmtpProvider(
                 "no default SMTP provider: add one with `mailpass providers add --default`"
             )
-        listed = await self._suppressed_among(key, account, recipients_of(valid))
+        listed = await self._suppressed_among(key, account, [valid])
         valid, dropped = without_suppressed(valid, listed)
         if valid.scheduled_at is not None:
             return await self._schedule(key, provider, valid, now, dropped)
@@ -283,12 +283,13 @@ class MailService:
         )
 
     async def _suppressed_among(
-        self, key: ApiKey, account: SendingAccount, emails: set[str]
+        self, key: ApiKey, account: SendingAccount, valids: list[ValidMessage]
     ) -> dict[str, SuppressionReason]:
-        """Those of ``emails`` on the account's suppression list: looked up only when it has
-        any (the key's own query said so)."""
+        """Those of the messages' recipients on the account's suppression list: looked up (and
+        the recipients gathered) only when it has any, as the key's own query said."""
         if not account.suppresses:
             return {}
+        emails = set().union(*(recipients_of(valid) for valid in valids))
         async with self.database.read() as connection:
             return await suppression_queries.suppressed_among(connection, key.user_id, emails)
 
@@ -400,8 +401,9 @@ class MailService:
                 )
             except ValidationError as exc:
                 checked.append(_refused(item, exc))
-        emails = set().union(*(recipients_of(v) for v in checked if isinstance(v, ValidMessage)))
-        listed = await self._suppressed_among(key, account, emails)
+        listed = await self._suppressed_among(
+            key, account, [valid for valid in checked if isinstance(valid, ValidMessage)]
+        )
         refused: list[RefusedItem | None] = []  # None where the item is queued
         rows: list[dict[str, Any]] = []
         raws: list[bytes | None] = []  # the composed mail of each row kept whole, else None
