@@ -69,9 +69,10 @@ def outgoing_from_columns(row: Mapping[Any, Any]) -> OutgoingMessage:
 
 
 def mail_of(row: Mapping[Any, Any]) -> bytes:
-    """The bytes of the mail a ``messages`` row stands for: ``raw``, or its columns composed
-    (see ``outgoing_from_columns``). Raises `ValueError` if they cannot be composed."""
-    raw: bytes | None = row["raw"]
+    """The bytes of the mail a ``messages`` row stands for: its kept mail (``raw``, from
+    ``message_contents``, when the row was read with it), or its columns composed (see
+    ``outgoing_from_columns``). Raises `ValueError` if they cannot be composed."""
+    raw: bytes | None = row.get("raw")
     return raw if raw is not None else compose(outgoing_from_columns(row))
 
 

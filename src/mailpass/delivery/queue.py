@@ -25,9 +25,8 @@ import sqlalchemy as sa
 
 from mailpass.clock import utcnow
 from mailpass.core.events import attempt_data
-from mailpass.core.mime import compose
 from mailpass.core.statuses import EventType, MessageStatus
-from mailpass.core.stored import outgoing_from_columns
+from mailpass.core.stored import mail_of
 from mailpass.providers.circuit import (
     DEFAULT_PROBE_WINDOW,
     CircuitPolicy,
@@ -86,7 +85,7 @@ class Claim:
         Raises `ValueError` if the message cannot be composed (see ``compose``)."""
         if self.columns is None:
             return self
-        return replace(self, raw=compose(outgoing_from_columns(self.columns)), columns=None)
+        return replace(self, raw=mail_of(self.columns), columns=None)
 
 
 class OutcomeKind(StrEnum):
