@@ -16,11 +16,11 @@ from mailpass.api.openapi import (
 )
 from mailpass.api.responses import success_response
 from mailpass.clock import isoformat
-from mailpass.core.addresses import AddressError, parse_mailbox
+from mailpass.core.addresses import AddressError
 from mailpass.errors import NotFound, ValidationError
 from mailpass.messages.request import parse_json_body
 from mailpass.suppressions.models import Suppression
-from mailpass.suppressions.request import SuppressionFields
+from mailpass.suppressions.request import SuppressionFields, address_to_suppress
 
 __all__ = ["router"]
 
@@ -93,17 +93,11 @@ async def remove_suppression(request: Request, email: str) -> Response:
 
 def _address(raw: str) -> str:
     try:
-        address = parse_mailbox(raw)
+        return address_to_suppress(raw)
     except AddressError as exc:
         raise ValidationError(
             "the address is invalid", details=[{"field": "email", "message": str(exc)}]
         ) from None
-    if address.name is not None:
-        raise ValidationError(
-            "the address is invalid",
-            details=[{"field": "email", "message": "give the address alone, without a name"}],
-        )
-    return address.email
 
 
 def _integer(request: Request, name: str, lowest: int, highest: int | None) -> int | None:

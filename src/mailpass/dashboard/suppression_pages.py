@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailpass.core.addresses import AddressError, parse_mailbox
+from mailpass.core.addresses import AddressError
 from mailpass.dashboard.context import Account, checked_form, field, services_of
 from mailpass.dashboard.notices import notice_of
 from mailpass.dashboard.sessions import SignedInAccount
 from mailpass.dashboard.templating import render
 from mailpass.suppressions.models import SuppressionReason
+from mailpass.suppressions.request import address_to_suppress
 
 __all__ = ["router"]
 
@@ -60,20 +61,18 @@ async def list_page(request: Request, account: Account) -> Response:
 async def add(request: Request, account: Account) -> Response:
     form = await checked_form(request, account.csrf_token)
     email, reason = field(form, "email"), field(form, "reason") or SuppressionReason.MANUAL
-    problem = None
+    problem = address = None
     try:
-        address = parse_mailbox(email)
-        if address.name is not None:
-            problem = "Give the address alone, without a name."
+        address = address_to_suppress(email)
     except AddressError as exc:
         problem = f"{exc}."
     if reason not in REASONS:
         problem = f"Choose a reason: {', '.join(REASONS)}."
-    if problem is not None:
+    if problem is not None or address is None:
         extra = {"error": problem, "email": email, "reason": reason}
         return await suppressions_page(request, account, extra=extra, status_code=400)
     added = await services_of(request).suppressions.add(
-        account.user_id, address.email, SuppressionReason(reason)
+        account.user_id, address, SuppressionReason(reason)
     )
     notice = "suppression-added" if added else "suppression-exists"
     return RedirectResponse(f"/dashboard/suppressions?notice={notice}", status_code=303)

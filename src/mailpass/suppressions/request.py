@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from mailpass.core.addresses import AddressError, parse_mailbox
 from mailpass.suppressions.models import SuppressionReason
 
-__all__ = ["SuppressionFields"]
+__all__ = ["SuppressionFields", "address_to_suppress"]
 
 
 class SuppressionFields(BaseModel):
@@ -18,3 +19,12 @@ class SuppressionFields(BaseModel):
     email: str
     # Another service's list brought over keeps its reasons; by default, added by hand.
     reason: SuppressionReason = SuppressionReason.MANUAL
+
+
+def address_to_suppress(raw: str) -> str:
+    """``raw`` as the one bare address it must be (ASCII form: an IDN domain as punycode);
+    raises `AddressError` otherwise, for a name given with it too."""
+    address = parse_mailbox(raw)
+    if address.name is not None:
+        raise AddressError(raw, "give the address alone, without a name")
+    return address.email
