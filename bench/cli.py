@@ -46,6 +46,7 @@ SMOKE_SIZES = Sizes(
     seconds=1,
     status_ids=50,
     pixel_messages=50,
+    hook_posts=50,
     drain_messages=2_000,  # enough that the drain worker's profile is its loop, not its start-up
     rss_messages=1_000,
     fault_messages=300,
@@ -118,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--batch-clients", type=int, default=None, metavar="N")
     sizes.add_argument("--status-clients", type=int, default=None, metavar="N")
     sizes.add_argument("--pixel-clients", type=int, default=None, metavar="N")
+    sizes.add_argument("--hook-clients", type=int, default=None, metavar="N")
+    sizes.add_argument("--hook-posts", type=int, default=None, metavar="N")
     sizes.add_argument("--drain-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--rss-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--fault-messages", type=int, default=None, metavar="N")
@@ -154,6 +157,8 @@ def _sizes(args: argparse.Namespace) -> Sizes:
             "batch_clients",
             "status_clients",
             "pixel_clients",
+            "hook_clients",
+            "hook_posts",
             "drain_messages",
             "rss_messages",
             "fault_messages",

@@ -178,6 +178,48 @@ class MailPassInstance:
             "keys", "create", "--user", email, "--name", "bench", "--permission", "mail"
         )
 
+    def add_hook_provider(self, public_key: str, sink_port: int) -> str:
+        """A SendGrid provider of the bench's account, with ``public_key`` as its Event
+        Webhook's verification key; returns its hook's path."""
+        self.cli(
+            "providers",
+            "add",
+            "--user",
+            ACCOUNT,
+            "--name",
+            "grid",
+            "--kind",
+            "sendgrid",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(sink_port),
+            "--security",
+            "none",
+        )
+        url = self.cli("providers", "webhook", "grid", env={"MAILPASS_HOOK_KEY": public_key})
+        return "/" + url.split("/", 3)[3]
+
+    def reported_events(self) -> int:
+        """How many events providers reported by webhook are recorded."""
+        from mailpass.storage.database import Database
+        from mailpass.storage.tables import events
+
+        async def count() -> int:
+            database = Database(self.url)
+            try:
+                async with database.read() as connection:
+                    found = await connection.execute(
+                        sa.select(sa.func.count()).where(
+                            events.c.event_type.in_(["delivered", "bounced"])
+                        )
+                    )
+                    return int(found.scalar_one())
+            finally:
+                await database.dispose()
+
+        return asyncio.run(count())
+
     def turn_on_open_tracking(self) -> None:
         """Open tracking for the account's provider, as a user turns it on: from now on, every
         html message it sends carries a pixel."""

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import threading
@@ -26,7 +27,14 @@ from pathlib import Path
 
 from bench.instance import BatchPoster, MailPassInstance, send_messages
 from bench.load import LoadResult, run_wrk
-from bench.payloads import BATCH_SIZE, attachment_send_bodies, batch_bodies, send_bodies
+from bench.payloads import (
+    BATCH_SIZE,
+    HOOK_EVENTS_PER_POST,
+    attachment_send_bodies,
+    batch_bodies,
+    send_bodies,
+    sendgrid_hook_lines,
+)
 from bench.processes import BenchError, ManagedProcess, Memory
 from bench.profile import Profiler
 from bench.sink import SmtpSink
@@ -70,6 +78,8 @@ class Sizes:
     status_ids: int = 1_000
     pixel_clients: int = 16
     pixel_messages: int = 1_000  # tracked messages whose pixels are fetched round robin
+    hook_clients: int = 8
+    hook_posts: int = 3_000  # distinct signed POSTs of SendGrid events (100 events each)
     drain_messages: int = 20_000
     rss_messages: int = 100_000
     # The fault figures (``bench.faults``): each drain's messages, those queued for the hung
@@ -119,6 +129,8 @@ class MailPassFigures:
     status: LoadResult | None = None
     pixel: LoadResult | None = None
     pixel_opens: int = 0  # opens recorded during the pixel measurement, once the server was done
+    hook: LoadResult | None = None  # SendGrid's signed event batches to a provider's hook
+    hook_events: int = 0  # events the hook measurement recorded, once the server was done
     api_memory: Memory | None = None
     status_counts: dict[str, int] = field(default_factory=dict)
     # Of each MailPass process, once stopped with SIGTERM: anything but 0 is worth a look.
@@ -298,6 +310,45 @@ def _pixel(
     figures.pixel_opens = opens - opens_before
 
 
+def _hook(
+    instance: MailPassInstance,
+    tools: Tools,
+    port: int,
+    sink_port: int,
+    message_ids: list[str],
+    sizes: Sizes,
+    workdir: Path,
+    figures: MailPassFigures,
+    api: ManagedProcess,
+    profiler: Profiler | None,
+) -> None:
+    """SendGrid's Event Webhook about the drained messages: signed batches, each checked,
+    matched to its messages and recorded with what it leads to (bounces suppress)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    public_key = base64.b64encode(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    path = instance.add_hook_provider(public_key, sink_port)
+    lines_file = workdir / "sendgrid-events.tsv"
+    lines_file.write_bytes(sendgrid_hook_lines(message_ids, private_key, sizes.hook_posts))
+    before = instance.reported_events()
+    with _profiled(profiler, f"{instance.database}-hook", api):
+        figures.hook = run_wrk(
+            tools.wrk,
+            _url(port, "/"),
+            connections=sizes.hook_clients,
+            seconds=sizes.seconds,
+            script_args=["sendgrid", path, str(lines_file)],
+        )
+    recorded = _settled(instance.reported_events, quiet=max(SETTLE_QUIET, 2 * figures.hook.max))
+    figures.hook_events = recorded - before
+
+
 def measure_mailpass(
     database: str,
     tools: Tools,
@@ -422,6 +473,11 @@ def measure_mailpass(
             f"{sizes.pixel_messages:,} tracked messages"
         )
         _pixel(instance, tools, port, key, sizes, workdir, figures, api, profiler)
+        progress(
+            f"{database}: provider webhook (SendGrid, {HOOK_EVENTS_PER_POST} events a POST) "
+            f"with {sizes.hook_clients} clients"
+        )
+        figures.status_counts = instance.status_counts()  # what it sent, before any bounce
+        _hook(instance, tools, port, sink.port, ids, sizes, workdir, figures, api, profiler)
         figures.api_memory = api.memory()
-        figures.status_counts = instance.status_counts()
     return figures

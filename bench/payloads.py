@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import random
+import time
 
 __all__ = [
     "ATTACHMENT_BYTES",
     "BATCH_SIZE",
+    "HOOK_EVENTS_PER_POST",
     "RECIPIENTS",
     "attachment_send_bodies",
     "batch_bodies",
@@ -18,6 +20,7 @@ __all__ = [
     "message",
     "send_bodies",
     "send_body",
+    "sendgrid_hook_lines",
 ]
 
 BATCH_SIZE = 100  # messages per /send-batch request, the API's maximum
@@ -95,3 +98,46 @@ def batch_bodies(recipients: int = RECIPIENTS) -> bytes:
     """``/send-batch`` bodies, one a line, that between them write to ``recipients`` people."""
     firsts = range(0, recipients, BATCH_SIZE)
     return b"\n".join(batch_body(first) for first in firsts) + b"\n"
+
+
+# SendGrid posts its events in batches (up to a few hundred, by its documentation): 100 a POST.
+HOOK_EVENTS_PER_POST = 100
+# Of every 100 events, this many bounce (``blocked``, for now: soft) and this many for good.
+SOFT_BOUNCES_PER_100 = 2
+HARD_BOUNCES_PER_100 = 1
+
+
+def sendgrid_hook_lines(message_ids: list[str], private_key: object, posts: int) -> bytes:
+    """``posts`` Event Webhook POSTs as SendGrid signs them (ECDSA P-256 over the timestamp and
+    the body), a line each: signature, timestamp and body, by tabs. Every event is new (its own
+    ``sg_event_id``); they are about ``message_ids`` in turn, mostly deliveries, a few bounces."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    stamp = str(int(time.time()))
+    lines = []
+    number = 0
+    for post in range(posts):
+        events = []
+        for index in range(HOOK_EVENTS_PER_POST):
+            message_id = message_ids[number % len(message_ids)]
+            number += 1
+            event: dict[str, object] = {
+                "email": f"customer{number % RECIPIENTS}@example.com",
+                "timestamp": int(stamp),
+                "smtp-id": message_id,
+                "sg_event_id": f"bench-{post}-{index}",
+                "sg_message_id": f"bench{number}.filter0001.16648.5515E0B88.0",
+            }
+            if index < HARD_BOUNCES_PER_100:
+                event.update(event="bounce", type="bounce", status="5.1.1", reason="550 5.1.1")
+            elif index < HARD_BOUNCES_PER_100 + SOFT_BOUNCES_PER_100:
+                event.update(event="bounce", type="blocked", status="4.2.2", reason="452 full")
+            else:
+                event.update(event="delivered", response="250 2.0.0 OK")
+            events.append(event)
+        body = json.dumps(events, separators=(",", ":"))
+        signature = private_key.sign((stamp + body).encode(), ec.ECDSA(hashes.SHA256()))
+        lines.append(f"{base64.b64encode(signature).decode()}\t{stamp}\t{body}")
+    return ("\n".join(lines) + "\n").encode()

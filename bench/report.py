@@ -9,7 +9,7 @@ from typing import Any
 from bench.faults import FaultFigures
 from bench.load import LoadResult
 from bench.measure import ATTACHMENT_CLIENTS, MailPassFigures
-from bench.payloads import BATCH_SIZE
+from bench.payloads import BATCH_SIZE, HOOK_EVENTS_PER_POST
 from bench.smtp import RelayFigures
 
 __all__ = ["Row", "build_rows", "markdown_table", "text_table"]
@@ -28,6 +28,7 @@ ATTACHMENT_VS_SEND = 0.5
 BATCH_VS_POSTFIX_ACCEPT = 20.0
 STATUS_RATE = 3_000.0  # requests per second
 PIXEL_RATE = 3_000.0  # requests per second (issue 5)
+HOOK_RATE = 3_000.0  # provider events recorded per second (issue 28)
 RSS_LIMIT = 200.0  # MiB per process, at its peak
 # "Flat over 100,000 messages": RSS after the last message may exceed RSS after the first tenth
 # by this much. Allocator arenas settle after a warm-up; a leak keeps growing past it.
@@ -174,8 +175,26 @@ def _mailpass_rows(figures: MailPassFigures, postfix: RelayFigures, ceiling: flo
         )
     if figures.pixel is not None:
         rows.append(_pixel_row(figures, figures.pixel))
+    if figures.hook is not None:
+        rows.append(_hook_row(figures, figures.hook))
     rows.extend(_memory_rows(figures))
     return rows
+
+
+def _hook_row(figures: MailPassFigures, load: LoadResult) -> Row:
+    """Events recorded per second (counted in the database, so a POST refused or a duplicate
+    counts nothing), from SendGrid's signed batches."""
+    db = figures.database
+    rate = figures.hook_events / load.seconds
+    return Row(
+        key=f"{db}.hook.sendgrid.rate",
+        figure=f"{db}: provider webhook intake (SendGrid, {HOOK_EVENTS_PER_POST} events a POST)",
+        value=rate,
+        unit="events/s",
+        target=f"≥ {HOOK_RATE:,.0f} events/s",
+        holds=rate >= HOOK_RATE and _clean(load),
+        note=_errors(load) or f"{load.rate:,.0f} POST/s, p99 {load.p99 * MILLISECONDS:,.0f} ms",
+    )
 
 
 def _attachment_row(

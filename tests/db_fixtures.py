@@ -31,6 +31,7 @@ from mailpass.services import Services
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
 from mailpass.storage.tables import metadata
+from tcp_fixtures import CuttableProxy
 
 POSTGRES_URL = os.environ.get(
     "MAILPASS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -206,3 +207,20 @@ def make_account(database: Database, settings: Settings):  # type: ignore[no-unt
         return Account(user=user, key=created.key, provider=provider)
 
     return make
+
+
+@pytest.fixture
+async def postgres_proxy(settings, database) -> AsyncIterator[tuple[CuttableProxy, str]]:
+    """A TCP proxy in front of the test's PostgreSQL database, and the database URL through
+    it: the test cuts and restores it, as a restart or a failover looks from MailPass, without
+    touching the shared server."""
+    if database.is_sqlite:
+        pytest.skip("a database server to cut off is PostgreSQL's case")
+    url = database.url
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    through = url.set(drivername="postgresql", port=proxy.port)
+    try:
+        yield proxy, through.render_as_string(hide_password=False)
+    finally:
+        await proxy.close()

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailpass.services",),  # builds the domain services a process holds for its whole life
     ("mailpass.messages",),
     ("mailpass.delivery",),
+    ("mailpass.intake",),  # provider webhooks: events recorded, statuses and suppressions set
     ("mailpass.tracking", "mailpass.idempotency", "mailpass.suppressions"),
     ("mailpass.providers",),
     ("mailpass.accounts",),
@@ -48,6 +49,7 @@ ENTRY_POINT_SERVICES = ("mailpass.dashboard.sessions", "mailpass.dashboard.signi
 DOMAIN_PACKAGES = (
     "mailpass.messages",
     "mailpass.delivery",
+    "mailpass.intake",
     "mailpass.tracking",
     "mailpass.idempotency",
     "mailpass.suppressions",

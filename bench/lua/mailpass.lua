@@ -11,6 +11,10 @@
 --                                                                  were answered
 --   wrk ... -s mailpass.lua URL -- get PATHS_FILE USER_AGENT      GET each path, one a line, round
 --                                                                  robin, as that user agent
+--   wrk ... -s mailpass.lua URL -- sendgrid PATH LINES_FILE         POST SendGrid's signed event
+--                                                                  batches to a provider's hook:
+--                                                                  each line SIGNATURE, TIMESTAMP
+--                                                                  and the JSON body, by tabs
 --
 -- Every request is built once in init(), so request() costs a table lookup: the load generator
 -- must not eat the CPU the server needs. done() prints one machine-readable line for the bench.
@@ -71,6 +75,19 @@ function init(args)
     for path in io.lines(paths_file) do
       if path ~= "" then
         requests[#requests + 1] = wrk.format("GET", path, headers)
+      end
+    end
+  elseif mode == "sendgrid" then
+    local path, lines_file = args[2], args[3]
+    for line in io.lines(lines_file) do
+      local signature, timestamp, body = line:match("^([^\t]+)\t([^\t]+)\t(.+)$")
+      if body then
+        local headers = {
+          ["Content-Type"] = "application/json",
+          ["X-Twilio-Email-Event-Webhook-Signature"] = signature,
+          ["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp,
+        }
+        requests[#requests + 1] = wrk.format("POST", path, headers, body)
       end
     end
   else

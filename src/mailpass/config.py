@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -73,6 +74,18 @@ class Settings(BaseSettings):
 
     dashboard_session_lifetime: float = Field(default=12 * 3600.0, gt=0)  # seconds
 
+    # Soft bounces of an address in a row (reported by a provider's webhook) that put it on the
+    # account's suppression list; a delivery to it starts the count again.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    # Hosts that Amazon SNS's signing certificates and subscription confirmations may come
+    # from (a full match, by regular expression): an SNS message names both URLs itself.
+    sns_host_pattern: str = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    # The domain bounces come back to: mail sent through a plain SMTP provider gets the return
+    # path ``bounces+<signed token>@<domain>`` (VERP), whose MX is MailPass's bounce listener.
+    bounce_domain: str | None = None
+    # CA certificates MailPass's own HTTPS requests trust besides the system's (PEM).
+    https_ca_file: Path | None = None
+
     @field_validator(
         "max_body_bytes",
         "max_attachment_bytes",
@@ -110,6 +123,15 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: str) -> str:
         parse_networks(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("sns_host_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a regular expression: {exc}") from None
         return value
 
     @property

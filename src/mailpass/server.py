@@ -73,9 +73,11 @@ def run_server(
     access_log: bool,
     worker: bool = True,
     processes: int = 1,
+    bounce_port: int | None = None,
 ) -> None:
     if processes == 1:
-        app = create_app(settings, worker=worker)
+        bounces = (host, bounce_port, False) if bounce_port is not None else None
+        app = create_app(settings, worker=worker, bounce_listen=bounces)
         server = _Server(
             uvicorn_config(
                 app,
@@ -91,7 +93,13 @@ def run_server(
         return
     asyncio.run(upgrade_url(settings.resolved_database_url))
     _check_port_free(host, port)
-    supervise(processes, _serve_one, (host, port, access_log, settings.log_level, worker))
+    if bounce_port is not None:
+        _check_port_free(host, bounce_port)
+    supervise(
+        processes,
+        _serve_one,
+        (host, port, access_log, settings.log_level, worker, bounce_port),
+    )
 
 
 class _Server(uvicorn.Server):
@@ -113,10 +121,14 @@ class _Server(uvicorn.Server):
             freeze_startup_heap()
 
 
-def _serve_one(host: str, port: int, access_log: bool, log_level: str, worker: bool) -> None:
-    """One server process (in a child spawned by the supervisor): its own listening socket."""
+def _serve_one(
+    host: str, port: int, access_log: bool, log_level: str, worker: bool, bounce_port: int | None
+) -> None:
+    """One server process (in a child spawned by the supervisor): its own listening socket,
+    and its own on the bounce port (``SO_REUSEPORT`` too)."""
     settings = Settings()
-    app = create_app(settings, migrate=False, worker=worker)
+    bounces = (host, bounce_port, True) if bounce_port is not None else None
+    app = create_app(settings, migrate=False, worker=worker, bounce_listen=bounces)
     config = uvicorn_config(
         app,
         host=host,

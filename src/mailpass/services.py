@@ -11,6 +11,8 @@ from mailpass.config import Settings, load_instance_secret
 from mailpass.core.addresses import allow_single_label_domains
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.delivery.worker import QueueWorker
+from mailpass.intake.service import IntakeService
+from mailpass.intake.verp import ReturnPaths
 from mailpass.messages.service import MailService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
@@ -34,6 +36,7 @@ class Services:
     key_usage: KeyUsage
     suppressions: SuppressionService
     tracking: TrackingService
+    intake: IntakeService
     auth_throttle: AuthThrottle
     key_rate: KeyRate
 
@@ -45,6 +48,7 @@ class Services:
         transports = TransportRegistry(settings, secrets)
         wakeup = QueueWakeup(database)
         signer = TokenSigner(load_instance_secret(settings))
+        return_paths = ReturnPaths(load_instance_secret(settings), settings.bounce_domain)
         return cls(
             settings=settings,
             database=database,
@@ -52,11 +56,17 @@ class Services:
             transports=transports,
             wakeup=wakeup,
             mail=MailService(
-                settings, database, transports, wakeup, MessageTracker(settings, signer)
+                settings,
+                database,
+                transports,
+                wakeup,
+                MessageTracker(settings, signer),
+                return_paths,
             ),
             key_usage=KeyUsage(database),
             suppressions=SuppressionService(database),
             tracking=TrackingService(settings, database, signer),
+            intake=IntakeService(settings, database, secrets, return_paths),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
             key_rate=KeyRate(settings.key_rate_limit),
         )
@@ -68,6 +78,7 @@ class Services:
             transports=self.transports,
             wakeup=self.wakeup,
             concurrency=concurrency,
+            return_paths=self.intake.return_paths,
         )
 
     async def close(self) -> None:
@@ -75,4 +86,5 @@ class Services:
         await self.wakeup.close()
         await self.transports.close()
         await self.tracking.close()
+        await self.intake.close()
         await self.database.dispose()

@@ -113,6 +113,17 @@ EVENT_DATA_FIELDS = {
     "attempt",
     "next_attempt_at",
     "scheduled_at",
+    # reported by a provider's webhook (``intake``)
+    "provider",
+    "report",
+    "recipient",
+    "bounce_type",
+    "bounce_subtype",
+    "dsn_status",
+    "diagnostic_code",
+    "classification",
+    "feedback_type",
+    "reported_at",
 }
 
 

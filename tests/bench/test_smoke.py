@@ -31,6 +31,7 @@ ROWS_PER_DATABASE = {
     "drain.rate",
     "status.rate",
     "pixel.rate",
+    "hook.sendgrid.rate",
     "rss.api.peak",
     "rss.soak_worker.peak",
     "rss.drain_worker.peak",
@@ -55,6 +56,7 @@ TARGET_ROWS = {
     "drain.rate",
     "status.rate",
     "pixel.rate",
+    "hook.sendgrid.rate",
     "rss.api.peak",
     "rss.soak_worker.peak",
     "rss.drain_worker.peak",
@@ -187,6 +189,15 @@ def test_every_pixel_hit_was_a_valid_token_recorded_as_an_open(smoke_run):
         assert figures["pixel_opens"] >= pixel["requests"] > 0, figures["database"]
 
 
+def test_every_signed_event_batch_was_taken_and_recorded(smoke_run):
+    _, result, _ = smoke_run
+    for figures in result["mailpass"]:
+        hook = figures["hook"]
+        assert hook["failed"] == hook["broken"] == 0, hook
+        # Each POST holds 100 events; round robin posts some again, which record nothing.
+        assert 0 < figures["hook_events"] <= 100 * result["sizes"]["hook_posts"]
+
+
 def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
     expected = {
         f"{db}-{name}.summary.txt"
@@ -199,6 +210,7 @@ def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
             "send-batch",
             "status",
             "pixel",
+            "hook",
             "drain-worker",
         )
     }

@@ -195,3 +195,45 @@ async def test_db_upgrade_is_idempotent(mailpass):
 async def test_bad_database_url_is_one_line(mailpass, url, fragment):
     result = await mailpass("db", "upgrade", env={"MAILPASS_DATABASE_URL": url})
     assert_one_line_error(result, fragment)
+
+
+async def test_providers_webhook_prints_the_url_and_sets_the_key(mailpass, database):
+    await mailpass("users", "create", "owner@example.com")
+    base = ("providers", "add", "--user", "owner@example.com")
+    assert (await mailpass(*base, "--name", "gun", "--kind", "mailgun")).code == 0
+    assert (
+        await mailpass(*base, "--name", "ses", "--kind", "ses", "--region", "us-east-1")
+    ).code == 0
+    assert (await mailpass(*base, "--name", "relay", "--host", "smtp.shop.example")).code == 0
+    async with database.read() as connection:
+        stored = (await connection.execute(sa.select(providers_table))).mappings().all()
+    by_name = {row["name"]: row for row in stored}
+
+    shown = await mailpass("providers", "webhook", "gun")
+    assert shown.code == 0, shown.err
+    gun = by_name["gun"]
+    assert shown.out.strip().endswith(f"/hooks/{gun['id']}/mailgun/{gun['hook_token']}")
+    assert "NOT set" in shown.err
+
+    keyed = await mailpass("providers", "webhook", "gun", env={"MAILPASS_HOOK_KEY": "key-abc"})
+    assert keyed.code == 0, keyed.err
+    assert "webhook key: set" in keyed.err
+    async with database.read() as connection:
+        stored_key = (
+            await connection.execute(
+                sa.select(providers_table.c.hook_key_encrypted).where(
+                    providers_table.c.id == gun["id"]
+                )
+            )
+        ).scalar_one()
+    assert stored_key
+    assert "key-abc" not in stored_key
+
+    assert_one_line_error(
+        await mailpass("providers", "webhook", "ses", "--key", "x"), "SNS signs its messages"
+    )
+    assert (await mailpass("providers", "webhook", "ses")).code == 0
+    assert_one_line_error(await mailpass("providers", "webhook", "relay"), "no events by webhook")
+    removed = await mailpass("providers", "webhook", "gun", "--remove-key")
+    assert removed.code == 0
+    assert "NOT set" in removed.err

@@ -75,7 +75,10 @@ async def test_bad_filters_are_named(signed_in):
     browser, _ = await signed_in()
     page = await browser.get("/dashboard/messages?status=lost&since=yesterday&page=0")
     assert page.status_code == 400
-    assert 'id="status-error">must be one of queued, sending, sent, failed' in page.text
+    assert (
+        'id="status-error">must be one of queued, sending, sent, bounced, complained, failed'
+        in page.text
+    )
     assert 'id="since-error">must be a date like 2026-01-30' in page.text
     assert "page must be a whole number from 1 up" in page.text
 
@@ -294,3 +297,61 @@ async def test_a_scheduled_message_shows_its_time_and_can_be_cancelled(
     page = (await browser.get(late.headers["location"])).text
     assert "had left the queue already" in page
     assert 'status-sent">sent' in page
+
+
+async def test_what_the_provider_reported_is_on_the_timeline(
+    signed_in, smtp_sink, app_client, database
+):
+    browser, account = await signed_in(sink=smtp_sink)
+    sent = await send(app_client, account, to="gone@example.com")
+    pk = await pk_of(database, sent.json()["data"]["message_id"])
+    later = utcnow() + timedelta(seconds=5)
+    reported = {"provider": "ses", "recipient": "gone@example.com"}
+    async with database.transaction() as connection:
+        await connection.execute(
+            events.insert(),
+            [
+                {
+                    "message_pk": pk,
+                    "event_type": "delivered",
+                    "data": {**reported, "smtp_reply": "250 ok <accepted>"},
+                    "created_at": later,
+                },
+                {
+                    "message_pk": pk,
+                    "event_type": "bounced",
+                    "data": {
+                        **reported,
+                        "bounce_type": "hard",
+                        "dsn_status": "5.1.1",
+                        "diagnostic_code": "smtp; 550 5.1.1 user unknown",
+                    },
+                    "created_at": later + timedelta(seconds=1),
+                },
+            ],
+        )
+        await connection.execute(
+            messages.update().where(messages.c.id == pk).values(status="bounced")
+        )
+    page = flat((await browser.get(f"/dashboard/messages/{pk}")).text)
+    assert (
+        '<strong>delivered</strong> <span class="reporter">reported by Amazon SES</span> for '
+        '<span class="recipient">gone@example.com</span>: <code class="reply">250 ok '
+        "&lt;accepted&gt;</code>"
+    ) in page
+    assert '<span class="badge bounce-hard">hard bounce</span>' in page
+    assert "smtp; 550 5.1.1 user unknown</code> <small>status 5.1.1</small>" in page
+    listing = (await browser.get("/dashboard/messages?status=bounced")).text
+    assert "gone@example.com" in listing
+
+    async with database.transaction() as connection:
+        await connection.execute(
+            events.insert().values(
+                message_pk=pk,
+                event_type="complained",
+                data={"provider": "smtp", "report": "arf", "feedback_type": "abuse"},
+                created_at=later + timedelta(seconds=2),
+            )
+        )
+    page = flat((await browser.get(f"/dashboard/messages/{pk}")).text)
+    assert "reported by mail (an abuse report)</span> <small>feedback: abuse</small>" in page

@@ -276,3 +276,61 @@ async def test_forms_without_the_sessions_csrf_token_change_nothing(signed_in, s
     )
     assert cross_site.status_code == 403
     assert await stored_providers(database, account.user.id) == []
+
+
+async def test_the_events_webhook_is_shown_and_its_key_set(signed_in, database, app_client):
+    """The edit page of a managed relay shows the hook's URL and takes the key its payloads
+    are checked with; a key that is not SendGrid's kind of key is refused, naming why."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    browser, account = await signed_in()
+    answer = await browser.post(
+        "/dashboard/providers/new",
+        {"kind": "sendgrid", "name": "grid", "password": "SG.key", "from_email": ""},
+    )
+    assert answer.status_code == 303, answer.text
+    (provider,) = await stored_providers(database, account.user.id)
+    edit = await browser.get(f"/dashboard/providers/{provider.id}/edit")
+    url = f"http://127.0.0.1:8000/hooks/{provider.id}/sendgrid/{provider.hook_token}"
+    assert f'value="{url}"' in edit.text
+    assert "No key yet" in edit.text
+
+    refused = await browser.post(
+        f"/dashboard/providers/{provider.id}/webhook", {"hook_key": "not a key"}
+    )
+    assert refused.status_code == 400
+    assert "verification key" in refused.text
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    public = base64.b64encode(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    saved = await browser.post(f"/dashboard/providers/{provider.id}/webhook", {"hook_key": public})
+    assert saved.status_code == 303
+    page = await browser.get(saved.headers["location"])
+    assert "Webhook key saved" in page.text
+    assert "A key is set." in page.text
+
+    # The hook now takes SendGrid's signed payloads.
+    body = json.dumps([]).encode()
+    stamp = str(int(__import__("time").time()))
+    signature = private_key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    posted = await app_client.post(
+        url.removeprefix("http://127.0.0.1:8000"),
+        content=body,
+        headers={
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        },
+    )
+    assert posted.status_code == 200, posted.text
+
+    removed = await browser.post(f"/dashboard/providers/{provider.id}/webhook", {"remove": "1"})
+    assert removed.status_code == 303
+    assert "Webhook key removed" in (await browser.get(removed.headers["location"])).text

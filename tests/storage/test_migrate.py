@@ -159,3 +159,58 @@ async def test_kept_mail_moves_to_its_own_table_and_back(fresh_database: Databas
 
 def _messages_columns(sync: sa.Connection) -> list[Any]:
     return list(sa.inspect(sync).get_columns("messages"))
+
+
+async def test_provider_hooks_come_and_go_without_touching_messages(
+    fresh_database: Database,
+) -> None:
+    """0017 gives each existing provider its own hook token; its way down drops the columns
+    without rebuilding ``providers``, whose rebuild on SQLite would set every message's
+    provider to NULL (ON DELETE SET NULL)."""
+    database = fresh_database
+    await upgrade(database)
+    await downgrade_to(database, "0016")
+    async with database.transaction() as connection:
+        now = utcnow()
+        await connection.execute(
+            sa.text("INSERT INTO users (id, email, created_at) VALUES (1, 'o@example.com', :now)"),
+            {"now": now},
+        )
+        for pk in (1, 2):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO providers (id, user_id, name, kind, host, port, security,"
+                    " is_default, created_at, updated_at) VALUES (:pk, 1, :name, 'sendgrid',"
+                    " 'smtp.sendgrid.net', 587, 'starttls', :is_default, :now, :now)"
+                ),
+                {"pk": pk, "name": f"p{pk}", "is_default": pk == 1, "now": now},
+            )
+        await connection.execute(
+            sa.text(
+                "INSERT INTO messages (id, user_id, provider_id, message_id, from_email,"
+                " to_email, cc, bcc, subject, tags, user_metadata, status, is_test, created_at)"
+                " VALUES (1, 1, 2, '<1@example.com>', 'a@example.com', 'b@example.com', '[]',"
+                " '[]', 's', '[]', '{}', 'sent', false, :now)"
+            ),
+            {"now": now},
+        )
+
+    await upgrade(database)
+    async with database.read() as connection:
+        tokens = (
+            (await connection.execute(sa.text("SELECT hook_token FROM providers ORDER BY id")))
+            .scalars()
+            .all()
+        )
+    assert all(token and len(token) == 32 for token in tokens)
+    assert len(set(tokens)) == 2
+
+    await downgrade_to(database, "0016")
+    async with database.read() as connection:
+        provider_of_message = (
+            await connection.execute(sa.text("SELECT provider_id FROM messages"))
+        ).scalar_one()
+        tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+    assert provider_of_message == 2
+    assert "hook_receipts" not in tables
+    assert "bounce_streaks" not in tables

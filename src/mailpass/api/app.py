@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
-from mailpass.api import mail, suppressions, tracking
+from mailpass.api import hooks, mail, suppressions, tracking
 from mailpass.api.auth import ThrottledAddresses
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
@@ -34,6 +34,7 @@ from mailpass.errors import (
     RequestTimeout,
     ValidationError,
 )
+from mailpass.intake.inbound import start_bounce_listener
 from mailpass.runtime.tasks import TaskFailed, run_supervised
 from mailpass.services import Services
 from mailpass.storage.migrate import upgrade
@@ -55,9 +56,14 @@ def _worker_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, migrate: bool = True, worker: bool = False
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    worker: bool = False,
+    bounce_listen: tuple[str, int, bool] | None = None,
 ) -> FastAPI:
-    """The app; with ``worker``, the queue worker runs in the same process for its lifetime."""
+    """The app; with ``worker``, the queue worker runs in the same process for its lifetime;
+    with ``bounce_listen`` (host, port, reuse_port), the bounce listener (``intake.inbound``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -74,9 +80,18 @@ def create_app(
         )
         if worker_task is not None:
             worker_task.add_done_callback(lambda task: _worker_ended(app, task))
+        bounces = None
+        if bounce_listen is not None:
+            host, port, reuse_port = bounce_listen
+            bounces = await start_bounce_listener(
+                services.intake, host, port, reuse_port=reuse_port
+            )
         try:
             yield
         finally:
+            if bounces is not None:
+                bounces.close()
+                await bounces.wait_closed()
             if queue_worker is not None and worker_task is not None:
                 queue_worker.stop()
                 with contextlib.suppress(TaskFailed):
@@ -95,6 +110,7 @@ def create_app(
     app.state.task_failed = False  # set when the queue worker gave up (``_worker_ended``)
     app.include_router(mail.router)
     app.include_router(suppressions.router)
+    app.include_router(hooks.router)
     install_api_docs(app)
 
     # HEAD too: some load balancers' health checks send it.

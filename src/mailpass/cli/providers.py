@@ -15,6 +15,7 @@ from mailpass.cli.app import (
 )
 from mailpass.config import Settings, load_instance_secret
 from mailpass.providers import service as providers
+from mailpass.providers.hooks import HOOK_KINDS, KEYED_KINDS, hook_url
 from mailpass.providers.kinds import KINDS, SECURITY_MODES
 from mailpass.providers.models import Provider
 from mailpass.providers.secrets import SecretBox
@@ -175,3 +176,46 @@ async def providers_set_tracking(
         return f"provider {provider.name}: open tracking {now_opens}, click tracking {now_clicks}"
 
     click.echo(await with_database(Settings(), work), err=True)
+
+
+@providers_group.command("webhook")
+@click.argument("reference", metavar="ID|NAME")
+@click.option("--user", "email")
+@click.option(
+    "--key",
+    help="sendgrid: the Event Webhook's verification key; mailgun: the webhook signing key. "
+    "Read from MAILPASS_HOOK_KEY when not given.",
+)
+@click.option("--remove-key", is_flag=True, help="Remove the key (payloads are then refused).")
+@run_async
+async def providers_webhook(
+    reference: str, email: str | None, key: str | None, remove_key: bool
+) -> None:
+    """Print the URL to give the provider for its events (bounces, complaints, deliveries);
+    with --key, set the key its payloads are checked with."""
+    settings = Settings()
+    key = key or os.environ.get("MAILPASS_HOOK_KEY") or None
+    if key and remove_key:
+        raise click.UsageError("give --key or --remove-key, not both")
+
+    async def work(database: Database) -> Provider:
+        provider = await _provider_for(database, reference, email)
+        if key or remove_key:
+            secrets = SecretBox(load_instance_secret(settings))
+            await providers.set_hook_key(database, secrets, provider, None if remove_key else key)
+            provider = await providers.find_provider(database, str(provider.id))
+        return provider  # type: ignore[no-any-return]
+
+    provider = await with_database(settings, work)
+    url = hook_url(settings, provider)
+    if url is None:
+        raise click.ClickException(
+            f"provider {provider.name} is of kind {provider.kind}, which reports no events by "
+            f"webhook (kinds with one: {', '.join(HOOK_KINDS)})"
+        )
+    click.echo(url)
+    if provider.kind in KEYED_KINDS:
+        state = (
+            "set" if provider.hook_key_encrypted else "NOT set: payloads are refused until it is"
+        )
+        click.echo(f"webhook key: {state}", err=True)

@@ -1,4 +1,5 @@
-"""``serve``, ``worker``, ``queue run``, ``dev`` and ``db upgrade``: running MailPass."""
+"""``serve``, ``worker``, ``bounces``, ``queue run``, ``dev`` and ``db upgrade``: running
+MailPass."""
 
 from __future__ import annotations
 
@@ -36,12 +37,26 @@ from mailpass.storage.migrate import upgrade, upgrade_url
     type=click.IntRange(min=1),
     help="Server processes on the one port; one per CPU core uses the whole machine.",
 )
-def serve(host: str, port: int, access_log: bool, worker: bool, processes: int) -> None:
+@click.option(
+    "--bounce-smtp-port",
+    type=LISTEN_PORT,
+    help="Also take bounce and complaint reports by SMTP on this port (the MX of "
+    "MAILPASS_BOUNCE_DOMAIN).",
+)
+def serve(
+    host: str,
+    port: int,
+    access_log: bool,
+    worker: bool,
+    processes: int,
+    bounce_smtp_port: int | None,
+) -> None:
     """Run the API and, unless --no-worker, the queue worker (migrations are applied first)."""
     from mailpass.server import run_server
 
     settings = Settings()
     configure_logging(settings)
+    _need_bounce_domain(settings, bounce_smtp_port)
     run_server(
         settings,
         host=host,
@@ -49,7 +64,49 @@ def serve(host: str, port: int, access_log: bool, worker: bool, processes: int) 
         access_log=access_log,
         worker=worker,
         processes=processes,
+        bounce_port=bounce_smtp_port,
     )
+
+
+def _need_bounce_domain(settings: Settings, port: int | None) -> None:
+    if port is not None and not settings.bounce_domain:
+        raise click.UsageError(
+            "the bounce listener takes mail for MAILPASS_BOUNCE_DOMAIN: set it first"
+        )
+
+
+@cli.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (the MX's)."
+)
+@click.option("--port", default=2525, show_default=True, type=LISTEN_PORT)
+@run_async
+async def bounces(host: str, port: int) -> None:
+    """Run the bounce listener alone: an SMTP server for MAILPASS_BOUNCE_DOMAIN's MX that
+    records the bounces and complaints mailed back to MailPass's return paths."""
+    from mailpass.intake.inbound import start_bounce_listener
+    from mailpass.services import Services
+
+    settings = Settings()
+    configure_logging(settings)
+    _need_bounce_domain(settings, port)
+    services = Services.build(settings)
+    try:
+        await upgrade(services.database)
+        try:
+            listener = await start_bounce_listener(services.intake, host, port)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        click.echo(f"taking bounces for {settings.bounce_domain} on {host}:{port}", err=True)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stopped.set)
+        await stopped.wait()
+        listener.close()
+        await listener.wait_closed()
+    finally:
+        await services.close()
 
 
 @cli.command()

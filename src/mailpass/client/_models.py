@@ -237,8 +237,9 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something that happened to a message: ``queued``, ``scheduled``, ``sent``,
-    ``deferred``, ``failed``, ``cancelled``, ``open``, ``click``, … with the fields that apply
-    to it (the others None)."""
+    ``deferred``, ``failed``, ``cancelled``, ``open``, ``click``, and what its provider
+    reported (``delivered``, ``bounced``, ``complained``, ``rejected``, ``unsubscribed``), with
+    the fields that apply to it (the others None)."""
 
     event_type: str
     created_at: datetime
@@ -255,6 +256,17 @@ class Event:
     attempt: int | None = None  # sent, deferred, failed: which attempt, from 1
     next_attempt_at: datetime | None = None  # deferred
     scheduled_at: datetime | None = None  # scheduled
+    # reported by the provider's webhook: delivered, deferred, bounced, complained, rejected
+    provider: str | None = None  # ses, sendgrid, mailgun; smtp: a report mailed back
+    report: str | None = None  # mailed back: dsn (a bounce) or arf (an abuse report)
+    recipient: str | None = None
+    bounce_type: str | None = None  # bounced: hard or soft
+    bounce_subtype: str | None = None
+    dsn_status: str | None = None  # RFC 3463, e.g. 5.1.1
+    diagnostic_code: str | None = None  # bounced: the recipient's server's reply
+    classification: str | None = None
+    feedback_type: str | None = None  # complained: abuse, …
+    reported_at: datetime | None = None  # the provider's time, when earlier than sent's
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Event:
@@ -272,6 +284,16 @@ class Event:
             attempt=data.get("attempt"),
             next_attempt_at=_time(data.get("next_attempt_at")),
             scheduled_at=_time(data.get("scheduled_at")),
+            provider=data.get("provider"),
+            report=data.get("report"),
+            recipient=data.get("recipient"),
+            bounce_type=data.get("bounce_type"),
+            bounce_subtype=data.get("bounce_subtype"),
+            dsn_status=data.get("dsn_status"),
+            diagnostic_code=data.get("diagnostic_code"),
+            classification=data.get("classification"),
+            feedback_type=data.get("feedback_type"),
+            reported_at=_time(data.get("reported_at")),
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["TIME_FIELDS", "attempt_data", "read_data"]
 
 # Fields of the data that are times: ISO 8601 text in the database, ``datetime`` once read.
-TIME_FIELDS = frozenset({"next_attempt_at", "scheduled_at"})
+TIME_FIELDS = frozenset({"next_attempt_at", "scheduled_at", "reported_at"})
 
 
 def attempt_data(

@@ -19,8 +19,15 @@ class MessageStatus(StrEnum):
     QUEUED = "queued"  # waiting for the worker (first attempt, or a retry at next_attempt_at)
     SENDING = "sending"  # being handed to its provider, under a worker's lease or by /send
     SENT = "sent"  # the provider accepted it for at least one recipient
+    BOUNCED = "bounced"  # sent, then its provider reported a hard bounce of a recipient
+    COMPLAINED = "complained"  # sent, then a recipient marked it as spam
     FAILED = "failed"  # refused, undeliverable, or given up after the retry window
     CANCELLED = "cancelled"  # taken out of the queue by its sender before it was sent
+
+    @classmethod
+    def delivered_ones(cls) -> tuple[MessageStatus, ...]:
+        """The statuses of a message its provider took: sent, and what can follow."""
+        return (cls.SENT, cls.BOUNCED, cls.COMPLAINED)
 
 
 class EventType(StrEnum):

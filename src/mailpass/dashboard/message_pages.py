@@ -161,9 +161,14 @@ async def detail_page(request: Request, account: Account, message_pk: int) -> Re
             "headers": header_lines(message),
             "events": events,
             "provider": provider,
+            "provider_names": REPORTERS,
             "notice": notice_of(request),
         },
     )
+
+
+# Who reported an event, by the provider kind its ``data`` names.
+REPORTERS = {"ses": "Amazon SES", "sendgrid": "SendGrid", "mailgun": "Mailgun"}
 
 
 @router.post("/{message_pk:int}/cancel")

@@ -12,6 +12,8 @@ NOTICES = {
     "provider-saved": "Provider saved.",
     "provider-default": "Default provider changed.",
     "provider-deleted": "Provider deleted.",
+    "webhook-key-saved": "Webhook key saved: the provider's events are checked with it.",
+    "webhook-key-removed": "Webhook key removed: its events are refused until one is set.",
     "key-revoked": "API key revoked. Requests with it are refused from now on.",
     "message-cancelled": "Message cancelled: it will not be sent.",
     "message-not-cancellable": "The message had left the queue already: it was not cancelled.",

@@ -22,6 +22,7 @@ from mailpass.dashboard.provider_forms import (
 from mailpass.dashboard.sessions import SignedInAccount
 from mailpass.dashboard.templating import render
 from mailpass.providers import service as providers
+from mailpass.providers.hooks import KEYED_KINDS, hook_url
 from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.secrets import SecretUnreadable
 from mailpass.providers.smtp import ProbeError
@@ -91,12 +92,25 @@ async def list_page(request: Request, account: Account) -> Response:
 
 
 def form_page(
-    request: Request, form: ProviderForm, *, provider: Provider | None, status_code: int = 200
+    request: Request,
+    form: ProviderForm,
+    *,
+    provider: Provider | None,
+    status_code: int = 200,
+    hook_error: str | None = None,
 ) -> Response:
+    settings = services_of(request).settings
     return render(
         request,
         "provider_form.html",
-        {**form.context(), "provider": provider},
+        {
+            **form.context(),
+            "provider": provider,
+            "hook_url": hook_url(settings, provider) if provider else None,
+            "hook_keyed": provider is not None and provider.kind in KEYED_KINDS,
+            "hook_error": hook_error,
+            "notice": notice_of(request),
+        },
         status_code=status_code,
     )
 
@@ -149,6 +163,30 @@ async def update(request: Request, account: Account, provider_id: int) -> Respon
         form.message = str(exc)
         return form_page(request, form, provider=provider, status_code=400)
     return RedirectResponse("/dashboard/providers?notice=provider-saved", status_code=303)
+
+
+@router.post("/{provider_id:int}/webhook")
+async def set_webhook_key(request: Request, account: Account, provider_id: int) -> Response:
+    """Set or remove the key the provider's webhook payloads are checked with."""
+    posted = await checked_form(request, account.csrf_token)
+    provider = await own_provider(request, account, provider_id)
+    remove = posted.get("remove") == "1"
+    key = posted.get("hook_key")
+    services = services_of(request)
+    try:
+        await providers.set_hook_key(
+            services.database,
+            services.secrets,
+            provider,
+            None if remove else (key if isinstance(key, str) else ""),
+        )
+    except providers.ProviderError as exc:
+        form = form_from_provider(provider)
+        return form_page(request, form, provider=provider, status_code=400, hook_error=str(exc))
+    notice = "webhook-key-removed" if remove else "webhook-key-saved"
+    return RedirectResponse(
+        f"/dashboard/providers/{provider.id}/edit?notice={notice}", status_code=303
+    )
 
 
 @router.post("/{provider_id:int}/test")

@@ -48,6 +48,7 @@ from mailpass.delivery.queue import (
 )
 from mailpass.delivery.retry import RetryPolicy
 from mailpass.delivery.wakeup import QueueWakeup
+from mailpass.intake.verp import ReturnPaths
 from mailpass.providers.circuit import CircuitPolicy, describe_down
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.transport import DeliveryError, ProviderHeld
@@ -96,8 +97,10 @@ class QueueWorker:
         wakeup: QueueWakeup,
         concurrency: int | None = None,
         policy: RetryPolicy | None = None,
+        return_paths: ReturnPaths | None = None,
     ) -> None:
         self.settings = settings
+        self.return_paths = return_paths
         self.database = database
         self.transports = transports
         self.wakeup = wakeup
@@ -353,9 +356,14 @@ class QueueWorker:
         if claim.probe:
             transport.hold("", 0)  # this one is to find out whether it answers again
         timeout = self.settings.queue_lease * SEND_TIMEOUT_SHARE_OF_LEASE
+        envelope_from = claim.envelope_from
+        if self.return_paths is not None:
+            envelope_from = self.return_paths.envelope_sender(
+                claim.provider.kind, claim.id, envelope_from
+            )
         try:
             result = await asyncio.wait_for(
-                transport.send(claim.envelope_from, claim.envelope_to, claim.raw), timeout
+                transport.send(envelope_from, claim.envelope_to, claim.raw), timeout
             )
         except ProviderHeld as held:
             until = utcnow() + timedelta(seconds=max(held.until - time.monotonic(), 0))

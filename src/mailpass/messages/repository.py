@@ -425,11 +425,13 @@ async def hourly_activity(
             result[datetime.strptime(hour, "%Y-%m-%dT%H")] = int(count)
         return result
 
-    def messages_by(column: sa.ColumnElement[datetime], status: str) -> sa.Select[str, int]:
+    def messages_by(
+        column: sa.ColumnElement[datetime], *statuses: MessageStatus
+    ) -> sa.Select[str, int]:
         hour = _hour_of(dialect, column).label("hour")
         return (
             sa.select(hour, sa.func.count())
-            .where(messages.c.user_id == user_id, messages.c.status == status)
+            .where(messages.c.user_id == user_id, messages.c.status.in_(statuses))
             .where(column >= start, column < end)
             .group_by(hour)
         )
@@ -445,7 +447,8 @@ async def hourly_activity(
         )
 
     return HourlyActivity(
-        sent=await per_hour(messages_by(messages.c.sent_at, MessageStatus.SENT)),
+        # Sent, and still so when a recipient's server bounced it or complained later.
+        sent=await per_hour(messages_by(messages.c.sent_at, *MessageStatus.delivered_ones())),
         failed=await per_hour(messages_by(messages.c.created_at, MessageStatus.FAILED)),
         opened=await per_hour(events_of(EventType.OPEN)),
         clicked=await per_hour(events_of(EventType.CLICK)),

@@ -25,6 +25,7 @@ from mailpass.errors import (
     SendLimitExceeded,
     ValidationError,
 )
+from mailpass.intake.verp import ReturnPaths
 from mailpass.messages import repository
 from mailpass.messages.late_outcomes import LateOutcomes
 from mailpass.messages.request import (
@@ -138,8 +139,10 @@ class MailService:
         transports: TransportRegistry,
         wakeup: QueueWakeup,
         tracker: MessageTracker | None = None,
+        return_paths: ReturnPaths | None = None,
     ) -> None:
         self.settings = settings
+        self.return_paths = return_paths
         self.database = database
         self.transports = transports
         self.wakeup = wakeup
@@ -243,9 +246,12 @@ class MailService:
             message_pk = await repository.store_message(self.database, row, raw)
 
         try:
-            result = await self.transports.get(provider).send(
-                outgoing.sender.email, recipients, data
-            )
+            envelope_from = outgoing.sender.email
+            if self.return_paths is not None:
+                envelope_from = self.return_paths.envelope_sender(
+                    provider.kind, message_pk, envelope_from
+                )
+            result = await self.transports.get(provider).send(envelope_from, recipients, data)
         except DeliveryError as exc:
             reply = exc.reply
             await self.late_outcomes.record(

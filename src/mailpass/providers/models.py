@@ -33,6 +33,9 @@ class Provider:
     down_count: int = 0
     down_until: datetime | None = None
     down_reason: str | None = None
+    # Its webhook (``intake``): the token in the hook's URL, and the key payloads are checked with.
+    hook_token: str | None = None
+    hook_key_encrypted: str | None = None
 
     @property
     def has_limits(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -24,8 +25,10 @@ __all__ = [
     "insert_provider",
     "list_providers",
     "mark_reachable",
+    "provider_by_id",
     "read_health",
     "set_default_provider",
+    "set_hook_key",
     "update_connection",
     "update_provider",
     "update_tracking",
@@ -85,6 +88,7 @@ async def insert_provider(
             updated_at=now,
             track_opens=track_opens,
             track_clicks=track_clicks,
+            hook_token=secrets.token_urlsafe(24),
         )
         .returning(*providers.c)
     )
@@ -242,6 +246,25 @@ async def update_provider(
     if not keep_password:
         values["password_encrypted"] = password_encrypted
     await connection.execute(providers.update().where(providers.c.id == provider_id).values(values))
+
+
+async def set_hook_key(
+    connection: Connection, provider_id: int, hook_key_encrypted: str | None, now: datetime
+) -> None:
+    """Set (or, with None, remove) the key the provider's webhook payloads are checked with."""
+    await connection.execute(
+        providers.update()
+        .where(providers.c.id == provider_id)
+        .values(hook_key_encrypted=hook_key_encrypted, updated_at=now)
+    )
+
+
+async def provider_by_id(connection: Connection, provider_id: int) -> Provider | None:
+    """The provider with this id, whoever's it is (a webhook names it in its URL)."""
+    row = (
+        await connection.execute(sa.select(providers).where(providers.c.id == provider_id))
+    ).first()
+    return _provider(row) if row is not None else None
 
 
 async def delete_provider(connection: Connection, provider_id: int) -> None:

@@ -17,6 +17,7 @@ from mailpass.core.addresses import (
     parse_mailbox,
 )
 from mailpass.providers import repository
+from mailpass.providers.hooks import HookKeyError, check_hook_key
 from mailpass.providers.kinds import ConnectionSettings, resolve_connection
 from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.registry import endpoint_for
@@ -35,6 +36,7 @@ __all__ = [
     "own_provider",
     "point_at",
     "set_default",
+    "set_hook_key",
     "set_tracking",
     "test_provider",
     "update_provider",
@@ -234,3 +236,21 @@ async def point_at(database: Database, provider: Provider, settings: ConnectionS
         await repository.update_connection(connection, provider.id, settings, utcnow())
         await repository.mark_reachable(connection, [provider.id], utcnow())
         await repository.set_default_provider(connection, provider, utcnow())
+
+
+async def set_hook_key(
+    database: Database, secrets: SecretBox, provider: Provider, key: str | None
+) -> None:
+    """Set the key the provider's webhook payloads are checked with (None removes it).
+
+    Raises ProviderError when the key does not suit the provider's kind.
+    """
+    if key is not None:
+        try:
+            key = check_hook_key(provider.kind, key)
+        except HookKeyError as exc:
+            raise ProviderError(str(exc)) from None
+    async with database.transaction() as connection:
+        await repository.set_hook_key(
+            connection, provider.id, secrets.encrypt(key) if key else None, utcnow()
+        )

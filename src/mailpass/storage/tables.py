@@ -13,9 +13,11 @@ import sqlalchemy as sa
 __all__ = [
     "api_auth_failures",
     "api_keys",
+    "bounce_streaks",
     "captured_mail",
     "dashboard_sessions",
     "events",
+    "hook_receipts",
     "idempotency_keys",
     "message_contents",
     "messages",
@@ -97,6 +99,10 @@ providers = sa.Table(
     sa.Column("down_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("down_until", sa.DateTime),
     sa.Column("down_reason", sa.Text),
+    # Its webhook (``intake``): the random token in the hook's URL, and the key its payloads are
+    # checked with (SendGrid's public key, Mailgun's signing key), encrypted like the password.
+    sa.Column("hook_token", sa.String(32)),
+    sa.Column("hook_key_encrypted", sa.Text),
     sa.UniqueConstraint("user_id", "name"),
     # At most one default provider per account, enforced by the database itself.
     sa.Index(
@@ -238,6 +244,29 @@ suppressions = sa.Table(
     sa.Column("message_pk", sa.ForeignKey("messages.id", ondelete="SET NULL")),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index(None, "user_id", "email", unique=True),
+)
+
+# What a provider's webhook has already brought: an SNS message, a SendGrid event, a Mailgun
+# token. A payload seen again is a provider's retry (recorded once) or a replay (refused).
+# Rows older than ``intake.service.RECEIPTS_KEPT`` are deleted; payloads that old are refused.
+hook_receipts = sa.Table(
+    "hook_receipts",
+    metadata,
+    sa.Column("provider_id", sa.ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("receipt", sa.String(200), primary_key=True),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Index(None, "received_at"),
+)
+
+# Soft bounces of an address in a row, per account; a delivery to it ends the streak, and the
+# address is suppressed when the streak reaches ``MAILPASS_SOFT_BOUNCE_LIMIT``.
+bounce_streaks = sa.Table(
+    "bounce_streaks",
+    metadata,
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("soft_bounces", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
 # Mail sent with a test key (``mp_test_…``) never leaves the machine: it lands here.

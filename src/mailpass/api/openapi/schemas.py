@@ -47,6 +47,7 @@ from mailpass.messages.request import (
     MAX_TAGS,
     MAX_UNSUBSCRIBE_CHARS,
 )
+from mailpass.providers.hooks import HOOK_KINDS
 from mailpass.suppressions.models import SuppressionReason
 
 __all__ = [
@@ -554,20 +555,65 @@ EVENT: dict[str, Any] = {
     "open; the others carry the fields that apply to them: `queued`; `scheduled` "
     "(`scheduled_at`); `sent` (`smtp_reply`: the provider's answer, `attempt`, `refused`: the "
     "recipients it refused, if any); `deferred` (`reason`, `attempt`, `next_attempt_at`); "
-    "`failed` (`reason`, `attempt`); `cancelled`.",
+    "`failed` (`reason`, `attempt`); `cancelled`. What a provider reports by its webhook "
+    "(`delivered`, `deferred`, `bounced`, `complained`, `rejected`, `unsubscribed`) carries "
+    "`provider` and `recipient`, and as applies `bounce_type`, `bounce_subtype`, `dsn_status`, "
+    "`diagnostic_code`, `smtp_reply`, `reason`, `feedback_type`.",
     "required": ["event_type", "created_at"],
     "properties": {
         "event_type": {"type": "string", "enum": list(EventType)},
-        "smtp_reply": {"type": "string", "description": "`sent`: the provider's answer to DATA."},
+        "smtp_reply": {
+            "type": "string",
+            "description": "`sent`: the provider's answer to DATA; `delivered`: the recipient's "
+            "server's answer, as the provider reports it.",
+        },
         "refused": {"type": "string", "description": "`sent`: the recipients it refused."},
         "reason": {
             "type": ["string", "null"],
-            "description": "`deferred`, `failed`: the provider's reply, or what happened "
-            "instead (no answer in time, …).",
+            "description": "`deferred`, `failed`, `rejected`: the provider's reply, or what "
+            "happened instead (no answer in time, …).",
         },
         "attempt": {"type": "integer", "minimum": 1, "description": "Which attempt, from 1."},
         "next_attempt_at": {**SEED_TIME, "description": "`deferred`: when it is tried again."},
         "scheduled_at": {**SEED_TIME, "description": "`scheduled`: when it is to be sent."},
+        "provider": {
+            "type": "string",
+            "enum": [*HOOK_KINDS, "smtp"],
+            "description": "Who reported the event: the provider by its webhook, or (`smtp`) "
+            "a report mailed back to the bounce domain (see `report`).",
+        },
+        "report": {
+            "type": "string",
+            "enum": ["dsn", "arf"],
+            "description": "A report by mail: a delivery status notification (RFC 3464) or an "
+            "abuse report (RFC 5965).",
+        },
+        "recipient": {"type": "string", "description": "The recipient the report is about."},
+        "bounce_type": {
+            "type": "string",
+            "enum": ["hard", "soft"],
+            "description": "`bounced`: `hard` (for good: the address is suppressed) or `soft` "
+            "(for now: suppressed after MAILPASS_SOFT_BOUNCE_LIMIT in a row).",
+        },
+        "bounce_subtype": {"type": "string", "description": "`bounced`: the provider's own."},
+        "dsn_status": {
+            "type": "string",
+            "description": "`bounced`, `deferred`: the RFC 3463 status, e.g. `5.1.1`.",
+        },
+        "diagnostic_code": {
+            "type": "string",
+            "description": "`bounced`: the recipient's server's reply.",
+        },
+        "classification": {"type": "string", "description": "`bounced`: SendGrid's class."},
+        "feedback_type": {
+            "type": "string",
+            "description": "`complained`: the kind of report (`abuse`, …).",
+        },
+        "reported_at": {
+            **SEED_TIME,
+            "description": "The provider's own time of the event, when earlier than `sent`'s "
+            "(clocks differ): the event is listed at `sent`'s time.",
+        },
         "ip_address": NULLABLE_STRING,
         "user_agent": NULLABLE_STRING,
         "url": {"type": ["string", "null"], "description": "The link of a `click`."},
