@@ -117,6 +117,7 @@ EVENT_DATA_FIELDS = {
     "provider",
     "report",
     "recipient",
+    "recipients",
     "bounce_type",
     "bounce_subtype",
     "dsn_status",

@@ -353,5 +353,17 @@ async def test_what_the_provider_reported_is_on_the_timeline(
                 created_at=later + timedelta(seconds=2),
             )
         )
+        await connection.execute(
+            events.insert().values(
+                message_pk=pk,
+                event_type="suppressed",
+                data={"recipients": ["cc@example.com"]},
+                created_at=later + timedelta(seconds=3),
+            )
+        )
     page = flat((await browser.get(f"/dashboard/messages/{pk}")).text)
     assert "reported by mail (an abuse report)</span> <small>feedback: abuse</small>" in page
+    assert (
+        '<strong>suppressed</strong> not sent to <span class="recipient">cc@example.com</span>'
+        ": on the suppression list by its turn"
+    ) in page

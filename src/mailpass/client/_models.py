@@ -260,6 +260,7 @@ class Event:
     provider: str | None = None  # ses, sendgrid, mailgun; smtp: a report mailed back
     report: str | None = None  # mailed back: dsn (a bounce) or arf (an abuse report)
     recipient: str | None = None
+    recipients: tuple[str, ...] = ()  # suppressed: those it was not sent to
     bounce_type: str | None = None  # bounced: hard or soft
     bounce_subtype: str | None = None
     dsn_status: str | None = None  # RFC 3463, e.g. 5.1.1
@@ -287,6 +288,7 @@ class Event:
             provider=data.get("provider"),
             report=data.get("report"),
             recipient=data.get("recipient"),
+            recipients=tuple(data.get("recipients") or ()),
             bounce_type=data.get("bounce_type"),
             bounce_subtype=data.get("bounce_subtype"),
             dsn_status=data.get("dsn_status"),

@@ -22,6 +22,8 @@ class MessageStatus(StrEnum):
     BOUNCED = "bounced"  # sent, then its provider reported a hard bounce of a recipient
     COMPLAINED = "complained"  # sent, then a recipient marked it as spam
     FAILED = "failed"  # refused, undeliverable, or given up after the retry window
+    # Not sent: by its turn in the queue, every recipient was on the account's suppression list
+    SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"  # taken out of the queue by its sender before it was sent
 
     @classmethod

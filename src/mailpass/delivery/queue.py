@@ -43,6 +43,7 @@ from mailpass.storage.tables import (
     message_contents,
     messages,
     providers,
+    suppressions,
 )
 
 __all__ = [
@@ -79,6 +80,15 @@ class Claim:
     # (``mailpass.core.stored``). Composed by ``composed()``, after the claim's transaction.
     columns: Mapping[Any, Any] | None = None
     probe: bool = False  # the one message that tries a provider whose pause is over
+    # Its recipients (lower-cased) on the account's suppression list by its turn: not sent to.
+    suppressed: frozenset[str] = frozenset()
+
+    @property
+    def recipients(self) -> list[str]:
+        """The envelope's recipients it goes to: those not suppressed since it was queued."""
+        if not self.suppressed:
+            return self.envelope_to
+        return [address for address in self.envelope_to if address.lower() not in self.suppressed]
 
     def composed(self) -> Claim:
         """The claim with the bytes to send: those stored, or its columns composed now.
@@ -97,6 +107,8 @@ class OutcomeKind(StrEnum):
     # Not attempted (the worker stopped, or the provider is held down): back to queued until
     # ``next_attempt_at``, nothing counted.
     RELEASED = "released"
+    # Not attempted: every recipient is suppressed. Status suppressed, its slot given back.
+    SUPPRESSED = "suppressed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +343,7 @@ async def claim_due_messages(
     taken_rows = claimed.all()
     # The mail of those kept whole: by key, in a statement of its own (RETURNING has no joins).
     kept = await _contents_of(connection, [row.id for row in taken_rows])
+    suppressed = await _suppressed_of(connection, taken_rows)
     claims = [
         Claim(
             id=row.id,
@@ -347,11 +360,36 @@ async def claim_due_messages(
             is_test=row.is_test,
             columns=row._mapping if row.id not in kept else None,
             probe=row.id in probes,
+            suppressed=suppressed.get(row.id, frozenset()),
         )
         for row in taken_rows
     ]
     claims.sort(key=lambda claim: claim.id)
     return Claimed(claims, frozenset(capped))
+
+
+async def _suppressed_of(connection: Connection, rows: Sequence[Any]) -> dict[int, frozenset[str]]:
+    """Of each claimed message, the recipients on its account's suppression list now: the list
+    is checked when a message is accepted, and again at its turn, which for a scheduled message
+    or a retry may come days later (after a bounce of one of its addresses)."""
+    recipients = {row.id: {a.lower() for a in row.envelope_to or ()} for row in rows}
+    emails = set().union(*recipients.values())
+    if not emails:
+        return {}
+    found = await connection.execute(
+        sa.select(suppressions.c.user_id, suppressions.c.email).where(
+            suppressions.c.user_id.in_(sorted({row.user_id for row in rows})),
+            suppressions.c.email.in_(sorted(emails)),
+        )
+    )
+    listed = {(row.user_id, row.email) for row in found}
+    if not listed:
+        return {}
+    return {
+        row.id: frozenset(a for a in recipients[row.id] if (row.user_id, a) in listed)
+        for row in rows
+        if any((row.user_id, a) in listed for a in recipients[row.id])
+    }
 
 
 async def _contents_of(connection: Connection, message_pks: list[int]) -> dict[int, bytes]:
@@ -469,7 +507,9 @@ async def write_outcomes(
     on (``lock``: on PostgreSQL). The providers this marked down, with until when.
 
     A failed attempt (``RETRY``, ``FAILED``) also writes its event, ``deferred`` or
-    ``failed``; a sent one is told by the row itself (``sent_at``, ``provider_reply``)."""
+    ``failed``; a sent one is told by the row itself (``sent_at``, ``provider_reply``). A
+    message not sent to some or all of its recipients because they were suppressed by then
+    writes a ``suppressed`` event naming them."""
     now = utcnow()
     for kind in OutcomeKind:
         group = [outcome for outcome in outcomes if outcome.kind == kind]
@@ -480,6 +520,11 @@ async def write_outcomes(
             # Before the update, which lets go of the claim the event is written under.
             await connection.execute(
                 _ATTEMPT_EVENT, [_attempt_event_params(o, event_type, now) for o in group]
+            )
+        left_out = [o for o in group if o.claim.suppressed]
+        if left_out:
+            await connection.execute(
+                _ATTEMPT_EVENT, [_suppressed_event_params(o, now) for o in left_out]
             )
         await connection.execute(
             _OUTCOME_UPDATES[kind], [_outcome_params(outcome) for outcome in group]
@@ -493,7 +538,7 @@ async def write_outcomes(
                     "user_id": o.claim.user_id,
                     "message_id": o.claim.message_id,
                     "envelope_from": o.claim.envelope_from,
-                    "recipients": o.claim.envelope_to,
+                    "recipients": o.claim.recipients,
                     "raw": o.claim.raw,
                     "created_at": o.finished_at,
                 }
@@ -508,13 +553,16 @@ async def write_outcomes(
     return await note_attempts(connection, circuit, attempts, utcnow(), lock=lock)
 
 
+_NOT_ATTEMPTED = (OutcomeKind.RELEASED, OutcomeKind.SUPPRESSED)
+
+
 def _provider_attempts(outcomes: Sequence[Outcome]) -> dict[int, ProviderAttempts]:
     """What the outcomes say of their providers, leaving out what changes nothing: a provider
     that was healthy when claimed and worked again."""
     attempts: dict[int, ProviderAttempts] = {}
     for outcome in outcomes:
         provider, claim = outcome.claim.provider, outcome.claim
-        if provider is None or claim.is_test or outcome.kind == OutcomeKind.RELEASED:
+        if provider is None or claim.is_test or outcome.kind in _NOT_ATTEMPTED:
             continue
         if outcome.unreachable:
             seen = attempts.setdefault(provider.id, ProviderAttempts())
@@ -564,6 +612,18 @@ def _attempt_event_params(outcome: Outcome, event_type: EventType, now: datetime
     }
 
 
+def _suppressed_event_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    claim = outcome.claim
+    left_out = [a for a in claim.envelope_to if a.lower() in claim.suppressed]
+    return {
+        "pk": claim.id,
+        "token": claim.token,
+        "event_type": EventType.SUPPRESSED,
+        "data": {"recipients": left_out},
+        "at": now,
+    }
+
+
 def _update(**values: Any) -> sa.Update:
     return (
         messages.update()
@@ -598,6 +658,12 @@ _OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
         error_message=sa.bindparam("error"),
         attempts=_attempted,
         next_attempt_at=sa.bindparam("next_at"),
+        slot_at=None,
+    ),
+    OutcomeKind.SUPPRESSED: _update(
+        status=MessageStatus.SUPPRESSED,
+        error_message=sa.bindparam("error"),
+        next_attempt_at=None,
         slot_at=None,
     ),
     OutcomeKind.RELEASED: _update(

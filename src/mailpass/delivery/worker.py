@@ -340,6 +340,14 @@ class QueueWorker:
     # ------------------------------------------------------------------ one message
 
     async def _attempt(self, claim: Claim) -> Outcome:
+        if claim.envelope_to and not claim.recipients:
+            return Outcome(
+                claim,
+                OutcomeKind.SUPPRESSED,
+                "not sent: every recipient is on the suppression list ("
+                + ", ".join(sorted(claim.suppressed))
+                + ")",
+            )
         try:
             claim = claim.composed()
         except ValueError as exc:  # what was checked when it was accepted: not expected
@@ -363,7 +371,7 @@ class QueueWorker:
             )
         try:
             result = await asyncio.wait_for(
-                transport.send(envelope_from, claim.envelope_to, claim.raw), timeout
+                transport.send(envelope_from, claim.recipients, claim.raw), timeout
             )
         except ProviderHeld as held:
             until = utcnow() + timedelta(seconds=max(held.until - time.monotonic(), 0))

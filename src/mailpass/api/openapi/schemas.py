@@ -555,7 +555,8 @@ EVENT: dict[str, Any] = {
     "open; the others carry the fields that apply to them: `queued`; `scheduled` "
     "(`scheduled_at`); `sent` (`smtp_reply`: the provider's answer, `attempt`, `refused`: the "
     "recipients it refused, if any); `deferred` (`reason`, `attempt`, `next_attempt_at`); "
-    "`failed` (`reason`, `attempt`); `cancelled`. What a provider reports by its webhook "
+    "`failed` (`reason`, `attempt`); `cancelled`; `suppressed` (`recipients`). What a "
+    "provider reports by its webhook "
     "(`delivered`, `deferred`, `bounced`, `complained`, `rejected`, `unsubscribed`) carries "
     "`provider` and `recipient`, and as applies `bounce_type`, `bounce_subtype`, `dsn_status`, "
     "`diagnostic_code`, `smtp_reply`, `reason`, `feedback_type`.",
@@ -589,6 +590,12 @@ EVENT: dict[str, Any] = {
             "abuse report (RFC 5965).",
         },
         "recipient": {"type": "string", "description": "The recipient the report is about."},
+        "recipients": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "`suppressed`: the recipients it was not sent to, on the "
+            "suppression list by its turn in the queue.",
+        },
         "bounce_type": {
             "type": "string",
             "enum": ["hard", "soft"],
