@@ -47,6 +47,7 @@ SMOKE_SIZES = Sizes(
     status_ids=50,
     pixel_messages=50,
     hook_posts=50,
+    dispatch_posts=5,
     drain_messages=2_000,  # enough that the drain worker's profile is its loop, not its start-up
     rss_messages=1_000,
     fault_messages=300,
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--pixel-clients", type=int, default=None, metavar="N")
     sizes.add_argument("--hook-clients", type=int, default=None, metavar="N")
     sizes.add_argument("--hook-posts", type=int, default=None, metavar="N")
+    sizes.add_argument("--dispatch-posts", type=int, default=None, metavar="N")
     sizes.add_argument("--drain-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--rss-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--fault-messages", type=int, default=None, metavar="N")
@@ -159,6 +161,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
             "pixel_clients",
             "hook_clients",
             "hook_posts",
+            "dispatch_posts",
             "drain_messages",
             "rss_messages",
             "fault_messages",

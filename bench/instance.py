@@ -76,6 +76,8 @@ class MailPassInstance:
             "MAILPASS_DATABASE_URL": self.url,
             "MAILPASS_DATA_DIR": str(workdir / "data"),
             "MAILPASS_SECRET_KEY": secrets.token_urlsafe(48),
+            # The bench's webhook endpoint (``bench.receiver``) listens on 127.0.0.1.
+            "MAILPASS_WEBHOOKS_ALLOW_PRIVATE": "1",
         }
         self.env.pop("MAILPASS_DEBUG", None)
         self.created = False
@@ -199,6 +201,44 @@ class MailPassInstance:
         )
         url = self.cli("providers", "webhook", "grid", env={"MAILPASS_HOOK_KEY": public_key})
         return "/" + url.split("/", 3)[3]
+
+    def add_webhook_endpoint(self, port: int, url: str) -> None:
+        """An endpoint of the bench's account, through the API as a user adds one."""
+        key = self.cli(
+            "keys", "create", "--user", ACCOUNT, "--name", "hooks", "--permission", "webhooks"
+        )
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request(
+                "POST",
+                "/api/v1/webhooks",
+                body=json.dumps({"url": url}),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            answer = connection.getresponse()
+            body = answer.read()
+        finally:
+            connection.close()
+        if answer.status != 200:
+            raise BenchError(f"POST /api/v1/webhooks answered {answer.status}: {body[:300]!r}")
+
+    def pending_webhooks(self) -> int:
+        """Deliveries in the outbox not yet made."""
+        from mailpass.storage.database import Database
+        from mailpass.storage.tables import webhook_deliveries
+
+        async def count() -> int:
+            database = Database(self.url)
+            try:
+                async with database.read() as connection:
+                    found = await connection.execute(
+                        sa.select(sa.func.count()).where(webhook_deliveries.c.state == "pending")
+                    )
+                    return int(found.scalar_one())
+            finally:
+                await database.dispose()
+
+        return asyncio.run(count())
 
     def reported_events(self) -> int:
         """How many events providers reported by webhook are recorded."""

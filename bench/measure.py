@@ -37,6 +37,7 @@ from bench.payloads import (
 )
 from bench.processes import BenchError, ManagedProcess, Memory
 from bench.profile import Profiler
+from bench.receiver import WebhookReceiver
 from bench.sink import SmtpSink
 from bench.tools import Tools
 from mailpass.tracking.machines import DELIVERY_SCAN_WINDOW
@@ -80,6 +81,7 @@ class Sizes:
     pixel_messages: int = 1_000  # tracked messages whose pixels are fetched round robin
     hook_clients: int = 8
     hook_posts: int = 3_000  # distinct signed POSTs of SendGrid events (100 events each)
+    dispatch_posts: int = 200  # of those again, whose events the webhook dispatch delivers
     drain_messages: int = 20_000
     rss_messages: int = 100_000
     # The fault figures (``bench.faults``): each drain's messages, those queued for the hung
@@ -131,6 +133,9 @@ class MailPassFigures:
     pixel_opens: int = 0  # opens recorded during the pixel measurement, once the server was done
     hook: LoadResult | None = None  # SendGrid's signed event batches to a provider's hook
     hook_events: int = 0  # events the hook measurement recorded, once the server was done
+    dispatch_events: int = 0  # webhooks the endpoint received in the dispatch measurement
+    dispatch_expected: int = 0  # deliveries that were in the outbox when the worker started
+    dispatch_seconds: float = 0.0  # from the first delivery received to the last
     api_memory: Memory | None = None
     status_counts: dict[str, int] = field(default_factory=dict)
     # Of each MailPass process, once stopped with SIGTERM: anything but 0 is worth a look.
@@ -321,7 +326,7 @@ def _hook(
     figures: MailPassFigures,
     api: ManagedProcess,
     profiler: Profiler | None,
-) -> None:
+) -> tuple[str, object]:
     """SendGrid's Event Webhook about the drained messages: signed batches, each checked,
     matched to its messages and recorded with what it leads to (bounces suppress)."""
     from cryptography.hazmat.primitives import serialization
@@ -347,6 +352,64 @@ def _hook(
         )
     recorded = _settled(instance.reported_events, quiet=max(SETTLE_QUIET, 2 * figures.hook.max))
     figures.hook_events = recorded - before
+    return path, private_key
+
+
+def _dispatch(
+    instance: MailPassInstance,
+    port: int,
+    hook: tuple[str, object],
+    message_ids: list[str],
+    sizes: Sizes,
+    figures: MailPassFigures,
+) -> None:
+    """Webhooks to a local endpoint: an endpoint is added for the account, SendGrid's events
+    of ``dispatch_posts`` more POSTs are recorded (each also put in the outbox), and then a
+    worker (which runs the dispatcher) is started: every delivery must reach the endpoint;
+    the rate is from the first to the last."""
+    path, private_key = hook
+    receiver = WebhookReceiver()
+    try:
+        instance.add_webhook_endpoint(port, receiver.url)
+        lines = sendgrid_hook_lines(
+            message_ids, private_key, sizes.dispatch_posts, first_post=sizes.hook_posts
+        )
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for line in lines.decode().splitlines():
+                signature, timestamp, body = line.split("\t", 2)
+                connection.request(
+                    "POST",
+                    path,
+                    body=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Twilio-Email-Event-Webhook-Signature": signature,
+                        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+                    },
+                )
+                answer = connection.getresponse()
+                answered = answer.read()
+                if answer.status != 200:
+                    raise BenchError(f"POST {path} answered {answer.status}: {answered[:300]!r}")
+        finally:
+            connection.close()
+        figures.dispatch_expected = instance.pending_webhooks()
+        worker = instance.worker("dispatch-worker", processes=sizes.workers_for(instance.database))
+        try:
+            receiver.wait_for(figures.dispatch_expected, stall_timeout=STALL_TIMEOUT)
+        finally:
+            figures.stop(worker)
+        figures.dispatch_events = receiver.count
+        if receiver.first_at is not None and receiver.last_at is not None:
+            figures.dispatch_seconds = receiver.last_at - receiver.first_at
+        if receiver.count < figures.dispatch_expected:
+            raise BenchError(
+                f"the endpoint received {receiver.count:,} of {figures.dispatch_expected:,} "
+                "webhooks"
+            )
+    finally:
+        receiver.close()
 
 
 def measure_mailpass(
@@ -478,6 +541,11 @@ def measure_mailpass(
             f"with {sizes.hook_clients} clients"
         )
         figures.status_counts = instance.status_counts()  # what it sent, before any bounce
-        _hook(instance, tools, port, sink.port, ids, sizes, workdir, figures, api, profiler)
+        hook = _hook(instance, tools, port, sink.port, ids, sizes, workdir, figures, api, profiler)
+        progress(
+            f"{database}: webhook dispatch of {sizes.dispatch_posts * HOOK_EVENTS_PER_POST:,} "
+            "events to a local endpoint"
+        )
+        _dispatch(instance, port, hook, ids, sizes, figures)
         figures.api_memory = api.memory()
     return figures

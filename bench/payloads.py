@@ -107,7 +107,9 @@ SOFT_BOUNCES_PER_100 = 2
 HARD_BOUNCES_PER_100 = 1
 
 
-def sendgrid_hook_lines(message_ids: list[str], private_key: object, posts: int) -> bytes:
+def sendgrid_hook_lines(
+    message_ids: list[str], private_key: object, posts: int, *, first_post: int = 0
+) -> bytes:
     """``posts`` Event Webhook POSTs as SendGrid signs them (ECDSA P-256 over the timestamp and
     the body), a line each: signature, timestamp and body, by tabs. Every event is new (its own
     ``sg_event_id``); they are about ``message_ids`` in turn, mostly deliveries, a few bounces."""
@@ -118,7 +120,7 @@ def sendgrid_hook_lines(message_ids: list[str], private_key: object, posts: int)
     stamp = str(int(time.time()))
     lines = []
     number = 0
-    for post in range(posts):
+    for post in range(first_post, first_post + posts):
         events = []
         for index in range(HOOK_EVENTS_PER_POST):
             message_id = message_ids[number % len(message_ids)]

@@ -29,6 +29,7 @@ BATCH_VS_POSTFIX_ACCEPT = 20.0
 STATUS_RATE = 3_000.0  # requests per second
 PIXEL_RATE = 3_000.0  # requests per second (issue 5)
 HOOK_RATE = 3_000.0  # provider events recorded per second (issue 28)
+DISPATCH_RATE = 2_000.0  # webhooks delivered per second to a local endpoint (issue 28)
 RSS_LIMIT = 200.0  # MiB per process, at its peak
 # "Flat over 100,000 messages": RSS after the last message may exceed RSS after the first tenth
 # by this much. Allocator arenas settle after a warm-up; a leak keeps growing past it.
@@ -177,6 +178,21 @@ def _mailpass_rows(figures: MailPassFigures, postfix: RelayFigures, ceiling: flo
         rows.append(_pixel_row(figures, figures.pixel))
     if figures.hook is not None:
         rows.append(_hook_row(figures, figures.hook))
+    if figures.dispatch_seconds:
+        rate = figures.dispatch_events / figures.dispatch_seconds
+        complete = figures.dispatch_events >= figures.dispatch_expected
+        rows.append(
+            Row(
+                key=f"{db}.dispatch.rate",
+                figure=f"{db}: webhook dispatch to a local endpoint",
+                value=rate,
+                unit="events/s",
+                target=f"≥ {DISPATCH_RATE:,.0f} events/s",
+                holds=rate >= DISPATCH_RATE and complete,
+                note=f"{figures.dispatch_events:,} of {figures.dispatch_expected:,} delivered "
+                f"in {figures.dispatch_seconds:.1f} s",
+            )
+        )
     rows.extend(_memory_rows(figures))
     return rows
 

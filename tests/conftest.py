@@ -1,5 +1,12 @@
 """Fixtures shared by every test: a real SMTP server (``smtp_fixtures``) and real SQLite and
 PostgreSQL databases with the app on top (``db_fixtures``), MailPass run as real processes
-(``process_fixtures``), and the app served on a real port in this process (``server_fixtures``)."""
+(``process_fixtures``), the app served on a real port in this process (``server_fixtures``), and
+an HTTP server for webhooks to reach (``http_fixtures``)."""
 
-pytest_plugins = ["smtp_fixtures", "db_fixtures", "process_fixtures", "server_fixtures"]
+pytest_plugins = [
+    "smtp_fixtures",
+    "db_fixtures",
+    "process_fixtures",
+    "server_fixtures",
+    "http_fixtures",
+]

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailpass.delivery",),
     ("mailpass.intake",),  # provider webhooks: events recorded, statuses and suppressions set
     ("mailpass.tracking", "mailpass.idempotency", "mailpass.suppressions"),
+    ("mailpass.webhooks",),  # outbound webhooks: every domain above puts its events in its outbox
     ("mailpass.providers",),
     ("mailpass.accounts",),
     ("mailpass.storage",),
@@ -53,6 +54,7 @@ DOMAIN_PACKAGES = (
     "mailpass.tracking",
     "mailpass.idempotency",
     "mailpass.suppressions",
+    "mailpass.webhooks",
     "mailpass.providers",
     "mailpass.accounts",
 )

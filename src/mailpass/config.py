@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # The domain bounces come back to: mail sent through a plain SMTP provider gets the return
     # path ``bounces+<signed token>@<domain>`` (VERP), whose MX is MailPass's bounce listener.
     bounce_domain: str | None = None
+    # Outbound webhooks: seconds an endpoint has to answer, and whether endpoints may be at
+    # private addresses (loopback, 10/8, …): off, since an endpoint's URL is a user's input.
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhooks_allow_private: bool = False
     # CA certificates MailPass's own HTTPS requests trust besides the system's (PEM).
     https_ca_file: Path | None = None
 

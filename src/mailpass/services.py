@@ -21,6 +21,7 @@ from mailpass.suppressions.service import SuppressionService
 from mailpass.tracking.sending import MessageTracker
 from mailpass.tracking.service import TrackingService
 from mailpass.tracking.tokens import TokenSigner
+from mailpass.webhooks.service import WebhookService
 
 __all__ = ["Services"]
 
@@ -37,6 +38,7 @@ class Services:
     suppressions: SuppressionService
     tracking: TrackingService
     intake: IntakeService
+    webhooks: WebhookService
     auth_throttle: AuthThrottle
     key_rate: KeyRate
 
@@ -67,6 +69,7 @@ class Services:
             suppressions=SuppressionService(database),
             tracking=TrackingService(settings, database, signer),
             intake=IntakeService(settings, database, secrets, return_paths),
+            webhooks=WebhookService(settings, database, secrets),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
             key_rate=KeyRate(settings.key_rate_limit),
         )

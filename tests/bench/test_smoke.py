@@ -32,6 +32,7 @@ ROWS_PER_DATABASE = {
     "status.rate",
     "pixel.rate",
     "hook.sendgrid.rate",
+    "dispatch.rate",
     "rss.api.peak",
     "rss.soak_worker.peak",
     "rss.drain_worker.peak",
@@ -57,6 +58,7 @@ TARGET_ROWS = {
     "status.rate",
     "pixel.rate",
     "hook.sendgrid.rate",
+    "dispatch.rate",
     "rss.api.peak",
     "rss.soak_worker.peak",
     "rss.drain_worker.peak",
@@ -154,8 +156,8 @@ def test_mailpass_sent_every_message_it_was_given_and_stopped_cleanly(smoke_run)
         # Each stopped with SIGTERM: the workers exit 0; `serve` exits 0 or, as uvicorn does
         # after its graceful shutdown, by re-raising the signal.
         codes = figures["exit_codes"]
-        assert codes.keys() == {"api", "soak-worker", "drain-worker"}
-        assert codes["soak-worker"] == codes["drain-worker"] == 0
+        assert codes.keys() == {"api", "soak-worker", "drain-worker", "dispatch-worker"}
+        assert codes["soak-worker"] == codes["drain-worker"] == codes["dispatch-worker"] == 0
         assert codes["api"] in (0, -signal.SIGTERM)
     assert "WARNING" not in stdout
 
@@ -187,6 +189,13 @@ def test_every_pixel_hit_was_a_valid_token_recorded_as_an_open(smoke_run):
         # image, so only the database shows it.
         assert pixel["failed"] == 0, pixel
         assert figures["pixel_opens"] >= pixel["requests"] > 0, figures["database"]
+
+
+def test_every_webhook_in_the_outbox_reached_the_endpoint(smoke_run):
+    _, result, _ = smoke_run
+    for figures in result["mailpass"]:
+        assert figures["dispatch_expected"] > 0
+        assert figures["dispatch_events"] == figures["dispatch_expected"]
 
 
 def test_every_signed_event_batch_was_taken_and_recorded(smoke_run):

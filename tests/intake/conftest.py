@@ -31,7 +31,12 @@ def make_hooked(make_account, make_smtp_sink, database, settings):  # type: igno
     """An account whose default provider is of ``kind``, relaying to the test's sink, with
     ``key`` as its webhook key."""
 
-    async def make(kind: str, key: str | None = None, email: str = "owner@example.com") -> Hooked:
+    async def make(
+        kind: str,
+        key: str | None = None,
+        email: str = "owner@example.com",
+        permissions: list[str] | None = None,
+    ) -> Hooked:
         sink = await make_smtp_sink(auth={"apikey": "relay-password"})
         options: dict[str, Any] = {"kind": kind, "username": "apikey", "password": "relay-password"}
         if kind == "ses":
@@ -39,7 +44,7 @@ def make_hooked(make_account, make_smtp_sink, database, settings):  # type: igno
         account = await make_account(
             email,
             sink=sink,
-            permissions=["mail", "suppressions"],
+            permissions=permissions or ["mail", "suppressions"],
             provider_options=options,
         )
         provider = account.provider

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
-from mailpass.api import hooks, mail, suppressions, tracking
+from mailpass.api import hooks, mail, suppressions, tracking, webhooks
 from mailpass.api.auth import ThrottledAddresses
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
@@ -80,6 +80,13 @@ def create_app(
         )
         if worker_task is not None:
             worker_task.add_done_callback(lambda task: _worker_ended(app, task))
+        # Where the queue worker runs, so does the webhook dispatcher.
+        dispatcher = services.webhooks.dispatcher() if worker else None
+        dispatcher_task = (
+            asyncio.create_task(run_supervised("the webhook dispatcher", dispatcher.run, log))
+            if dispatcher
+            else None
+        )
         bounces = None
         if bounce_listen is not None:
             host, port, reuse_port = bounce_listen
@@ -96,6 +103,11 @@ def create_app(
                 queue_worker.stop()
                 with contextlib.suppress(TaskFailed):
                     await worker_task
+            if dispatcher is not None and dispatcher_task is not None:
+                dispatcher.stop()
+                with contextlib.suppress(TaskFailed):
+                    await dispatcher_task
+                await dispatcher.close()
             await services.close()
 
     app = FastAPI(
@@ -111,6 +123,7 @@ def create_app(
     app.include_router(mail.router)
     app.include_router(suppressions.router)
     app.include_router(hooks.router)
+    app.include_router(webhooks.router)
     install_api_docs(app)
 
     # HEAD too: some load balancers' health checks send it.

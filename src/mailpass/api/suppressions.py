@@ -22,7 +22,7 @@ from mailpass.messages.request import parse_json_body
 from mailpass.suppressions.models import Suppression
 from mailpass.suppressions.request import SuppressionFields, address_to_suppress
 
-__all__ = ["router"]
+__all__ = ["query_integer", "router"]
 
 router = APIRouter(prefix="/api/v1/suppressions", route_class=DirectRoute)
 
@@ -53,8 +53,8 @@ async def list_suppressions(request: Request) -> Response:
                 {"field": name, "message": "is not a parameter of this list"} for name in unknown
             ],
         )
-    limit = _integer(request, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
-    after = _integer(request, "cursor", 1, None)
+    limit = query_integer(request, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
+    after = query_integer(request, "cursor", 1, None)
     searches = request.query_params.getlist("search")
     if len(searches) > 1:
         raise ValidationError(
@@ -100,7 +100,7 @@ def _address(raw: str) -> str:
         ) from None
 
 
-def _integer(request: Request, name: str, lowest: int, highest: int | None) -> int | None:
+def query_integer(request: Request, name: str, lowest: int, highest: int | None) -> int | None:
     """The query parameter ``name`` as a whole number within bounds; None when not given."""
     given = request.query_params.getlist(name)
     if not given:

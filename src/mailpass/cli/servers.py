@@ -182,11 +182,24 @@ async def _run_worker(
         if migrate:
             await upgrade(services.database)
         queue_worker = services.worker(concurrency)
+        # A worker that runs until stopped delivers the webhooks too (``queue run`` does not).
+        dispatcher = None if until_idle else services.webhooks.dispatcher()
         freeze_startup_heap()
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            queue_worker.stop()
+            if dispatcher is not None:
+                dispatcher.stop()
+
         for signal_number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signal_number, queue_worker.stop)
+            loop.add_signal_handler(signal_number, stop)
+        dispatching = asyncio.create_task(dispatcher.run()) if dispatcher is not None else None
         await queue_worker.run(until_idle=until_idle)
+        if dispatcher is not None and dispatching is not None:
+            dispatcher.stop()
+            await dispatching
+            await dispatcher.close()
         click.echo(
             f"queue worker stopped: {queue_worker.sent} sent, {queue_worker.failed} failed, "
             f"{queue_worker.retried} to retry",

@@ -18,6 +18,7 @@ from mailpass.dashboard import (
     overview_page,
     provider_pages,
     suppression_pages,
+    webhook_pages,
 )
 from mailpass.dashboard.errors import install_error_pages
 
@@ -35,6 +36,7 @@ def install(app: FastAPI) -> None:
         key_pages,
         message_pages,
         suppression_pages,
+        webhook_pages,
     )
     for module in pages:
         app.include_router(module.router, include_in_schema=False)

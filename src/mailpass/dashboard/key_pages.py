@@ -25,6 +25,7 @@ PERMISSION_HELP = {
     "providers": "manage SMTP providers (management API)",
     "keys": "manage API keys (management API)",
     "suppressions": "read and change the suppression list",
+    "webhooks": "add, list and remove webhook endpoints",
 }
 
 

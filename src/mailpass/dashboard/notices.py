@@ -21,6 +21,9 @@ NOTICES = {
     "suppression-exists": "That address was suppressed already.",
     "suppression-removed": "Address taken off the list: mail goes to it again.",
     "suppression-missing": "That address was not on the list.",
+    "webhook-removed": "Endpoint removed: its deliveries not yet made are dropped.",
+    "webhook-test-queued": "Test event queued: it appears below once the worker has sent it.",
+    "webhook-enabled": "Endpoint on again: new events are delivered to it.",
 }
 
 

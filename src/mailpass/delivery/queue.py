@@ -45,6 +45,8 @@ from mailpass.storage.tables import (
     providers,
     suppressions,
 )
+from mailpass.webhooks import repository as webhook_outbox
+from mailpass.webhooks.payloads import event_payload
 
 __all__ = [
     "DUE_QUERIES",
@@ -511,6 +513,8 @@ async def write_outcomes(
     message not sent to some or all of its recipients because they were suppressed by then
     writes a ``suppressed`` event naming them."""
     now = utcnow()
+    # Before the updates, which let go of the claims the webhooks are written under.
+    await _enqueue_webhooks(connection, outcomes, now)
     for kind in OutcomeKind:
         group = [outcome for outcome in outcomes if outcome.kind == kind]
         if not group:
@@ -610,6 +614,70 @@ def _attempt_event_params(outcome: Outcome, event_type: EventType, now: datetime
         "data": data,
         "at": now,
     }
+
+
+_WEBHOOK_EVENTS = {
+    OutcomeKind.SENT: EventType.SENT,
+    OutcomeKind.RETRY: EventType.DEFERRED,
+    OutcomeKind.FAILED: EventType.FAILED,
+    OutcomeKind.SUPPRESSED: EventType.SUPPRESSED,
+}
+
+
+async def _enqueue_webhooks(
+    connection: Connection, outcomes: Sequence[Outcome], now: datetime
+) -> None:
+    """The webhooks of the outcomes' events, for the accounts with endpoints (one query finds
+    there are none, the common case), and only of the claims still held: a late outcome
+    writes no event, so it sends none either."""
+    relevant = [o for o in outcomes if o.kind in _WEBHOOK_EVENTS]
+    users = await webhook_outbox.subscribed(connection, {o.claim.user_id for o in relevant})
+    relevant = [o for o in relevant if o.claim.user_id in users]
+    if not relevant:
+        return
+    held_query = sa.select(messages.c.id, messages.c.claim_token).where(
+        messages.c.id.in_(sorted(o.claim.id for o in relevant))
+    )
+    if connection.dialect.name == "postgresql":
+        held_query = held_query.with_for_update()
+    tokens = {row.id: row.claim_token for row in await connection.execute(held_query)}
+    by_user: dict[int, list[tuple[str, int, dict[str, Any]]]] = {}
+    for outcome in relevant:
+        claim = outcome.claim
+        if tokens.get(claim.id) != claim.token:
+            continue
+        items = by_user.setdefault(claim.user_id, [])
+        for event_type, at, data in _webhook_events(outcome, now):
+            items.append(
+                (event_type, claim.id, event_payload(event_type, at, claim.message_id, data))
+            )
+    for user_id, items in by_user.items():
+        await webhook_outbox.enqueue(connection, user_id, items, now)
+
+
+def _webhook_events(
+    outcome: Outcome, now: datetime
+) -> list[tuple[EventType, datetime, dict[str, Any]]]:
+    """The events an outcome tells, as ``GET /status`` shows them."""
+    claim = outcome.claim
+    attempt = claim.attempts + 1
+    told: list[tuple[EventType, datetime, dict[str, Any]]] = []
+    if outcome.kind == OutcomeKind.SENT:
+        sent: dict[str, Any] = {"attempt": attempt}
+        if outcome.reply is not None:
+            sent["smtp_reply"] = outcome.reply
+        if outcome.error_message is not None:  # the recipients it refused
+            sent["refused"] = outcome.error_message
+        told.append((EventType.SENT, outcome.finished_at or now, sent))
+    elif outcome.kind == OutcomeKind.RETRY:
+        data = attempt_data(outcome.error_message, attempt, outcome.next_attempt_at)
+        told.append((EventType.DEFERRED, now, data))
+    elif outcome.kind == OutcomeKind.FAILED:
+        told.append((EventType.FAILED, now, attempt_data(outcome.error_message, attempt)))
+    if claim.suppressed:
+        left_out = [a for a in claim.envelope_to if a.lower() in claim.suppressed]
+        told.append((EventType.SUPPRESSED, now, {"recipients": left_out}))
+    return told
 
 
 def _suppressed_event_params(outcome: Outcome, now: datetime) -> dict[str, Any]:

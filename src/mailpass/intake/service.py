@@ -36,6 +36,8 @@ from mailpass.providers.repository import provider_by_id
 from mailpass.providers.secrets import SecretBox
 from mailpass.storage.database import Connection, Database
 from mailpass.suppressions.models import SuppressionReason
+from mailpass.webhooks import repository as webhook_outbox
+from mailpass.webhooks.payloads import event_payload
 
 __all__ = ["RECEIPTS_KEPT", "IntakeService", "Owner"]
 
@@ -206,9 +208,24 @@ class IntakeService:
         matched = [(e, *found[e.message_id]) for e in new_events if e.message_id in found]
         intake.unmatched = len(new_events) - len(matched)
         intake.recorded = len(matched)
-        await repository.insert_events(
+        rows = [_row(owner, event, message_pk, sent_at) for event, message_pk, sent_at in matched]
+        await repository.insert_events(connection, rows)
+        # Their webhooks, in the same transaction: recorded means on its way to the account.
+        await webhook_outbox.enqueue(
             connection,
-            [_row(owner, event, message_pk, sent_at) for event, message_pk, sent_at in matched],
+            owner.user_id,
+            [
+                (
+                    row["event_type"],
+                    row["message_pk"],
+                    event_payload(
+                        row["event_type"], row["created_at"], event.message_id, row["data"]
+                    ),
+                )
+                for row, (event, _, _) in zip(rows, matched, strict=True)
+                if event.message_id is not None
+            ],
+            now,
         )
         await self._consequences(
             connection, owner.user_id, [(e, message_pk) for e, message_pk, _ in matched], now

@@ -24,6 +24,8 @@ from mailpass.storage.tables import (
     message_contents,
     messages,
 )
+from mailpass.webhooks import repository as webhook_outbox
+from mailpass.webhooks.payloads import event_payload
 
 __all__ = [
     "MessageWithEvents",
@@ -210,10 +212,31 @@ async def mark_sent(
     now: datetime,
     note: str | None = None,
     reply: str | None = None,
+    *,
+    webhook: tuple[int, str] | None = None,
 ) -> None:
     """The provider took the message with ``reply`` (``note``: the recipients it refused, if
-    any)."""
-    await database.execute(_MARK_SENT, message_pk=message_pk, when=now, note=note, reply=reply)
+    any). ``webhook``: (its account, its Message-ID) when the account has webhook endpoints,
+    whose ``sent`` goes into the outbox in the same transaction."""
+    values = {"message_pk": message_pk, "when": now, "note": note, "reply": reply}
+    if webhook is None:
+        await database.execute(_MARK_SENT, **values)
+        return
+    user_id, message_id = webhook
+    data: dict[str, Any] = {"attempt": 1}
+    if reply is not None:
+        data["smtp_reply"] = reply
+    if note is not None:
+        data["refused"] = note
+    payload = event_payload(EventType.SENT, now, message_id, data)
+
+    async def mark(connection: Connection) -> None:
+        await connection.execute(_MARK_SENT.statement, values)
+        await webhook_outbox.enqueue(
+            connection, user_id, [(EventType.SENT, message_pk, payload)], now
+        )
+
+    await database.write(mark)
 
 
 async def mark_failed(database: Database, message_pk: int, error_message: str) -> None:
@@ -225,8 +248,29 @@ async def mark_failed(database: Database, message_pk: int, error_message: str) -
     async def mark(connection: Connection) -> None:
         await connection.execute(failed, {"message_pk": message_pk, "reason": error_message})
         await connection.execute(events.insert().values(event))
+        await _enqueue_event_webhook(connection, message_pk, event)
 
     await database.write(mark)
+
+
+async def _enqueue_event_webhook(
+    connection: Connection, message_pk: int, event: dict[str, Any]
+) -> None:
+    """The webhook of an event just written, when the message's account has endpoints (a
+    path that is not hot: one more query)."""
+    owner = (
+        await connection.execute(
+            sa.select(messages.c.user_id, messages.c.message_id).where(messages.c.id == message_pk)
+        )
+    ).first()
+    if owner is None:
+        return
+    payload = event_payload(
+        event["event_type"], event["created_at"], owner.message_id, event["data"] or {}
+    )
+    await webhook_outbox.enqueue(
+        connection, owner.user_id, [(event["event_type"], message_pk, payload)], event["created_at"]
+    )
 
 
 def _event(
@@ -253,9 +297,9 @@ async def cancel_queued(database: Database, message_pk: int) -> bool:
         )
         if result.first() is None:
             return False
-        await connection.execute(
-            events.insert().values(_event(message_pk, EventType.CANCELLED, utcnow()))
-        )
+        event = _event(message_pk, EventType.CANCELLED, utcnow())
+        await connection.execute(events.insert().values(event))
+        await _enqueue_event_webhook(connection, message_pk, event)
         return True
 
 

@@ -35,6 +35,7 @@ class SendingAccount:
 
     provider: Provider | None  # its default provider
     suppresses: bool = False  # it has addresses on its suppression list
+    webhooks: bool = False  # it has an enabled webhook endpoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,8 +275,11 @@ class MailService:
 
         sent_at, note = utcnow(), result.refusal_note()
         # The provider took it: that is the answer, even if the database cannot note it now.
+        webhook = (key.user_id, outgoing.message_id) if account.webhooks else None
         await self.late_outcomes.record(
-            lambda: repository.mark_sent(self.database, message_pk, sent_at, note, result.reply)
+            lambda: repository.mark_sent(
+                self.database, message_pk, sent_at, note, result.reply, webhook=webhook
+            )
         )
         if not provider.is_healthy:
             await self._note_attempt(provider, failure=None)
@@ -507,10 +510,10 @@ class MailService:
     async def find_sender(self, key_hash: str) -> tuple[ApiKey | None, SendingAccount]:
         """The key with ``key_hash`` (None when there is none) and what /send needs of its
         account, read in one query. The caller admits the key."""
-        key, provider, suppresses = await provider_queries.find_key_and_default_provider(
+        key, provider, suppresses, webhooks = await provider_queries.find_key_and_default_provider(
             self.database, key_hash
         )
-        return key, SendingAccount(provider, suppresses)
+        return key, SendingAccount(provider, suppresses, webhooks)
 
     async def find_status(self, key_hash: str, raw_message_id: str) -> StatusLookup:
         """The key with ``key_hash`` and its account's message with this Message-ID (given

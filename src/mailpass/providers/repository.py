@@ -14,7 +14,13 @@ from mailpass.providers.kinds import ConnectionSettings
 from mailpass.providers.models import Health, Provider, ProviderUsage
 from mailpass.storage.database import Connection, Database
 from mailpass.storage.prepared import PrefixedColumns, PreparedRead
-from mailpass.storage.tables import api_keys, messages, providers, suppressions
+from mailpass.storage.tables import (
+    api_keys,
+    messages,
+    providers,
+    suppressions,
+    webhook_endpoints,
+)
 
 __all__ = [
     "count_queued_for_provider",
@@ -137,8 +143,16 @@ _PROVIDER = PrefixedColumns(providers, "provider")
 _SUPPRESSES = (
     sa.exists().where(suppressions.c.user_id == api_keys.c.user_id).label("account_suppresses")
 )
+_HAS_WEBHOOKS = (
+    sa.exists()
+    .where(
+        webhook_endpoints.c.user_id == api_keys.c.user_id,
+        webhook_endpoints.c.enabled.is_(True),
+    )
+    .label("account_has_webhooks")
+)
 _KEY_AND_DEFAULT_PROVIDER = PreparedRead(
-    sa.select(*KEY_COLUMNS, *_PROVIDER.columns, _SUPPRESSES)
+    sa.select(*KEY_COLUMNS, *_PROVIDER.columns, _SUPPRESSES, _HAS_WEBHOOKS)
     .select_from(
         api_keys.outerjoin(
             providers,
@@ -151,17 +165,18 @@ _KEY_AND_DEFAULT_PROVIDER = PreparedRead(
 
 async def find_key_and_default_provider(
     database: Database, key_hash: str
-) -> tuple[ApiKey | None, Provider | None, bool]:
-    """The API key with this hash, its account's default provider and whether the account
-    suppresses any address, in one query."""
+) -> tuple[ApiKey | None, Provider | None, bool, bool]:
+    """The API key with this hash, its account's default provider, whether the account
+    suppresses any address and whether it has a webhook endpoint, in one query."""
     rows = await database.fetch(_KEY_AND_DEFAULT_PROVIDER, key_hash=key_hash)
     if not rows:
-        return None, None, False
+        return None, None, False, False
     (row,) = rows
     suppresses = bool(row["account_suppresses"])
+    webhooks = bool(row["account_has_webhooks"])
     if row["provider_id"] is None:
-        return key_in(row), None, suppresses
-    return key_in(row), Provider(**_PROVIDER.of(row)), suppresses
+        return key_in(row), None, suppresses, webhooks
+    return key_in(row), Provider(**_PROVIDER.of(row)), suppresses, webhooks
 
 
 async def _clear_default(connection: Connection, user_id: int, now: datetime) -> None:

@@ -26,6 +26,8 @@ __all__ = [
     "signin_failures",
     "suppressions",
     "users",
+    "webhook_deliveries",
+    "webhook_endpoints",
     "workers",
 ]
 
@@ -267,6 +269,54 @@ bounce_streaks = sa.Table(
     sa.Column("email", sa.String(320), primary_key=True),
     sa.Column("soft_bounces", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# Where an account wants its messages' events POSTed (``webhooks``), and which of them.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    # The signing secret (``whsec_…``), encrypted like provider passwords; shown once.
+    sa.Column("secret_encrypted", sa.Text, nullable=False),
+    sa.Column("event_types", sa.JSON, nullable=False),  # [] : every type
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    # Since when every delivery to it failed (NULL: the last one worked); after a day of that
+    # it is disabled, and why is said here.
+    sa.Column("failing_since", sa.DateTime),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index(None, "user_id"),
+)
+
+# The outbox: one row an event and endpoint, written in the event's own transaction, so that
+# nothing is lost between the event and its delivery; sent (and retried) by the dispatcher.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "endpoint_id", sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False
+    ),
+    # The message the event is about: its to, subject, tags and metadata join the body when it
+    # is sent (they never change, so every attempt sends the same bytes).
+    sa.Column("message_pk", sa.ForeignKey("messages.id", ondelete="CASCADE")),
+    sa.Column("webhook_id", sa.String(40), nullable=False),  # the same on every attempt
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # the event's JSON, fixed when written
+    sa.Column("state", sa.String(16), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("lease_expires_at", sa.DateTime),
+    sa.Column("claim_token", sa.String(32)),
+    sa.Column("last_status", sa.Integer),  # the endpoint's HTTP status at the last attempt
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime),
+    sa.Index(None, "state", "next_attempt_at"),
+    sa.Index(None, "endpoint_id", "id"),
 )
 
 # Mail sent with a test key (``mp_test_…``) never leaves the machine: it lands here.

@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailpass.clock import utcnow
 from mailpass.core.statuses import EventType
-from mailpass.storage.database import Database
+from mailpass.storage.database import Connection, Database
 from mailpass.tracking import repository
 from mailpass.tracking.machines import machine_reason
+from mailpass.tracking.repository import ClickTarget, OpenTarget
+from mailpass.webhooks import repository as webhook_outbox
+from mailpass.webhooks.payloads import event_payload
 
-__all__ = ["Hit", "OpenRecorder", "event_row"]
+__all__ = ["Hit", "OpenRecorder", "enqueue_hit_webhooks", "event_row", "hit_data"]
 
 MAX_BATCH = 500  # hits per transaction
 MAX_BACKLOG = 10_000  # hits taken and not yet written, beyond which requests wait
@@ -42,6 +47,36 @@ class Hit:
     ip_address: str | None
     user_agent: str | None
     at: datetime  # naive UTC, when the request arrived
+
+
+def hit_data(row: dict[str, Any]) -> dict[str, Any]:
+    """An open's or a click's fields in its webhook, as ``GET /status`` shows a hit."""
+    return {
+        "ip_address": row["ip_address"],
+        "user_agent": row["user_agent"],
+        "url": row["url"],
+        "machine": row["is_machine"],
+        "machine_reason": row["machine_reason"],
+    }
+
+
+async def enqueue_hit_webhooks(
+    connection: Connection, hits: Sequence[tuple[OpenTarget | ClickTarget, dict[str, Any]]]
+) -> None:
+    """The webhooks of hits just written, for the accounts with endpoints (one query finds
+    there are none, the common case)."""
+    users = await webhook_outbox.subscribed(connection, {target.user_id for target, _ in hits})
+    by_user: dict[int, list[tuple[str, int, dict[str, Any]]]] = {}
+    for target, row in hits:
+        if target.user_id in users:
+            payload = event_payload(
+                row["event_type"], row["created_at"], target.message_id, hit_data(row)
+            )
+            by_user.setdefault(target.user_id, []).append(
+                (row["event_type"], target.message_pk, payload)
+            )
+    for user_id, items in by_user.items():
+        await webhook_outbox.enqueue(connection, user_id, items, utcnow())
 
 
 def event_row(
@@ -108,6 +143,7 @@ class OpenRecorder:
                 connection, {tracking_id for tracking_id, _ in batch}
             )
             rows = []
+            hooked: list[tuple[OpenTarget, dict[str, Any]]] = []
             first_opens: dict[int, datetime] = {}
             for tracking_id, hit in batch:
                 target = targets.get(tracking_id)
@@ -120,9 +156,11 @@ class OpenRecorder:
                     delivered_at=target.delivered_at,
                 )
                 rows.append(event_row(target.message_pk, EventType.OPEN, hit, reason))
+                hooked.append((target, rows[-1]))
                 if reason is None and target.first_opened_at is None:
                     first_opens.setdefault(target.message_pk, hit.at)
             if rows:
                 await repository.insert_events(connection, rows)
+                await enqueue_hit_webhooks(connection, hooked)
             if first_opens:
                 await repository.set_first_opened(connection, first_opens)

@@ -39,6 +39,8 @@ class OpenTarget:
     message_pk: int
     delivered_at: datetime
     first_opened_at: datetime | None
+    user_id: int
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,8 @@ class ClickTarget:
     delivered_at: datetime
     first_clicked_at: datetime | None
     links: tuple[str, ...]
+    user_id: int
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +70,15 @@ async def find_open_targets(
             messages.c.id,
             _DELIVERED_AT,
             messages.c.first_opened_at,
+            messages.c.user_id,
+            messages.c.message_id,
         ).where(messages.c.tracking_id.in_(list(tracking_ids)))
     )
     return {
-        row.tracking_id: OpenTarget(row.id, row.delivered_at, row.first_opened_at) for row in result
+        row.tracking_id: OpenTarget(
+            row.id, row.delivered_at, row.first_opened_at, row.user_id, row.message_id
+        )
+        for row in result
     }
 
 
@@ -81,13 +90,17 @@ async def find_click_target(connection: Connection, tracking_id: str) -> ClickTa
                 _DELIVERED_AT,
                 messages.c.first_clicked_at,
                 messages.c.tracked_links,
+                messages.c.user_id,
+                messages.c.message_id,
             ).where(messages.c.tracking_id == tracking_id)
         )
     ).first()
     if row is None:
         return None
     links = tuple(row.tracked_links or ())
-    return ClickTarget(row.id, row.delivered_at, row.first_clicked_at, links)
+    return ClickTarget(
+        row.id, row.delivered_at, row.first_clicked_at, links, row.user_id, row.message_id
+    )
 
 
 async def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -10,7 +10,7 @@ from mailpass.core.statuses import EventType
 from mailpass.storage.database import Connection, Database
 from mailpass.tracking import repository
 from mailpass.tracking.machines import BURST_WINDOW, burst_reason, machine_reason
-from mailpass.tracking.recorder import Hit, OpenRecorder, event_row
+from mailpass.tracking.recorder import Hit, OpenRecorder, enqueue_hit_webhooks, event_row
 from mailpass.tracking.rewrite import normalize_link
 from mailpass.tracking.tokens import TokenSigner, TrackingToken
 
@@ -67,9 +67,9 @@ class TrackingService:
         url: str,
         reason: str | None,
     ) -> None:
-        await repository.insert_event(
-            connection, event_row(target.message_pk, EventType.CLICK, hit, reason, url)
-        )
+        row = event_row(target.message_pk, EventType.CLICK, hit, reason, url)
+        await repository.insert_event(connection, row)
+        await enqueue_hit_webhooks(connection, [(target, row)])
         recent = await repository.recent_clicks(
             connection, target.message_pk, hit.at - timedelta(seconds=BURST_WINDOW)
         )

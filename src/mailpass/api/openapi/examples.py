@@ -204,6 +204,66 @@ COMPONENT_EXAMPLES: dict[str, Any] = {
             "data": {"email": "gone@example.com", "reason": "manual", "added": True},
         },
     },
+    "WebhookCreatedAnswer": {
+        "summary": "An endpoint, and its secret shown once",
+        "value": {
+            "success": True,
+            "data": {
+                "id": 1,
+                "url": "https://app.example.com/hooks/mailpass",
+                "event_types": ["bounced", "complained"],
+                "enabled": True,
+                "failing_since": None,
+                "disabled_reason": None,
+                "created_at": "2026-01-30T12:00:00",
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            },
+        },
+    },
+    "WebhookListAnswer": {
+        "summary": "The account's endpoints",
+        "value": {
+            "success": True,
+            "data": {
+                "webhooks": [
+                    {
+                        "id": 1,
+                        "url": "https://app.example.com/hooks/mailpass",
+                        "event_types": [],
+                        "enabled": True,
+                        "failing_since": None,
+                        "disabled_reason": None,
+                        "created_at": "2026-01-30T12:00:00",
+                    }
+                ]
+            },
+        },
+    },
+    "WebhookDeletedAnswer": {
+        "summary": "Deleted",
+        "value": {"success": True, "data": {"id": 1, "deleted": True}},
+    },
+    "WebhookDeliveriesAnswer": {
+        "summary": "A delivery tried twice",
+        "value": {
+            "success": True,
+            "data": {
+                "deliveries": [
+                    {
+                        "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+                        "event_type": "bounced",
+                        "state": "delivered",
+                        "attempts": 2,
+                        "last_status": 200,
+                        "last_error": None,
+                        "next_attempt_at": None,
+                        "delivered_at": "2026-01-30T12:00:05",
+                        "created_at": "2026-01-30T12:00:00",
+                    }
+                ]
+            },
+        },
+    },
     "SuppressionRemovedAnswer": {
         "summary": "Sent to again",
         "value": {"success": True, "data": {"email": "gone@example.com", "removed": True}},

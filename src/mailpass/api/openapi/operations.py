@@ -33,7 +33,11 @@ from mailpass.messages.request import (
 __all__ = [
     "ADD_SUPPRESSION_OPERATION",
     "CANCEL_OPERATION",
+    "CREATE_WEBHOOK_OPERATION",
+    "DELETE_WEBHOOK_OPERATION",
     "LIST_SUPPRESSIONS_OPERATION",
+    "LIST_WEBHOOKS_OPERATION",
+    "LIST_WEBHOOK_DELIVERIES_OPERATION",
     "REMOVE_SUPPRESSION_OPERATION",
     "SEND_BATCH_OPERATION",
     "SEND_OPERATION",
@@ -324,6 +328,92 @@ REMOVE_SUPPRESSION_OPERATION: dict[str, Any] = {
             idempotent=False,
         ),
         [*_SUPPRESSION_ERRORS, NotFound],
+        idempotent=False,
+    ),
+}
+
+_WEBHOOK_ERRORS = _SUPPRESSION_ERRORS
+_ENDPOINT_ID = {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+LIST_WEBHOOKS_OPERATION: dict[str, Any] = {
+    "operationId": "listWebhooks",
+    "summary": "The account's webhook endpoints",
+    "description": "Where the account's messages' events are POSTed. Needs the `webhooks` "
+    "permission.",
+    "tags": ["webhooks"],
+    "security": SECURITY,
+    "responses": _responses(
+        _success_response(
+            "The endpoints.", "WebhookListSuccess", "WebhookListAnswer", idempotent=False
+        ),
+        _WEBHOOK_ERRORS,
+        idempotent=False,
+    ),
+}
+
+CREATE_WEBHOOK_OPERATION: dict[str, Any] = {
+    "operationId": "createWebhook",
+    "summary": "Add a webhook endpoint",
+    "description": "Each event of the account's messages that it wants is POSTed to `url` as "
+    "JSON, signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`, "
+    "`webhook-signature: v1,…` with the `secret` of this answer, which is not shown again), "
+    "at least once, retried for a day until it answers 2xx. At most 10 an account. Needs the "
+    "`webhooks` permission.",
+    "tags": ["webhooks"],
+    "security": SECURITY,
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": SCHEMAS + "WebhookRequest"}}},
+    },
+    "responses": _responses(
+        _success_response(
+            "Added.", "WebhookCreatedSuccess", "WebhookCreatedAnswer", idempotent=False
+        ),
+        [ValidationError, *_WEBHOOK_ERRORS, PayloadTooLarge, RequestTimeout],
+        idempotent=False,
+    ),
+}
+
+DELETE_WEBHOOK_OPERATION: dict[str, Any] = {
+    "operationId": "deleteWebhook",
+    "summary": "Remove a webhook endpoint",
+    "description": "Its deliveries not yet made are dropped with it. Needs the `webhooks` "
+    "permission.",
+    "tags": ["webhooks"],
+    "security": SECURITY,
+    "parameters": [_ENDPOINT_ID],
+    "responses": _responses(
+        _success_response(
+            "Removed.", "WebhookDeletedSuccess", "WebhookDeletedAnswer", idempotent=False
+        ),
+        [*_WEBHOOK_ERRORS, NotFound],
+        idempotent=False,
+    ),
+}
+
+LIST_WEBHOOK_DELIVERIES_OPERATION: dict[str, Any] = {
+    "operationId": "listWebhookDeliveries",
+    "summary": "An endpoint's recent deliveries",
+    "description": "Newest first: each event's state, attempts, and the endpoint's last "
+    "answer. Needs the `webhooks` permission.",
+    "tags": ["webhooks"],
+    "security": SECURITY,
+    "parameters": [
+        _ENDPOINT_ID,
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        },
+    ],
+    "responses": _responses(
+        _success_response(
+            "The deliveries.",
+            "WebhookDeliveriesSuccess",
+            "WebhookDeliveriesAnswer",
+            idempotent=False,
+        ),
+        [ValidationError, *_WEBHOOK_ERRORS, NotFound],
         idempotent=False,
     ),
 }

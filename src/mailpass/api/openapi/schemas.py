@@ -469,6 +469,115 @@ SUPPRESSION_REMOVED: dict[str, Any] = {
     "properties": {"email": {"type": "string"}, "removed": {"const": True}},
 }
 
+WEBHOOK_EVENT_TYPES: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(EventType)},
+    "description": "The event types it gets, as `/status` names them; empty: every type.",
+}
+WEBHOOK_ENDPOINT: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "id",
+        "url",
+        "event_types",
+        "enabled",
+        "failing_since",
+        "disabled_reason",
+        "created_at",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "url": {"type": "string"},
+        "event_types": WEBHOOK_EVENT_TYPES,
+        "enabled": {
+            "type": "boolean",
+            "description": "False once no delivery worked for a day (`disabled_reason`).",
+        },
+        "failing_since": {
+            **SEED_TIME,
+            "type": ["string", "null"],
+            "description": "Since when every delivery failed; null while they work.",
+        },
+        "disabled_reason": NULLABLE_STRING,
+        "created_at": SEED_TIME,
+    },
+}
+WEBHOOK_CREATED: dict[str, Any] = {
+    "allOf": [
+        {"$ref": SCHEMAS + "WebhookEndpoint"},
+        {
+            "type": "object",
+            "required": ["secret"],
+            "properties": {
+                "secret": {
+                    "type": "string",
+                    "description": "The signing secret (`whsec_…`): shown this once only.",
+                }
+            },
+        },
+    ]
+}
+WEBHOOK_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["url"],
+    "additionalProperties": False,
+    "properties": {
+        "url": {
+            "type": "string",
+            "maxLength": 2000,
+            "description": "http:// or https://, at a public address (unless the server "
+            "allows private ones).",
+        },
+        "event_types": WEBHOOK_EVENT_TYPES,
+    },
+}
+WEBHOOK_LIST: dict[str, Any] = {
+    "type": "object",
+    "required": ["webhooks"],
+    "properties": {"webhooks": {"type": "array", "items": {"$ref": SCHEMAS + "WebhookEndpoint"}}},
+}
+WEBHOOK_DELETED: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "deleted"],
+    "properties": {"id": {"type": "integer"}, "deleted": {"const": True}},
+}
+WEBHOOK_DELIVERY: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "webhook_id",
+        "event_type",
+        "state",
+        "attempts",
+        "last_status",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    ],
+    "properties": {
+        "webhook_id": {"type": "string", "description": "Its `webhook-id` header."},
+        "event_type": {"type": "string", "enum": list(EventType)},
+        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "last_status": {"type": ["integer", "null"], "description": "The endpoint's HTTP status."},
+        "last_error": NULLABLE_STRING,
+        "next_attempt_at": {**SEED_TIME, "type": ["string", "null"]},
+        "delivered_at": {**SEED_TIME, "type": ["string", "null"]},
+        "created_at": SEED_TIME,
+    },
+}
+WEBHOOK_DELIVERIES: dict[str, Any] = {
+    "type": "object",
+    "required": ["deliveries"],
+    "properties": {
+        "deliveries": {
+            "type": "array",
+            "items": {"$ref": SCHEMAS + "WebhookDelivery"},
+            "description": "Newest first.",
+        }
+    },
+}
+
 MESSAGE: dict[str, Any] = {
     "type": "object",
     "required": [
@@ -702,4 +811,15 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
     "SuppressionAddedSuccess": _success("SuppressionAdded"),
     "SuppressionRemoved": SUPPRESSION_REMOVED,
     "SuppressionRemovedSuccess": _success("SuppressionRemoved"),
+    "WebhookEndpoint": WEBHOOK_ENDPOINT,
+    "WebhookRequest": WEBHOOK_REQUEST,
+    "WebhookCreated": WEBHOOK_CREATED,
+    "WebhookCreatedSuccess": _success("WebhookCreated"),
+    "WebhookList": WEBHOOK_LIST,
+    "WebhookListSuccess": _success("WebhookList"),
+    "WebhookDeleted": WEBHOOK_DELETED,
+    "WebhookDeletedSuccess": _success("WebhookDeleted"),
+    "WebhookDelivery": WEBHOOK_DELIVERY,
+    "WebhookDeliveries": WEBHOOK_DELIVERIES,
+    "WebhookDeliveriesSuccess": _success("WebhookDeliveries"),
 }

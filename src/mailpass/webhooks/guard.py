@@ -1,0 +1,73 @@
+"""Where webhooks may go: a public address, unless ``MAILPASS_WEBHOOKS_ALLOW_PRIVATE``. An
+endpoint's URL is someone's input, and MailPass sits inside a network: without this, a URL of
+``http://10.0.0.5:5432/`` or ``http://169.254.169.254/`` would make MailPass reach for what
+only it can reach (SSRF). The host is resolved once per attempt and the request goes to the
+very address checked, so a name that resolves elsewhere the second time gains nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+__all__ = ["Destination", "UnsafeDestination", "check_url", "resolve"]
+
+
+class UnsafeDestination(ValueError):
+    """A URL MailPass does not send webhooks to; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    url: str  # the URL with the checked address in place of the host name
+    host: str  # the name, for the Host header and TLS's SNI
+    address: str
+
+
+def check_url(url: str) -> None:
+    """The shape of an endpoint's URL: http(s), a host, no credentials, at most 2000 chars."""
+    if len(url) > 2000:
+        raise UnsafeDestination("the URL is longer than 2000 characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeDestination("the URL must be http:// or https:// with a host")
+    if parts.username or parts.password:
+        raise UnsafeDestination("the URL must not carry a user name or password")
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        raise UnsafeDestination("the URL's port is not a port") from None
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def resolve(url: str, *, allow_private: bool) -> Destination:
+    """Where to send ``url``'s request; UnsafeDestination for a private address."""
+    check_url(url)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UnsafeDestination(f"{host} does not resolve: {exc}") from None
+    addresses = [str(info[4][0]) for info in found]
+    if not allow_private:
+        private = [a for a in addresses if not _public(a)]
+        if private:
+            raise UnsafeDestination(
+                f"{host} is a private address ({private[0]}): webhooks go to public ones "
+                "(MAILPASS_WEBHOOKS_ALLOW_PRIVATE=1 allows others)"
+            )
+    address = addresses[0]
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port:
+        netloc += f":{parts.port}"
+    return Destination(parts._replace(netloc=netloc).geturl(), host, address)

@@ -1,0 +1,360 @@
+"""Every query of outbound webhooks: endpoints, the outbox, and the dispatcher's claims."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from mailpass.storage.database import Connection
+from mailpass.storage.tables import messages, webhook_deliveries, webhook_endpoints
+from mailpass.webhooks.models import Delivery, DeliveryState, Endpoint
+from mailpass.webhooks.signing import new_webhook_id
+
+__all__ = [
+    "claim_due",
+    "delete_endpoint",
+    "enable_endpoint",
+    "enqueue",
+    "enqueue_test",
+    "finish",
+    "insert_endpoint",
+    "list_endpoints",
+    "note_endpoint",
+    "recent_deliveries",
+    "subscribed",
+]
+
+TEST_EVENT = "test"  # a delivery of the dashboard's "send test event"
+
+_ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name != "secret_encrypted"]
+
+
+async def insert_endpoint(
+    connection: Connection,
+    *,
+    user_id: int,
+    url: str,
+    secret_encrypted: str,
+    event_types: list[str],
+    now: datetime,
+) -> Endpoint:
+    result = await connection.execute(
+        webhook_endpoints.insert()
+        .values(
+            user_id=user_id,
+            url=url,
+            secret_encrypted=secret_encrypted,
+            event_types=event_types,
+            enabled=True,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*_ENDPOINT_COLUMNS)
+    )
+    return Endpoint.of(result.one())
+
+
+async def list_endpoints(connection: Connection, user_id: int) -> list[Endpoint]:
+    rows = await connection.execute(
+        sa.select(*_ENDPOINT_COLUMNS)
+        .where(webhook_endpoints.c.user_id == user_id)
+        .order_by(webhook_endpoints.c.id)
+    )
+    return [Endpoint.of(row) for row in rows]
+
+
+async def delete_endpoint(connection: Connection, user_id: int, endpoint_id: int) -> bool:
+    result = await connection.execute(
+        webhook_endpoints.delete().where(
+            webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.user_id == user_id
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def subscribed(connection: Connection, user_ids: Collection[int]) -> set[int]:
+    """Those of the accounts with an enabled endpoint: the others' events go nowhere."""
+    if not user_ids:
+        return set()
+    rows = await connection.execute(
+        sa.select(webhook_endpoints.c.user_id)
+        .where(
+            webhook_endpoints.c.user_id.in_(sorted(user_ids)),
+            webhook_endpoints.c.enabled.is_(True),
+        )
+        .distinct()
+    )
+    return set(rows.scalars())
+
+
+async def enqueue(
+    connection: Connection,
+    user_id: int,
+    items: Sequence[tuple[str, int, dict[str, Any]]],
+    now: datetime,
+) -> int:
+    """Put each (event type, message primary key, payload) in the outbox of the account's
+    enabled endpoints that want it, in the caller's transaction; how many deliveries that
+    made."""
+    if not items:
+        return 0
+    endpoints = [
+        Endpoint.of(row)
+        for row in await connection.execute(
+            sa.select(*_ENDPOINT_COLUMNS).where(
+                webhook_endpoints.c.user_id == user_id, webhook_endpoints.c.enabled.is_(True)
+            )
+        )
+    ]
+    rows = [
+        {
+            "endpoint_id": endpoint.id,
+            "message_pk": message_pk,
+            "webhook_id": new_webhook_id(),
+            "event_type": event_type,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "state": DeliveryState.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for event_type, message_pk, payload in items
+        for endpoint in endpoints
+        if endpoint.wants(event_type)
+    ]
+    if rows:
+        await connection.execute(webhook_deliveries.insert(), rows)
+    return len(rows)
+
+
+async def enqueue_test(
+    connection: Connection, user_id: int, endpoint_id: int, payload: dict[str, Any], now: datetime
+) -> bool:
+    """A test event for one of the account's endpoints (enabled or not); whether it is one."""
+    owned = (
+        await connection.execute(
+            sa.select(webhook_endpoints.c.id).where(
+                webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.user_id == user_id
+            )
+        )
+    ).first()
+    if owned is None:
+        return False
+    await connection.execute(
+        webhook_deliveries.insert().values(
+            endpoint_id=endpoint_id,
+            webhook_id=new_webhook_id(),
+            event_type=TEST_EVENT,
+            payload=json.dumps(payload, separators=(",", ":")),
+            state=DeliveryState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return True
+
+
+async def enable_endpoint(
+    connection: Connection, user_id: int, endpoint_id: int, now: datetime
+) -> bool:
+    """Turn a disabled endpoint on again (its failures forgotten); whether it is the account's."""
+    result = await connection.execute(
+        webhook_endpoints.update()
+        .where(webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.user_id == user_id)
+        .values(enabled=True, failing_since=None, disabled_reason=None, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def claim_due(
+    connection: Connection, *, limit: int, now: datetime, lease: timedelta, token: str
+) -> list[Claimed]:
+    """Up to ``limit`` due deliveries, oldest due first, leased under ``token``: each with its
+    endpoint's URL and encrypted secret, and its message's fields for the body."""
+    due = (
+        sa.select(webhook_deliveries.c.id)
+        .where(
+            webhook_deliveries.c.state == DeliveryState.PENDING,
+            webhook_deliveries.c.next_attempt_at <= now,
+            sa.or_(
+                webhook_deliveries.c.lease_expires_at.is_(None),
+                webhook_deliveries.c.lease_expires_at < now,
+            ),
+        )
+        .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list((await connection.execute(due)).scalars())
+    if not ids:
+        return []
+    await connection.execute(
+        webhook_deliveries.update()
+        .where(webhook_deliveries.c.id.in_(ids))
+        .values(lease_expires_at=now + lease, claim_token=token)
+    )
+    rows = await connection.execute(
+        sa.select(
+            webhook_deliveries,
+            webhook_endpoints.c.url,
+            webhook_endpoints.c.secret_encrypted,
+            messages.c.id.label("queue_id"),
+            messages.c.to_email,
+            messages.c.subject,
+            messages.c.tags,
+            messages.c.user_metadata,
+        )
+        .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+        .outerjoin(messages, messages.c.id == webhook_deliveries.c.message_pk)
+        .where(webhook_deliveries.c.id.in_(ids))
+        .order_by(webhook_deliveries.c.id)
+    )
+    return [
+        Claimed(
+            _delivery(row),
+            row.url,
+            row.secret_encrypted,
+            {
+                "queue_id": row.queue_id,
+                "to": row.to_email,
+                "subject": row.subject,
+                "tags": row.tags or [],
+                "metadata": row.user_metadata or {},
+            }
+            if row.queue_id is not None
+            else {},
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery: Delivery
+    url: str
+    secret_encrypted: str
+    message: dict[str, Any]  # the message's fields the body carries
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        endpoint_id=row.endpoint_id,
+        webhook_id=row.webhook_id,
+        event_type=row.event_type,
+        payload=row.payload,
+        state=DeliveryState(row.state),
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+    )
+
+
+async def finish(
+    connection: Connection,
+    delivery: Delivery,
+    token: str,
+    *,
+    state: DeliveryState,
+    status: int | None,
+    error: str | None,
+    next_attempt_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Record an attempt's result, if the claim is still ours; whether it was."""
+    result = await connection.execute(
+        webhook_deliveries.update()
+        .where(
+            webhook_deliveries.c.id == delivery.id,
+            webhook_deliveries.c.claim_token == token,
+        )
+        .values(
+            state=state,
+            attempts=webhook_deliveries.c.attempts + 1,
+            last_status=status,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            delivered_at=now if state == DeliveryState.DELIVERED else None,
+            lease_expires_at=None,
+            claim_token=None,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def note_endpoint(
+    connection: Connection,
+    endpoint_id: int,
+    *,
+    worked: bool,
+    now: datetime,
+    disable_after: timedelta,
+) -> bool:
+    """Note whether a delivery to the endpoint worked; a day of failures in a row disables it
+    (and fails what waits for it). Whether this disabled it."""
+    if worked:
+        await connection.execute(
+            webhook_endpoints.update()
+            .where(
+                webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.failing_since.is_not(None),
+            )
+            .values(failing_since=None)
+        )
+        return False
+    await connection.execute(
+        webhook_endpoints.update()
+        .where(webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.failing_since.is_(None))
+        .values(failing_since=now)
+    )
+    disabled = await connection.execute(
+        webhook_endpoints.update()
+        .where(
+            webhook_endpoints.c.id == endpoint_id,
+            webhook_endpoints.c.enabled.is_(True),
+            webhook_endpoints.c.failing_since <= now - disable_after,
+        )
+        .values(
+            enabled=False,
+            updated_at=now,
+            disabled_reason=f"disabled at {now.isoformat(timespec='seconds')}Z: no delivery "
+            f"worked for {disable_after.total_seconds() / 3600:g} hours",
+        )
+    )
+    if not disabled.rowcount:
+        return False
+    await connection.execute(
+        webhook_deliveries.update()
+        .where(
+            webhook_deliveries.c.endpoint_id == endpoint_id,
+            webhook_deliveries.c.state == DeliveryState.PENDING,
+        )
+        .values(state=DeliveryState.FAILED, last_error="the endpoint was disabled")
+    )
+    return True
+
+
+async def recent_deliveries(
+    connection: Connection, user_id: int, endpoint_id: int, limit: int
+) -> list[Delivery]:
+    rows = await connection.execute(
+        sa.select(webhook_deliveries)
+        .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+        .where(
+            webhook_deliveries.c.endpoint_id == endpoint_id,
+            webhook_endpoints.c.user_id == user_id,
+        )
+        .order_by(webhook_deliveries.c.id.desc())
+        .limit(limit)
+    )
+    return [_delivery(row) for row in rows]
