@@ -21,6 +21,7 @@ class WebhookReceiver:
         self.count = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -41,6 +42,7 @@ class WebhookReceiver:
         server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -59,6 +61,7 @@ class WebhookReceiver:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     def wait_for(self, count: int, *, stall_timeout: float) -> None:
@@ -70,5 +73,15 @@ class WebhookReceiver:
                 last, last_change = self.count, time.monotonic()
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        async def shutdown() -> None:
+            # Closing each connection ends its handler (its read fails), cleanly.
+            for writer in list(self._writers):
+                writer.close()
+            for _ in range(100):
+                if not self._writers:
+                    break
+                await asyncio.sleep(0.01)
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
         self._thread.join(10)

@@ -28,10 +28,10 @@ from mailpass.providers.secrets import SecretBox
 from mailpass.storage.database import Database
 from mailpass.storage.unavailable import database_unavailable
 from mailpass.webhooks import repository
-from mailpass.webhooks.guard import UnsafeDestination, resolve
+from mailpass.webhooks.guard import Destinations, UnsafeDestination
 from mailpass.webhooks.models import Delivery, DeliveryState
 from mailpass.webhooks.payloads import webhook_body
-from mailpass.webhooks.repository import Claimed
+from mailpass.webhooks.repository import Attempt, Claimed
 from mailpass.webhooks.signing import sign
 
 __all__ = ["GIVE_UP_AFTER", "RETRY_DELAYS", "WebhookDispatcher"]
@@ -53,7 +53,7 @@ class WebhookDispatcher:
         database: Database,
         secrets_box: SecretBox,
         *,
-        concurrency: int = 32,
+        concurrency: int = 8,
     ) -> None:
         self.database = database
         self.secrets = secrets_box
@@ -73,6 +73,7 @@ class WebhookDispatcher:
         self._places = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
         self._secrets: dict[str, str] = {}
+        self._destinations = Destinations(allow_private=self.allow_private)
         self.delivered = 0
         self.failed_attempts = 0
 
@@ -103,14 +104,27 @@ class WebhookDispatcher:
                 await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)
 
     async def deliver_due(self) -> int:
-        """Claim what is due and deliver it; how many were claimed."""
+        """Claim what is due, deliver it, and note the results together in one transaction;
+        how many were claimed."""
         token = secrets.token_hex(16)
         now = utcnow()
         async with self.database.transaction() as connection:
             claimed = await repository.claim_due(
                 connection, limit=CLAIM_SIZE, now=now, lease=self.lease, token=token
             )
-        await asyncio.gather(*(self._deliver(one, token) for one in claimed))
+        if not claimed:
+            return 0
+        results = await asyncio.gather(*(self._deliver(one) for one in claimed))
+        async with self.database.transaction() as connection:
+            await repository.finish_many(connection, results, token)
+            worked: dict[int, bool] = {}
+            for result in results:
+                endpoint = result.delivery.endpoint_id
+                worked[endpoint] = worked.get(endpoint, False) or result.ok
+            for endpoint, ok in sorted(worked.items()):
+                await repository.note_endpoint(
+                    connection, endpoint, worked=ok, now=now, disable_after=DISABLE_AFTER
+                )
         return len(claimed)
 
     def _secret(self, encrypted: str) -> str:
@@ -120,7 +134,7 @@ class WebhookDispatcher:
             self._secrets[encrypted] = plain
         return plain
 
-    async def _deliver(self, claimed: Claimed, token: str) -> None:
+    async def _deliver(self, claimed: Claimed) -> Attempt:
         delivery, url = claimed.delivery, claimed.url
         body = webhook_body(delivery.payload, claimed.message)
         async with self._places:
@@ -139,24 +153,7 @@ class WebhookDispatcher:
         if not ok:
             self.failed_attempts += 1
             log.info("webhook %s to %s: %s", delivery.webhook_id, url, error)
-        async with self.database.transaction() as connection:
-            if await repository.finish(
-                connection,
-                delivery,
-                token,
-                state=state,
-                status=status,
-                error=error,
-                next_attempt_at=next_at,
-                now=now,
-            ):
-                await repository.note_endpoint(
-                    connection,
-                    delivery.endpoint_id,
-                    worked=ok,
-                    now=now,
-                    disable_after=DISABLE_AFTER,
-                )
+        return Attempt(delivery, ok, state, status, error, next_at, now)
 
     async def _post(
         self, delivery: Delivery, url: str, secret: str, body: bytes
@@ -170,7 +167,7 @@ class WebhookDispatcher:
             "webhook-signature": sign(secret, delivery.webhook_id, timestamp, body),
         }
         try:
-            destination = await resolve(url, allow_private=self.allow_private)
+            destination = await self._destinations.resolve(url)
             response = await self._http.post(
                 destination.url,
                 content=body,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["Destination", "UnsafeDestination", "check_url", "resolve"]
+__all__ = ["Destination", "Destinations", "UnsafeDestination", "check_url", "resolve"]
 
 
 class UnsafeDestination(ValueError):
@@ -71,3 +72,24 @@ async def resolve(url: str, *, allow_private: bool) -> Destination:
     if parts.port:
         netloc += f":{parts.port}"
     return Destination(parts._replace(netloc=netloc).geturl(), host, address)
+
+
+class Destinations:
+    """``resolve`` with the answers kept for ``ttl`` seconds: an endpoint receiving thousands
+    of webhooks a second is not looked up thousands of times (each lookup a thread's work)."""
+
+    def __init__(self, *, allow_private: bool, ttl: float = 30.0) -> None:
+        self.allow_private = allow_private
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, Destination]] = {}
+
+    async def resolve(self, url: str) -> Destination:
+        now = time.monotonic()
+        known = self._known.get(url)
+        if known is not None and known[0] > now:
+            return known[1]
+        destination = await resolve(url, allow_private=self.allow_private)
+        if len(self._known) > 1000:
+            self._known.clear()
+        self._known[url] = (now + self.ttl, destination)
+        return destination

@@ -21,7 +21,7 @@ __all__ = [
     "enable_endpoint",
     "enqueue",
     "enqueue_test",
-    "finish",
+    "finish_many",
     "insert_endpoint",
     "list_endpoints",
     "note_endpoint",
@@ -260,36 +260,57 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
-async def finish(
-    connection: Connection,
-    delivery: Delivery,
-    token: str,
-    *,
-    state: DeliveryState,
-    status: int | None,
-    error: str | None,
-    next_attempt_at: datetime | None,
-    now: datetime,
-) -> bool:
-    """Record an attempt's result, if the claim is still ours; whether it was."""
-    result = await connection.execute(
-        webhook_deliveries.update()
-        .where(
-            webhook_deliveries.c.id == delivery.id,
-            webhook_deliveries.c.claim_token == token,
-        )
-        .values(
-            state=state,
-            attempts=webhook_deliveries.c.attempts + 1,
-            last_status=status,
-            last_error=error,
-            next_attempt_at=next_attempt_at,
-            delivered_at=now if state == DeliveryState.DELIVERED else None,
-            lease_expires_at=None,
-            claim_token=None,
-        )
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one delivery attempt gave, to be noted with the others of its round."""
+
+    delivery: Delivery
+    ok: bool
+    state: DeliveryState
+    status: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    at: datetime
+
+
+_FINISH = (
+    webhook_deliveries.update()
+    .where(
+        webhook_deliveries.c.id == sa.bindparam("delivery_id"),
+        webhook_deliveries.c.claim_token == sa.bindparam("token"),
     )
-    return bool(result.rowcount)
+    .values(
+        state=sa.bindparam("new_state"),
+        attempts=webhook_deliveries.c.attempts + 1,
+        last_status=sa.bindparam("status"),
+        last_error=sa.bindparam("error"),
+        next_attempt_at=sa.bindparam("next_at"),
+        delivered_at=sa.bindparam("delivered"),
+        lease_expires_at=None,
+        claim_token=None,
+    )
+)
+
+
+async def finish_many(connection: Connection, attempts: Sequence[Attempt], token: str) -> None:
+    """Record a round's attempts, those whose claim (``token``) is still ours."""
+    if not attempts:
+        return
+    await connection.execute(
+        _FINISH,
+        [
+            {
+                "delivery_id": a.delivery.id,
+                "token": token,
+                "new_state": a.state,
+                "status": a.status,
+                "error": a.error,
+                "next_at": a.next_attempt_at,
+                "delivered": a.at if a.state == DeliveryState.DELIVERED else None,
+            }
+            for a in attempts
+        ],
+    )
 
 
 async def note_endpoint(

@@ -76,7 +76,7 @@ class WebhookService:
         async with self.database.transaction() as connection:
             return await repository.enable_endpoint(connection, user_id, endpoint_id, utcnow())
 
-    def dispatcher(self, concurrency: int = 32) -> WebhookDispatcher:
+    def dispatcher(self, concurrency: int = 8) -> WebhookDispatcher:
         return WebhookDispatcher(
             self.settings, self.database, self.secrets, concurrency=concurrency
         )
