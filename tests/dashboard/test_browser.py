@@ -260,6 +260,22 @@ async def test_the_whole_dashboard_in_a_browser(
     await expect(relay).to_contain_text("4 / 100 last hour")
     await shots.take(page, "providers")
 
+    # A webhook endpoint: its secret shown once, then a test event queued for it.
+    await page.get_by_role("link", name="Webhooks").click()
+    await page.get_by_label("URL").fill("https://app.example.com/hooks/mailpass")
+    await page.get_by_label("bounced").check()
+    await page.get_by_role("button", name="Add endpoint").click()
+    await expect(page.get_by_label("Signing secret")).to_have_value(re.compile(r"^whsec_"))
+    endpoint_row = page.locator("table.webhooks tbody tr")
+    await expect(endpoint_row).to_contain_text("https://app.example.com/hooks/mailpass")
+    await expect(endpoint_row).to_contain_text("bounced")
+    await shots.take(page, "webhooks")
+    await endpoint_row.get_by_role("button", name="Send test event").click()
+    await expect(page.get_by_text("Test event queued")).to_be_visible()
+    await expect(page.locator("table.deliveries")).to_contain_text("test")
+    await page.get_by_role("link", name="Webhooks").first.click()
+    await expect(page.get_by_label("Signing secret")).to_have_count(0)  # shown once, never again
+
     # Revoke the key: the API refuses it from then on.
     await page.get_by_role("link", name="API keys").click()
     await page.locator(f'tr[data-key="{key[:12]}"]').get_by_role("button", name="Revoke").click()
