@@ -9,15 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailpass.core.statuses import MessageStatus
+from mailpass.storage.connection import upsert_insert
 from mailpass.storage.database import Connection
-from mailpass.storage.tables import bounce_streaks, events, hook_receipts, messages, suppressions
+from mailpass.storage.tables import bounce_streaks, events, hook_receipts, messages
 
 __all__ = [
-    "add_suppressions",
     "end_streaks",
     "insert_events",
     "messages_by_id",
@@ -29,10 +27,6 @@ __all__ = [
 ]
 
 
-def _insert(connection: Connection) -> Any:
-    return sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
-
-
 async def new_receipts(
     connection: Connection, provider_id: int, receipts: Collection[str], now: datetime
 ) -> set[str]:
@@ -40,7 +34,7 @@ async def new_receipts(
     if not receipts:
         return set()
     result = await connection.execute(
-        _insert(connection)(hook_receipts)
+        upsert_insert(connection, hook_receipts)
         .values(
             [
                 {"provider_id": provider_id, "receipt": receipt, "received_at": now}
@@ -146,22 +140,9 @@ async def set_status(
         )
 
 
-async def add_suppressions(
-    connection: Connection, rows: list[dict[str, Any]], now: datetime
-) -> None:
-    """Put addresses on their accounts' lists (user_id, email lower-cased, reason,
-    message_pk); an address already there keeps its first reason."""
-    if rows:
-        await connection.execute(
-            _insert(connection)(suppressions)
-            .values([{**row, "created_at": now} for row in rows])
-            .on_conflict_do_nothing(index_elements=["user_id", "email"])
-        )
-
-
 async def soft_bounce(connection: Connection, user_id: int, email: str, now: datetime) -> int:
     """Count one more soft bounce of ``email`` in a row; the count."""
-    insert = _insert(connection)(bounce_streaks).values(
+    insert = upsert_insert(connection, bounce_streaks).values(
         user_id=user_id, email=email, soft_bounces=1, updated_at=now
     )
     result = await connection.execute(

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mailpass.clock import utcnow
-from mailpass.config import Settings, load_instance_secret
+from mailpass.config import Settings
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.errors import Unauthorized, ValidationError
 from mailpass.intake import mailgun, repository, sendgrid, ses
@@ -35,6 +35,7 @@ from mailpass.providers.models import Provider
 from mailpass.providers.repository import provider_by_id
 from mailpass.providers.secrets import SecretBox
 from mailpass.storage.database import Connection, Database
+from mailpass.suppressions import repository as suppression_queries
 from mailpass.suppressions.models import SuppressionReason
 from mailpass.webhooks import repository as webhook_outbox
 from mailpass.webhooks.payloads import event_payload
@@ -69,15 +70,13 @@ class IntakeService:
         settings: Settings,
         database: Database,
         secrets: SecretBox,
-        return_paths: ReturnPaths | None = None,
+        return_paths: ReturnPaths,
     ) -> None:
         self.database = database
         self.secrets = secrets
         self.soft_bounce_limit = settings.soft_bounce_limit
         self.sns = SnsVerifier(settings)
-        self.return_paths = return_paths or ReturnPaths(
-            load_instance_secret(settings), settings.bounce_domain
-        )
+        self.return_paths = return_paths
         # Each provider's key as last read, decoded: (the stored ciphertext, the key).
         self._keys: dict[int, tuple[str, Any]] = {}
         self._next_prune = utcnow()
@@ -277,7 +276,7 @@ class IntakeService:
         await repository.set_status(
             connection, rejected, MessageStatus.FAILED, only_from=[MessageStatus.SENT]
         )
-        await repository.add_suppressions(
+        await suppression_queries.add_many(
             connection,
             [
                 {"user_id": user_id, "email": email, "reason": reason, "message_pk": message_pk}

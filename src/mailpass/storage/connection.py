@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["POOL_TIMEOUT", "Connection", "LoopConnection"]
+__all__ = ["POOL_TIMEOUT", "Connection", "LoopConnection", "upsert_insert"]
 
 POOL_TIMEOUT = 60.0  # seconds to wait for a free connection before failing the request
 
@@ -25,6 +27,14 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Connection = AsyncConnection
+
+
+def upsert_insert(connection: Connection, table: sa.Table) -> Any:
+    """An INSERT into ``table`` in the connection's dialect, which has ``on_conflict_do_nothing``
+    and ``on_conflict_do_update`` (the same on SQLite and PostgreSQL)."""
+    if connection.dialect.name == "sqlite":
+        return sqlite_insert(table)
+    return postgresql_insert(table)
 
 
 class LoopConnection:

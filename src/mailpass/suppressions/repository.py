@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from mailpass.storage.connection import upsert_insert
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import messages, suppressions
 from mailpass.suppressions.models import Suppression, SuppressionReason
 
-__all__ = ["add", "page", "remove", "suppressed_among"]
+__all__ = ["add", "add_many", "page", "remove", "suppressed_among"]
 
 _LISTED = sa.select(
     suppressions.c.id,
@@ -48,14 +48,24 @@ async def add(
 ) -> bool:
     """Put ``email`` (lower-cased) on the account's list; False if it was there already (its
     first reason is kept). Two adds of one address at once make one row."""
-    insert = sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
     result = await connection.execute(
-        insert(suppressions)
+        upsert_insert(connection, suppressions)
         .values(user_id=user_id, email=email, reason=reason, message_pk=message_pk, created_at=now)
         .on_conflict_do_nothing(index_elements=["user_id", "email"])
         .returning(suppressions.c.id)
     )
     return result.first() is not None
+
+
+async def add_many(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """``add`` of many addresses at once: rows of user_id, email (lower-cased), reason and
+    message_pk."""
+    if rows:
+        await connection.execute(
+            upsert_insert(connection, suppressions)
+            .values([{**row, "created_at": now} for row in rows])
+            .on_conflict_do_nothing(index_elements=["user_id", "email"])
+        )
 
 
 async def remove(connection: Connection, user_id: int, email: str) -> bool:

@@ -74,8 +74,6 @@ class WebhookDispatcher:
         self._stopping = asyncio.Event()
         self._secrets: dict[str, str] = {}
         self._destinations = Destinations(allow_private=self.allow_private)
-        self.delivered = 0
-        self.failed_attempts = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -144,14 +142,12 @@ class WebhookDispatcher:
         now = utcnow()
         if ok:
             state, next_at = DeliveryState.DELIVERED, None
-            self.delivered += 1
         elif now >= delivery.created_at + GIVE_UP_AFTER:
             state, next_at = DeliveryState.FAILED, None
         else:
             delay = RETRY_DELAYS[min(delivery.attempts, len(RETRY_DELAYS) - 1)]
             state, next_at = DeliveryState.PENDING, now + timedelta(seconds=delay)
         if not ok:
-            self.failed_attempts += 1
             log.info("webhook %s to %s: %s", delivery.webhook_id, url, error)
         return Attempt(delivery, ok, state, status, error, next_at, now)
 
@@ -177,7 +173,7 @@ class WebhookDispatcher:
         except UnsafeDestination as exc:
             return False, None, str(exc)
         except httpx.HTTPError as exc:
-            return False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS] or "no answer"
+            return False, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         if 200 <= response.status_code < 300:
             return True, response.status_code, None
         excerpt = response.text[:200].strip()
