@@ -21,15 +21,23 @@ class Receiver:
         self.statuses = list(statuses)
         self.delays = list(delays or [])  # seconds to wait before answering, in turn
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.answering = 0  # requests being answered now
+        self.busiest = 0  # the most answered at once
+        lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers.items()), body))
-                if receiver.delays:
-                    time.sleep(receiver.delays.pop(0))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                with lock:
+                    receiver.received.append((dict(self.headers.items()), body))
+                    receiver.answering += 1
+                    receiver.busiest = max(receiver.busiest, receiver.answering)
+                    delay = receiver.delays.pop(0) if receiver.delays else 0.0
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                time.sleep(delay)
+                with lock:
+                    receiver.answering -= 1
                 # The client may be gone by now (killed, or timed out): nobody to answer.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.send_response(status)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 TEST_EVENT = "test"  # a delivery of the dashboard's "send test event"
+CLAIM_LOOK = 4  # a claim looks at this many times the rows it may take
 
 _ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name != "secret_encrypted"]
 
@@ -172,55 +173,113 @@ async def enable_endpoint(
     return bool(result.rowcount)
 
 
+# The claim's statements, built once with bound parameters: SQLAlchemy then only looks them up
+# in its compiled cache (built per claim, they cost more CPU than the claim's own work).
+_DUE = sa.select(webhook_deliveries.c.id, webhook_deliveries.c.endpoint_id).where(
+    webhook_deliveries.c.state == DeliveryState.PENDING,
+    webhook_deliveries.c.next_attempt_at <= sa.bindparam("now"),
+    sa.or_(
+        webhook_deliveries.c.lease_expires_at.is_(None),
+        webhook_deliveries.c.lease_expires_at < sa.bindparam("now"),
+    ),
+)
+_DUE_ORDER = (webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
+_DUE_ANYWHERE = _DUE.order_by(*_DUE_ORDER).limit(sa.bindparam("look"))
+_DUE_BESIDE_BUSY = (
+    _DUE.where(webhook_deliveries.c.endpoint_id.not_in(sa.bindparam("busy", expanding=True)))
+    .order_by(*_DUE_ORDER)
+    .limit(sa.bindparam("look"))
+)
+# PostgreSQL's claims skip rows another dispatcher is claiming at the same moment.
+_DUE_LOOKS = {
+    (locked, beside_busy): look.with_for_update(skip_locked=True) if locked else look
+    for locked in (False, True)
+    for beside_busy, look in ((False, _DUE_ANYWHERE), (True, _DUE_BESIDE_BUSY))
+}
+_CLAIMED_IDS = webhook_deliveries.c.id.in_(sa.bindparam("ids", expanding=True))
+_LEASE = (
+    webhook_deliveries.update()
+    .where(_CLAIMED_IDS)
+    .values(lease_expires_at=sa.bindparam("until"), claim_token=sa.bindparam("token"))
+)
+_CLAIMED = (
+    sa.select(
+        webhook_deliveries.c.id,
+        webhook_deliveries.c.endpoint_id,
+        webhook_deliveries.c.webhook_id,
+        webhook_deliveries.c.event_type,
+        webhook_deliveries.c.payload,
+        webhook_deliveries.c.attempts,
+        webhook_deliveries.c.created_at,
+        webhook_endpoints.c.url,
+        webhook_endpoints.c.secret_encrypted,
+        webhook_endpoints.c.failing_since,
+        messages.c.id.label("queue_id"),
+        messages.c.to_email,
+        messages.c.subject,
+        messages.c.tags,
+        messages.c.user_metadata,
+    )
+    .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+    .outerjoin(messages, messages.c.id == webhook_deliveries.c.message_pk)
+    .where(_CLAIMED_IDS)
+    .order_by(webhook_deliveries.c.id)
+)
+
+
 async def claim_due(
-    connection: Connection, *, limit: int, now: datetime, lease: timedelta, token: str
+    connection: Connection,
+    *,
+    limit: int,
+    held: Mapping[int, int],
+    per_endpoint: int,
+    min_room: int = 1,
+    now: datetime,
+    lease: timedelta,
+    token: str,
 ) -> list[Claimed]:
     """Up to ``limit`` due deliveries, oldest due first, leased under ``token``: each with its
-    endpoint's URL and encrypted secret, and its message's fields for the body."""
-    due = (
-        sa.select(webhook_deliveries.c.id)
-        .where(
-            webhook_deliveries.c.state == DeliveryState.PENDING,
-            webhook_deliveries.c.next_attempt_at <= now,
-            sa.or_(
-                webhook_deliveries.c.lease_expires_at.is_(None),
-                webhook_deliveries.c.lease_expires_at < now,
-            ),
-        )
-        .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
-        .limit(limit)
-    )
-    if connection.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    ids = list((await connection.execute(due)).scalars())
+    endpoint's URL and encrypted secret, and its message's fields for the body.
+
+    No endpoint gets more than ``per_endpoint`` together with what the caller ``held`` for it
+    already, so that one slow endpoint cannot take every place: endpoints with less room than
+    ``min_room`` are left out of the look, and the look spans a few times ``limit`` rows so
+    that one endpoint's backlog does not hide the others' deliveries behind it."""
+    busy = sorted(e for e, count in held.items() if per_endpoint - count < min_room)
+    due = _DUE_LOOKS[connection.dialect.name == "postgresql", bool(busy)]
+    parameters: dict[str, Any] = {"now": now, "look": limit * CLAIM_LOOK}
+    if busy:
+        parameters["busy"] = busy
+    taken: dict[int, int] = {}
+    ids: list[int] = []
+    for delivery_id, endpoint_id in await connection.execute(due, parameters):
+        count = taken.get(endpoint_id, held.get(endpoint_id, 0))
+        if count >= per_endpoint:
+            continue
+        taken[endpoint_id] = count + 1
+        ids.append(delivery_id)
+        if len(ids) == limit:
+            break
     if not ids:
         return []
-    await connection.execute(
-        webhook_deliveries.update()
-        .where(webhook_deliveries.c.id.in_(ids))
-        .values(lease_expires_at=now + lease, claim_token=token)
-    )
-    rows = await connection.execute(
-        sa.select(
-            webhook_deliveries,
-            webhook_endpoints.c.url,
-            webhook_endpoints.c.secret_encrypted,
-            messages.c.id.label("queue_id"),
-            messages.c.to_email,
-            messages.c.subject,
-            messages.c.tags,
-            messages.c.user_metadata,
-        )
-        .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
-        .outerjoin(messages, messages.c.id == webhook_deliveries.c.message_pk)
-        .where(webhook_deliveries.c.id.in_(ids))
-        .order_by(webhook_deliveries.c.id)
-    )
+    await connection.execute(_LEASE, {"ids": ids, "until": now + lease, "token": token})
+    rows = await connection.execute(_CLAIMED, {"ids": ids})
     return [
         Claimed(
-            _delivery(row),
+            Delivery(
+                id=row.id,
+                endpoint_id=row.endpoint_id,
+                webhook_id=row.webhook_id,
+                event_type=row.event_type,
+                payload=row.payload,
+                state=DeliveryState.PENDING,
+                attempts=row.attempts,
+                created_at=row.created_at,
+            ),
+            token,
             row.url,
             row.secret_encrypted,
+            row.failing_since is not None,
             {
                 "queue_id": row.queue_id,
                 "to": row.to_email,
@@ -238,8 +297,10 @@ async def claim_due(
 @dataclass(frozen=True, slots=True)
 class Claimed:
     delivery: Delivery
+    token: str  # the claim's: its attempt is noted only while the claim is still this one
     url: str
     secret_encrypted: str
+    endpoint_failing: bool  # when claimed: whether the endpoint's deliveries were failing
     message: dict[str, Any]  # the message's fields the body carries
 
 
@@ -262,9 +323,11 @@ def _delivery(row: Any) -> Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What one delivery attempt gave, to be noted with the others of its round."""
+    """What one delivery attempt gave, to be noted with others that ended about then."""
 
     delivery: Delivery
+    token: str
+    endpoint_failing: bool  # as claimed: a success then ends the endpoint's failing spell
     ok: bool
     state: DeliveryState
     status: int | None
@@ -292,8 +355,8 @@ _FINISH = (
 )
 
 
-async def finish_many(connection: Connection, attempts: Sequence[Attempt], token: str) -> None:
-    """Record a round's attempts, those whose claim (``token``) is still ours."""
+async def finish_many(connection: Connection, attempts: Sequence[Attempt]) -> None:
+    """Record attempts, those whose claim (each one's ``token``) is still theirs."""
     if not attempts:
         return
     await connection.execute(
@@ -301,7 +364,7 @@ async def finish_many(connection: Connection, attempts: Sequence[Attempt], token
         [
             {
                 "delivery_id": a.delivery.id,
-                "token": token,
+                "token": a.token,
                 "new_state": a.state,
                 "status": a.status,
                 "error": a.error,

@@ -76,7 +76,5 @@ class WebhookService:
         async with self.database.transaction() as connection:
             return await repository.enable_endpoint(connection, user_id, endpoint_id, utcnow())
 
-    def dispatcher(self, concurrency: int = 8) -> WebhookDispatcher:
-        return WebhookDispatcher(
-            self.settings, self.database, self.secrets, concurrency=concurrency
-        )
+    def dispatcher(self) -> WebhookDispatcher:
+        return WebhookDispatcher(self.settings, self.database, self.secrets)
