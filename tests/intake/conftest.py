@@ -36,8 +36,9 @@ def make_hooked(make_account, make_smtp_sink, database, settings):  # type: igno
         key: str | None = None,
         email: str = "owner@example.com",
         permissions: list[str] | None = None,
+        data_replies: list[str] | None = None,
     ) -> Hooked:
-        sink = await make_smtp_sink(auth={"apikey": "relay-password"})
+        sink = await make_smtp_sink(auth={"apikey": "relay-password"}, data_replies=data_replies)
         options: dict[str, Any] = {"kind": kind, "username": "apikey", "password": "relay-password"}
         if kind == "ses":
             options["region"] = "us-east-1"

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from mailpass.clock import utcnow
 from mailpass.core.events import attempt_data
+from mailpass.core.ids import provider_message_id
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.core.stored import mail_of
 from mailpass.providers.circuit import (
@@ -585,6 +586,7 @@ def _outcome_params(outcome: Outcome) -> dict[str, Any]:
         "finished": outcome.finished_at,
         "held": outcome.held_reason,
         "reply": outcome.reply,
+        "provider_message_id": provider_message_id(outcome.reply),
     }
 
 
@@ -710,6 +712,7 @@ _OUTCOME_UPDATES: dict[OutcomeKind, sa.Update] = {
         sent_at=sa.bindparam("finished"),
         error_message=sa.bindparam("error"),
         provider_reply=sa.bindparam("reply"),
+        provider_message_id=sa.bindparam("provider_message_id"),
         attempts=_attempted,
         next_attempt_at=None,
     ),

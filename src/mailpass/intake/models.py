@@ -26,6 +26,9 @@ class ProviderEvent:
     at: datetime  # naive UTC, as every time in the database
     message_id: str | None  # the mail's Message-ID, in angle brackets; None: not given
     recipient: str | None = None
+    # The provider's own id for the mail (SES's ``mail.messageId``, the start of SendGrid's
+    # ``sg_message_id``): the message is found by it when the Message-ID does not find it.
+    provider_message_id: str | None = None
     # What identifies the event at its provider (SendGrid's ``sg_event_id``, Mailgun's event
     # id): the same event reported again is recorded once.
     receipt: str | None = None

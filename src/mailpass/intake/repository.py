@@ -19,6 +19,7 @@ __all__ = [
     "end_streaks",
     "insert_events",
     "messages_by_id",
+    "messages_by_provider_id",
     "new_receipts",
     "prune_receipts",
     "reported_message",
@@ -70,6 +71,30 @@ async def messages_by_id(
         ).where(messages.c.message_id.in_(sorted(message_ids)))
     )
     return {row.message_id: (row.id, row.sent_at) for row in rows if row.user_id == user_id}
+
+
+async def messages_by_provider_id(
+    connection: Connection, user_id: int, provider_id: int, ids: Collection[str]
+) -> dict[str, tuple[int, datetime | None, str]]:
+    """The account's messages sent through the provider among ``ids`` (the provider's own ids
+    for them): their primary keys, when the provider took them, and their Message-IDs."""
+    if not ids:
+        return {}
+    rows = await connection.execute(
+        sa.select(
+            messages.c.provider_message_id,
+            messages.c.id,
+            messages.c.sent_at,
+            messages.c.message_id,
+            messages.c.user_id,
+            messages.c.provider_id,
+        ).where(messages.c.provider_message_id.in_(sorted(ids)))
+    )
+    return {
+        row.provider_message_id: (row.id, row.sent_at, row.message_id)
+        for row in rows
+        if row.user_id == user_id and row.provider_id == provider_id
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,11 +92,15 @@ def _event(item: dict[str, Any], index: int) -> ProviderEvent | None:
         # (MailPass tracks those itself), group (un)subscribes, and kinds SendGrid adds later.
         return None
     receipt = item.get("sg_event_id")
+    # ``<the id of SendGrid's reply to DATA>.<its filter's and recipient's parts>``
+    sg_message_id = item.get("sg_message_id")
+    sendgrid_id = sg_message_id.split(".", 1)[0] if isinstance(sg_message_id, str) else None
     return ProviderEvent(
         event_type=event_type,
         at=utc_time(item.get("timestamp"), f"event {index}'s timestamp"),
         message_id=message_id_of(item.get("smtp-id")),
         recipient=item.get("email") if isinstance(item.get("email"), str) else None,
+        provider_message_id=sendgrid_id or None,
         receipt=f"sendgrid:{receipt}" if isinstance(receipt, str) and receipt else None,
         data={name: value for name, value in data.items() if value is not None},
     )

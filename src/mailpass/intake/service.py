@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -205,6 +205,20 @@ class IntakeService:
             connection, owner.user_id, {e.message_id for e in new_events if e.message_id}
         )
         matched = [(e, *found[e.message_id]) for e in new_events if e.message_id in found]
+        if owner.provider_id is not None and len(matched) < len(new_events):
+            # Not by the Message-ID (SES gives the mail one of its own): by the provider's id.
+            left = [e for e in new_events if e.message_id not in found and e.provider_message_id]
+            by_provider_id = await repository.messages_by_provider_id(
+                connection,
+                owner.user_id,
+                owner.provider_id,
+                {e.provider_message_id for e in left if e.provider_message_id},
+            )
+            for event in left:
+                known = by_provider_id.get(event.provider_message_id or "")
+                if known is not None:
+                    message_pk, sent_at, message_id = known
+                    matched.append((replace(event, message_id=message_id), message_pk, sent_at))
         intake.unmatched = len(new_events) - len(matched)
         intake.recorded = len(matched)
         rows = [_row(owner, event, message_pk, sent_at) for event, message_pk, sent_at in matched]

@@ -28,6 +28,7 @@ def parse_notification(text: str) -> Parsed:
     if not isinstance(kind, str) or not isinstance(mail, dict):
         raise ValidationError("the SES notification has no notificationType/eventType or mail")
     message_id = _message_id(mail)
+    ses_id = mail.get("messageId") if isinstance(mail.get("messageId"), str) else None
     parsed = Parsed()
     for event_type, section_name, at_field, recipient, data in _events(kind, notification):
         section = notification[section_name]
@@ -37,6 +38,7 @@ def parse_notification(text: str) -> Parsed:
                 at=utc_time(section.get(at_field) or mail.get("timestamp"), f"{kind}'s time"),
                 message_id=message_id,
                 recipient=recipient,
+                provider_message_id=ses_id,
                 data={name: value for name, value in data.items() if value is not None},
             )
         )

@@ -13,6 +13,7 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.repository import KEY_COLUMNS, find_key_by_hash, key_in
 from mailpass.clock import utcnow
 from mailpass.core.events import attempt_data
+from mailpass.core.ids import provider_message_id
 from mailpass.core.statuses import EventType, MessageStatus
 from mailpass.messages.models import HourlyActivity, MessageFilter, QueueDepth
 from mailpass.storage.database import Connection, Database
@@ -62,6 +63,7 @@ _MARK_SENT = PreparedWrite(
         sent_at=sa.bindparam("when"),
         error_message=sa.bindparam("note"),
         provider_reply=sa.bindparam("reply"),
+        provider_message_id=sa.bindparam("provider_message_id"),
         attempts=messages.c.attempts + 1,
         lease_expires_at=None,
         next_attempt_at=None,
@@ -218,7 +220,13 @@ async def mark_sent(
     """The provider took the message with ``reply`` (``note``: the recipients it refused, if
     any). ``webhook``: (its account, its Message-ID) when the account has webhook endpoints,
     whose ``sent`` goes into the outbox in the same transaction."""
-    values = {"message_pk": message_pk, "when": now, "note": note, "reply": reply}
+    values = {
+        "message_pk": message_pk,
+        "when": now,
+        "note": note,
+        "reply": reply,
+        "provider_message_id": provider_message_id(reply),
+    }
     if webhook is None:
         await database.execute(_MARK_SENT, **values)
         return

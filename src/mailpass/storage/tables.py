@@ -178,6 +178,9 @@ messages = sa.Table(
     # The provider's answer to the DATA that it accepted, e.g. ``250 2.0.0 Ok: queued as 4F2``:
     # with ``sent_at``, the message's ``sent`` event (and the provider's own id for the mail).
     sa.Column("provider_reply", sa.Text),
+    # The provider's own id for the mail, when its reply gave one (``core.ids``): its
+    # webhooks' events are matched to the message by it.
+    sa.Column("provider_message_id", sa.String(255)),
     # Three of these hold only the rows whose last column is set: every query through them
     # compares that column, so none looks for the other rows, and a row is not written into
     # an index it cannot be found through. A queued message (no slot, lease or tracking id
@@ -196,6 +199,7 @@ messages = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "status", "lease_expires_at", **_where_set("lease_expires_at")),
     sa.Index(None, "tracking_id", unique=True, **_where_set("tracking_id")),
+    sa.Index(None, "provider_message_id", **_where_set("provider_message_id")),
 )
 
 # A message's composed mail, fixed when the message is accepted so that every attempt is the
