@@ -9,6 +9,7 @@ import asyncio
 import sqlalchemy as sa
 
 from mailpass.config import Settings
+from mailpass.storage.database import Database
 from mailpass.storage.tables import webhook_deliveries
 from mailpass.webhooks.dispatcher import WebhookDispatcher
 
@@ -77,3 +78,42 @@ async def test_a_hung_endpoint_holds_up_only_its_own_deliveries(
         f"/api/v1/webhooks/{ids['quick']}/deliveries", headers=account.headers
     )
     assert {d["state"] for d in quick_log.json()["data"]["deliveries"]} == {"delivered"}
+
+
+async def test_a_stop_while_the_database_is_away_does_not_wait_for_it(
+    app_client, make_account, webhook_receiver, settings: Settings, postgres_proxy
+):
+    """The attempt in flight ends, cannot be noted, and the dispatcher stops anyway; the
+    database back, the delivery is still pending (to be made again once its claim is over)."""
+    proxy, url = postgres_proxy
+    account = await make_account(permissions=["mail", "webhooks"])
+    endpoint = webhook_receiver([], delays=[1.0])
+    answer = await app_client.post(
+        "/api/v1/webhooks", json={"url": endpoint.url}, headers=account.headers
+    )
+    endpoint_id = answer.json()["data"]["id"]
+    webhooks = app_client.app.state.services.webhooks
+    assert await webhooks.send_test(account.user.id, endpoint_id)
+
+    cut_off = Database(url)
+    dispatcher = WebhookDispatcher(
+        settings.model_copy(update={"webhooks_allow_private": True}),
+        cut_off,
+        webhooks.secrets,
+    )
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        while not endpoint.received:
+            await asyncio.sleep(0.02)
+        await proxy.cut()  # while the endpoint takes its time to answer
+        dispatcher.stop()
+        await asyncio.wait_for(running, 15)
+    finally:
+        running.cancel()
+        await dispatcher.close()
+        await proxy.restore()
+        await cut_off.dispose()
+    path = f"/api/v1/webhooks/{endpoint_id}/deliveries"
+    log = await app_client.get(path, headers=account.headers)
+    (delivery,) = log.json()["data"]["deliveries"]
+    assert (delivery["state"], delivery["attempts"]) == ("pending", 0)

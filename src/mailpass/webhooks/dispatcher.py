@@ -118,14 +118,19 @@ class WebhookDispatcher:
                 or not self._flying
                 or time.monotonic() >= self._first_ended_at + FLUSH_AFTER
             )
-            claimed = 0
             if look or note:
                 if look:
                     # Short of what there was room for, all that was due is taken: look again
                     # in a while, or once an endpoint left out for want of room has some
                     # again (``_ended_one``).
                     self._next_look = time.monotonic() + POLL_INTERVAL
-                claimed = await self._guarded(self._exchange(free if look else 0))
+                exchanged = await self._guarded(self._exchange(free if look else 0))
+                if exchanged is None and stopping:
+                    # The database is away: what ended unnoted is delivered again once its
+                    # claim is over, rather than this process waiting for the database.
+                    log.warning("stopping with %d webhook attempts not noted", len(self._ended))
+                    return
+                claimed = exchanged or 0
                 if look:
                     looked_in_vain = not claimed
                     if claimed == free:  # there may be more at once
@@ -146,8 +151,8 @@ class WebhookDispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), timeout)
 
-    async def _guarded(self, work: Awaitable[int]) -> int:
-        """``work``'s count; 0 (after a pause) when the database failed it."""
+    async def _guarded(self, work: Awaitable[int]) -> int | None:
+        """``work``'s count; None (after a pause) when the database failed it."""
         try:
             return await work
         except Exception as exc:
@@ -157,7 +162,7 @@ class WebhookDispatcher:
             else:
                 log.warning("the database is unavailable (%s): webhooks wait", reason)
             await asyncio.sleep(UNAVAILABLE_PAUSE)
-            return 0
+            return None
 
     async def _exchange(self, free: int) -> int:
         """In one transaction, note the attempts that ended (and what they say of their
