@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mailpass.client import (
         APIConnectionError,
         APIError,
+        ApiKey,
         APITimeoutError,
         AsyncClient,
         AttachmentInfo,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
         NotCancellableError,
         NotFoundError,
         PayloadTooLargeError,
+        Provider,
+        ProviderTest,
         RateLimitedError,
         RecipientSuppressedError,
         RequestTimeoutError,
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
         SuppressionPage,
         UnauthorizedError,
         ValidationError,
+        WebhookDelivery,
+        WebhookEndpoint,
     )
 
 
@@ -71,6 +76,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "ApiKey",
     "AsyncClient",
     "AttachmentInfo",
     "AttachmentParams",
@@ -94,6 +100,8 @@ __all__ = [
     "NotCancellableError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "Provider",
+    "ProviderTest",
     "RateLimitedError",
     "RecipientSuppressedError",
     "RequestTimeoutError",
@@ -105,5 +113,7 @@ __all__ = [
     "SuppressionPage",
     "UnauthorizedError",
     "ValidationError",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "__version__",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailpass.accounts.key_rate import KeyRate
+from mailpass.accounts.service import KeyService
 from mailpass.accounts.throttle import AuthThrottle
 from mailpass.accounts.usage import KeyUsage
 from mailpass.config import Settings, load_instance_secret
@@ -16,6 +17,7 @@ from mailpass.intake.verp import ReturnPaths
 from mailpass.messages.service import MailService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
+from mailpass.providers.service import ProviderService
 from mailpass.storage.database import Database
 from mailpass.suppressions.service import SuppressionService
 from mailpass.tracking.sending import MessageTracker
@@ -39,6 +41,8 @@ class Services:
     tracking: TrackingService
     intake: IntakeService
     webhooks: WebhookService
+    providers: ProviderService
+    keys: KeyService
     auth_throttle: AuthThrottle
     key_rate: KeyRate
 
@@ -70,6 +74,8 @@ class Services:
             tracking=TrackingService(settings, database, signer),
             intake=IntakeService(settings, database, secrets, return_paths),
             webhooks=WebhookService(settings, database, secrets),
+            providers=ProviderService(settings, database, secrets),
+            keys=KeyService(database),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
             key_rate=KeyRate(settings.key_rate_limit),
         )

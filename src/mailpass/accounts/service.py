@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,8 @@ from mailpass.storage.database import Connection, Database
 __all__ = [
     "AccountError",
     "CreatedKey",
+    "KeyService",
+    "create_account_key",
     "create_key",
     "create_user",
     "find_user",
@@ -92,17 +95,33 @@ async def create_key(
     permissions: list[str] | None = None,
     test: bool = False,
 ) -> CreatedKey:
+    return await create_account_key(
+        database, user.id, name=name, permissions=permissions or None, test=test
+    )
+
+
+async def create_account_key(
+    database: Database,
+    user_id: int,
+    *,
+    name: str = "default",
+    permissions: Collection[str] | None = None,
+    test: bool = False,
+) -> CreatedKey:
+    """A new key of the account ``user_id``; every permission when ``permissions`` is None."""
     try:
-        chosen = parse_permissions(permissions or ALL_PERMISSIONS)
+        chosen = parse_permissions(ALL_PERMISSIONS if permissions is None else permissions)
     except ValueError as exc:
         raise AccountError(str(exc)) from None
+    if not chosen:
+        raise AccountError("a key needs at least one permission")
     if not name.strip() or len(name) > 100:
         raise AccountError("a key name has 1 to 100 characters")
     key = generate_key(test=test)
     async with database.transaction() as connection:
         key_id = await repository.insert_api_key(
             connection,
-            user_id=user.id,
+            user_id=user_id,
             name=name.strip(),
             prefix=display_prefix(key),
             key_hash=hash_key(key),
@@ -141,3 +160,38 @@ async def list_keys(database: Database, user_id: int | None = None) -> list[ApiK
     """Every API key, or one account's, revoked ones included, oldest first."""
     async with database.read() as connection:
         return await repository.list_keys(connection, user_id)
+
+
+class KeyService:
+    """What the management API does with an account's keys."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def find_key(self, key_hash: str) -> tuple[ApiKey | None, None]:
+        return await repository.find_key_by_hash(self.database, key_hash), None
+
+    async def keys(self, user_id: int) -> list[ApiKey]:
+        return await list_keys(self.database, user_id)
+
+    async def key(self, user_id: int, key_id: int) -> ApiKey | None:
+        return next((key for key in await self.keys(user_id) if key.id == key_id), None)
+
+    async def create(
+        self, user_id: int, *, name: str, permissions: Collection[str], test: bool
+    ) -> tuple[ApiKey, str]:
+        """The new key as listed, and the key itself, which exists nowhere else."""
+        created = await create_account_key(
+            self.database, user_id, name=name, permissions=permissions, test=test
+        )
+        key = await self.key(user_id, created.id)
+        assert key is not None  # keys are revoked, never deleted
+        return key, created.key
+
+    async def revoke(self, user_id: int, key_id: int) -> ApiKey | None:
+        """The key once revoked; None when the account has no active key ``key_id``."""
+        try:
+            await revoke_own_key(self.database, user_id, key_id)
+        except AccountError:
+            return None
+        return await self.key(user_id, key_id)

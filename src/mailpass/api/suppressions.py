@@ -14,6 +14,7 @@ from mailpass.api.openapi import (
     LIST_SUPPRESSIONS_OPERATION,
     REMOVE_SUPPRESSION_OPERATION,
 )
+from mailpass.api.params import query_integer
 from mailpass.api.responses import success_response
 from mailpass.clock import isoformat
 from mailpass.core.addresses import AddressError
@@ -22,7 +23,7 @@ from mailpass.messages.request import parse_json_body
 from mailpass.suppressions.models import Suppression
 from mailpass.suppressions.request import SuppressionFields, address_to_suppress
 
-__all__ = ["query_integer", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/suppressions", route_class=DirectRoute)
 
@@ -98,26 +99,3 @@ def _address(raw: str) -> str:
         raise ValidationError(
             "the address is invalid", details=[{"field": "email", "message": str(exc)}]
         ) from None
-
-
-def query_integer(request: Request, name: str, lowest: int, highest: int | None) -> int | None:
-    """The query parameter ``name`` as a whole number within bounds; None when not given."""
-    given = request.query_params.getlist(name)
-    if not given:
-        return None
-    if len(given) > 1:
-        raise ValidationError(
-            f"invalid {name}", details=[{"field": name, "message": "is given more than once"}]
-        )
-    raw = given[0]
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < lowest or (highest is not None and value > highest):
-        bounds = f"from {lowest}" + (f" to {highest}" if highest is not None else "")
-        raise ValidationError(
-            f"invalid {name}",
-            details=[{"field": name, "message": f"must be a whole number {bounds}"}],
-        )
-    return value

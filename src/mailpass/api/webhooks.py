@@ -13,14 +13,17 @@ from mailpass.api.mail import DirectRoute, services_of
 from mailpass.api.openapi import (
     CREATE_WEBHOOK_OPERATION,
     DELETE_WEBHOOK_OPERATION,
+    ENABLE_WEBHOOK_OPERATION,
     LIST_WEBHOOK_DELIVERIES_OPERATION,
     LIST_WEBHOOKS_OPERATION,
+    TEST_WEBHOOK_OPERATION,
 )
+from mailpass.api.params import path_id, query_integer
 from mailpass.api.responses import success_response
-from mailpass.api.suppressions import query_integer
 from mailpass.clock import isoformat
 from mailpass.errors import NotFound, ValidationError
 from mailpass.messages.request import parse_json_body
+from mailpass.services import Services
 from mailpass.webhooks.models import Delivery, Endpoint
 from mailpass.webhooks.request import EndpointFields
 from mailpass.webhooks.service import TooManyEndpoints
@@ -30,6 +33,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/webhooks", route_class=DirectRoute)
 
 PERMISSION = "webhooks"
+WHAT = "webhook endpoint"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -88,22 +92,45 @@ async def create_endpoint(request: Request) -> Response:
 async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
     services = services_of(request)
     key, _ = await authenticate(request, services, services.webhooks.find_key, PERMISSION)
-    if not endpoint_id.isdigit() or not await services.webhooks.delete(
-        key.user_id, int(endpoint_id)
-    ):
-        raise NotFound(f"no webhook endpoint {endpoint_id}")
-    return success_response({"id": int(endpoint_id), "deleted": True})
+    number = path_id(endpoint_id, WHAT)
+    if not await services.webhooks.delete(key.user_id, number):
+        raise NotFound(f"no {WHAT} {endpoint_id}")
+    return success_response({"id": number, "deleted": True})
+
+
+@router.post("/{endpoint_id}/test", openapi_extra=TEST_WEBHOOK_OPERATION)
+async def send_test_event(request: Request, endpoint_id: str) -> Response:
+    services = services_of(request)
+    key, _ = await authenticate(request, services, services.webhooks.find_key, PERMISSION)
+    number = path_id(endpoint_id, WHAT)
+    if not await services.webhooks.send_test(key.user_id, number):
+        raise NotFound(f"no {WHAT} {endpoint_id}")
+    return success_response({"id": number, "queued": True})
+
+
+@router.post("/{endpoint_id}/enable", openapi_extra=ENABLE_WEBHOOK_OPERATION)
+async def enable_endpoint(request: Request, endpoint_id: str) -> Response:
+    services = services_of(request)
+    key, _ = await authenticate(request, services, services.webhooks.find_key, PERMISSION)
+    number = path_id(endpoint_id, WHAT)
+    if not await services.webhooks.enable(key.user_id, number):
+        raise NotFound(f"no {WHAT} {endpoint_id}")
+    return success_response(endpoint_answer(await _own_endpoint(services, key.user_id, number)))
 
 
 @router.get("/{endpoint_id}/deliveries", openapi_extra=LIST_WEBHOOK_DELIVERIES_OPERATION)
 async def list_deliveries(request: Request, endpoint_id: str) -> Response:
     services = services_of(request)
     key, _ = await authenticate(request, services, services.webhooks.find_key, PERMISSION)
-    if not endpoint_id.isdigit():
-        raise NotFound(f"no webhook endpoint {endpoint_id}")
+    number = path_id(endpoint_id, WHAT)
     limit = query_integer(request, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
-    owned = {e.id for e in await services.webhooks.endpoints(key.user_id)}
-    if int(endpoint_id) not in owned:
-        raise NotFound(f"no webhook endpoint {endpoint_id}")
-    found = await services.webhooks.deliveries(key.user_id, int(endpoint_id), limit)
+    await _own_endpoint(services, key.user_id, number)
+    found = await services.webhooks.deliveries(key.user_id, number, limit)
     return success_response({"deliveries": [delivery_answer(d) for d in found]})
+
+
+async def _own_endpoint(services: Services, user_id: int, endpoint_id: int) -> Endpoint:
+    for endpoint in await services.webhooks.endpoints(user_id):
+        if endpoint.id == endpoint_id:
+            return endpoint
+    raise NotFound(f"no {WHAT} {endpoint_id}")

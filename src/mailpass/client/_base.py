@@ -255,6 +255,20 @@ class ApiCall:
             idempotency_key or str(uuid.uuid4()),
         )
 
+    @classmethod
+    def with_body(cls, method: str, path: str, body: Mapping[str, Any]) -> ApiCall:
+        """A call with a JSON body and no idempotency key (the server keeps answers by key
+        only for the mail endpoints)."""
+        return cls(method, path, json.dumps(body, ensure_ascii=False).encode())
+
+    def may_resend(self, error: httpx.TransportError) -> bool:
+        """Whether a try that got no answer may be made again: always for a read, a change that
+        is the same made twice (PATCH) or a call with an idempotency key; otherwise only when
+        the request never left (the connection was not made), since it may have been done."""
+        if self.method in ("GET", "PATCH") or self.idempotency_key is not None:
+            return True
+        return isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout))
+
     def headers(self) -> dict[str, str]:
         headers = {}
         if self.content is not None:

@@ -30,6 +30,14 @@ from mailpass.client._base import (
     suppressions_path,
     transport_error,
 )
+from mailpass.client._management import (
+    AsyncKeys,
+    AsyncProviders,
+    AsyncWebhooks,
+    Keys,
+    Providers,
+    Webhooks,
+)
 from mailpass.client._models import (
     BatchResult,
     CancelledMessage,
@@ -87,6 +95,9 @@ class Client:
         )
         self.mail = Mail(self)
         self.suppressions = Suppressions(self)
+        self.providers = Providers(self)
+        self.keys = Keys(self)
+        self.webhooks = Webhooks(self)
 
     def _request(self, call: ApiCall) -> tuple[dict[str, Any], bool]:
         """Make ``call``, retrying as the policy says; its ``data`` and whether it was a replay."""
@@ -98,7 +109,11 @@ class Client:
                     call.method, call.path, content=call.content, headers=call.headers()
                 )
             except httpx.TransportError as exc:
-                delay = self.retry_policy.after_transport_error(attempt)
+                delay = (
+                    self.retry_policy.after_transport_error(attempt)
+                    if call.may_resend(exc)
+                    else None
+                )
                 if delay is None:
                     raise transport_error(exc) from exc
                 log.info("retrying %s %s in %.1f s after %r", call.method, call.path, delay, exc)
@@ -162,6 +177,9 @@ class AsyncClient:
         )
         self.mail = AsyncMail(self)
         self.suppressions = AsyncSuppressions(self)
+        self.providers = AsyncProviders(self)
+        self.keys = AsyncKeys(self)
+        self.webhooks = AsyncWebhooks(self)
 
     async def _request(self, call: ApiCall) -> tuple[dict[str, Any], bool]:
         """Make ``call``, retrying as the policy says; its ``data`` and whether it was a replay."""
@@ -173,7 +191,11 @@ class AsyncClient:
                     call.method, call.path, content=call.content, headers=call.headers()
                 )
             except httpx.TransportError as exc:
-                delay = self.retry_policy.after_transport_error(attempt)
+                delay = (
+                    self.retry_policy.after_transport_error(attempt)
+                    if call.may_resend(exc)
+                    else None
+                )
                 if delay is None:
                     raise transport_error(exc) from exc
                 log.info("retrying %s %s in %.1f s after %r", call.method, call.path, delay, exc)

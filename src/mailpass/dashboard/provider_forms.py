@@ -8,14 +8,12 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from mailpass.dashboard.context import field as text_field
-from mailpass.providers.kinds import KINDS, MAILGUN_HOSTS, SECURITY_MODES
+from mailpass.providers.kinds import KINDS, MAILGUN_HOSTS, SECURITY_MODES, region_of
 from mailpass.providers.models import Provider
 from mailpass.providers.service import NewProvider
 
 __all__ = ["PRESETS", "Preset", "ProviderForm", "form_from_provider", "parse_provider_form"]
 
-SES_HOST_PREFIX = "email-smtp."
-SES_HOST_SUFFIX = ".amazonaws.com"
 MAX_LIMIT = 10_000_000  # messages; far above any provider's, small enough for every integer column
 
 
@@ -106,17 +104,6 @@ class ProviderForm:
         return {"form": self, "preset": self.preset, "presets": PRESETS}
 
 
-def region_of(provider: Provider) -> str:
-    """The region a managed provider's host was made from, for the edit form."""
-    if provider.kind == "ses" and provider.host.startswith(SES_HOST_PREFIX):
-        return provider.host.removeprefix(SES_HOST_PREFIX).removesuffix(SES_HOST_SUFFIX)
-    if provider.kind == "mailgun":
-        for region, host in MAILGUN_HOSTS.items():
-            if provider.host == host:
-                return region
-    return ""
-
-
 def form_from_provider(provider: Provider) -> ProviderForm:
     def text(value: object) -> str:
         return "" if value is None else str(value)
@@ -129,7 +116,7 @@ def form_from_provider(provider: Provider) -> ProviderForm:
             "port": str(provider.port),
             "security": provider.security,
             "username": text(provider.username),
-            "region": region_of(provider),
+            "region": region_of(provider.kind, provider.host) or "",
             "from_email": text(provider.from_email),
             "from_name": text(provider.from_name),
             "hourly_limit": text(provider.hourly_limit),

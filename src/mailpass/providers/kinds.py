@@ -17,6 +17,7 @@ __all__ = [
     "ConnectionSettings",
     "Kind",
     "Security",
+    "region_of",
     "resolve_connection",
 ]
 
@@ -27,6 +28,8 @@ SECURITY_MODES: tuple[str, ...] = get_args(Security)
 
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 SES_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+SES_HOST_PREFIX = "email-smtp."
+SES_HOST_SUFFIX = ".amazonaws.com"
 MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
 SENDGRID_HOST = "smtp.sendgrid.net"
 SENDGRID_USERNAME = "apikey"  # SendGrid's SMTP relay takes the literal user name "apikey"
@@ -65,9 +68,12 @@ def resolve_connection(
         raise ValueError(f"port must be between 1 and 65535, not {port}")
 
     if kind == "ses":
-        if not region or not SES_REGION.match(region):
-            raise ValueError("kind ses needs --region, e.g. us-east-1 or eu-west-1")
-        host = host or f"email-smtp.{region}.amazonaws.com"
+        # The region names the host; a host given (a VPC endpoint, a test server) needs none.
+        if region and not SES_REGION.match(region):
+            raise ValueError(f"region {region!r} is not an AWS region such as us-east-1")
+        if not host and not region:
+            raise ValueError("kind ses needs a region, e.g. us-east-1 or eu-west-1")
+        host = host or f"{SES_HOST_PREFIX}{region}{SES_HOST_SUFFIX}"
     elif kind == "sendgrid":
         host = host or SENDGRID_HOST
         username = username or SENDGRID_USERNAME
@@ -92,6 +98,19 @@ def resolve_connection(
         security=chosen,
         username=username or None,
     )
+
+
+def region_of(kind: str, host: str) -> str | None:
+    """The region a managed provider's host was made from (SES, Mailgun); None for the others,
+    and for a managed provider pointed at a host of its own."""
+    if kind == "ses" and host.startswith(SES_HOST_PREFIX) and host.endswith(SES_HOST_SUFFIX):
+        region = host.removeprefix(SES_HOST_PREFIX).removesuffix(SES_HOST_SUFFIX)
+        return region if SES_REGION.match(region) else None
+    if kind == "mailgun":
+        for region, mailgun_host in MAILGUN_HOSTS.items():
+            if host == mailgun_host:
+                return region
+    return None
 
 
 def _is_host(host: str) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from mailpass.accounts.keys import ApiKey
 from mailpass.accounts.models import User
+from mailpass.accounts.repository import find_key_by_hash
 from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.core.addresses import (
@@ -17,7 +19,7 @@ from mailpass.core.addresses import (
     parse_mailbox,
 )
 from mailpass.providers import repository
-from mailpass.providers.hooks import HookKeyError, check_hook_key
+from mailpass.providers.hooks import HookKeyError, check_hook_key, hook_url
 from mailpass.providers.kinds import ConnectionSettings, resolve_connection
 from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.registry import endpoint_for
@@ -27,8 +29,12 @@ from mailpass.storage.database import Database
 
 __all__ = [
     "NewProvider",
+    "ProviderChanges",
     "ProviderError",
+    "ProviderService",
+    "add_account_provider",
     "add_provider",
+    "change_provider",
     "count_waiting",
     "delete_provider",
     "find_provider",
@@ -96,12 +102,27 @@ def _check(new: NewProvider) -> tuple[ConnectionSettings, str | None, str | None
 async def add_provider(
     database: Database, secrets: SecretBox, user: User, new: NewProvider
 ) -> Provider:
+    return await add_account_provider(database, secrets, user.id, new, owner=user.email)
+
+
+async def add_account_provider(
+    database: Database,
+    secrets: SecretBox,
+    user_id: int,
+    new: NewProvider,
+    *,
+    hook_key: str | None = None,
+    owner: str = "this account",
+) -> Provider:
+    """A new provider of the account ``user_id``, with its webhook key when one is given:
+    everything is checked before anything is written, and written in one transaction."""
     settings, from_email, from_name = _check(new)
+    hook_key_encrypted = _encrypted_hook_key(secrets, new.kind, hook_key)
     try:
         async with database.transaction() as connection:
-            return await repository.insert_provider(
+            provider = await repository.insert_provider(
                 connection,
-                user_id=user.id,
+                user_id=user_id,
                 name=new.name.strip(),
                 kind=new.kind,
                 settings=settings,
@@ -115,8 +136,22 @@ async def add_provider(
                 track_opens=new.track_opens,
                 track_clicks=new.track_clicks,
             )
+            if hook_key_encrypted is not None:
+                now = utcnow()
+                await repository.set_hook_key(connection, provider.id, hook_key_encrypted, now)
+                provider = replace(provider, hook_key_encrypted=hook_key_encrypted)
+            return provider
     except IntegrityError:
-        raise ProviderError(f"{user.email} already has a provider named {new.name!r}") from None
+        raise ProviderError(f"{owner} already has a provider named {new.name.strip()!r}") from None
+
+
+def _encrypted_hook_key(secrets: SecretBox, kind: str, key: str | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        return secrets.encrypt(check_hook_key(kind, key))
+    except HookKeyError as exc:
+        raise ProviderError(str(exc)) from None
 
 
 async def find_provider(database: Database, reference: str, user: User | None = None) -> Provider:
@@ -198,6 +233,83 @@ async def update_provider(
         raise ProviderError(f"there is already a provider named {changes.name.strip()!r}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderChanges:
+    """What ``change_provider`` changes besides the settings (None: left as it is)."""
+
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    make_default: bool = False
+    replace_hook_key: bool = False  # with ``hook_key`` None: the key is removed
+    hook_key: str | None = None
+    remove_password: bool = False
+
+
+async def change_provider(
+    database: Database,
+    secrets: SecretBox,
+    provider: Provider,
+    settings: NewProvider,
+    changes: ProviderChanges,
+) -> Provider:
+    """``update_provider``, tracking, the webhook key and the default, all checked first and
+    then written in one transaction; the provider as it is afterwards."""
+    if settings.kind != provider.kind:
+        raise ProviderError(
+            f"a provider's kind cannot change (it is {provider.kind}); add another provider"
+        )
+    connection_settings, from_email, from_name = _check(settings)
+    hook_key_encrypted = (
+        _encrypted_hook_key(secrets, provider.kind, changes.hook_key)
+        if changes.replace_hook_key
+        else None
+    )
+    drop_password = connection_settings.username is None
+    now = utcnow()
+    try:
+        async with database.transaction() as connection:
+            await repository.update_provider(
+                connection,
+                provider.id,
+                name=settings.name.strip(),
+                kind=provider.kind,
+                settings=connection_settings,
+                password_encrypted=(
+                    secrets.encrypt(settings.password)
+                    if settings.password and not drop_password
+                    else None
+                ),
+                keep_password=(
+                    settings.password is None and not drop_password and not changes.remove_password
+                ),
+                from_email=from_email,
+                from_name=from_name,
+                hourly_limit=settings.hourly_limit,
+                daily_limit=settings.daily_limit,
+                now=now,
+            )
+            await repository.mark_reachable(connection, [provider.id], now)
+            if changes.track_opens is not None or changes.track_clicks is not None:
+                await repository.update_tracking(
+                    connection,
+                    provider.id,
+                    track_opens=changes.track_opens,
+                    track_clicks=changes.track_clicks,
+                    now=now,
+                )
+            if changes.replace_hook_key:
+                await repository.set_hook_key(connection, provider.id, hook_key_encrypted, now)
+            if changes.make_default:
+                await repository.set_default_provider(connection, provider, now)
+            changed = await repository.get_provider(connection, provider.id, provider.user_id)
+    except IntegrityError:
+        name = settings.name.strip()
+        raise ProviderError(f"there is already a provider named {name!r}") from None
+    if changed is None:  # deleted meanwhile
+        raise ProviderError(f"provider {provider.id} was deleted meanwhile")
+    return changed
+
+
 async def delete_provider(database: Database, provider: Provider) -> None:
     """Delete a provider; the account has no default afterwards if it was the default."""
     async with database.transaction() as connection:
@@ -245,12 +357,48 @@ async def set_hook_key(
 
     Raises ProviderError when the key does not suit the provider's kind.
     """
-    if key is not None:
-        try:
-            key = check_hook_key(provider.kind, key)
-        except HookKeyError as exc:
-            raise ProviderError(str(exc)) from None
+    encrypted = _encrypted_hook_key(secrets, provider.kind, key)
     async with database.transaction() as connection:
-        await repository.set_hook_key(
-            connection, provider.id, secrets.encrypt(key) if key else None, utcnow()
+        await repository.set_hook_key(connection, provider.id, encrypted, utcnow())
+
+
+class ProviderService:
+    """What the management API does with an account's providers."""
+
+    def __init__(self, settings: Settings, database: Database, secrets: SecretBox) -> None:
+        self.settings = settings
+        self.database = database
+        self.secrets = secrets
+
+    async def find_key(self, key_hash: str) -> tuple[ApiKey | None, None]:
+        return await find_key_by_hash(self.database, key_hash), None
+
+    async def providers(self, user_id: int) -> list[Provider]:
+        return await list_providers(self.database, user_id)
+
+    async def provider(self, user_id: int, provider_id: int) -> Provider | None:
+        return await own_provider(self.database, provider_id, user_id)
+
+    async def create(self, user_id: int, new: NewProvider, hook_key: str | None) -> Provider:
+        return await add_account_provider(
+            self.database, self.secrets, user_id, new, hook_key=hook_key
         )
+
+    async def change(
+        self, provider: Provider, settings: NewProvider, changes: ProviderChanges
+    ) -> Provider:
+        return await change_provider(self.database, self.secrets, provider, settings, changes)
+
+    async def delete(self, provider: Provider) -> None:
+        await delete_provider(self.database, provider)
+
+    async def make_default(self, provider: Provider) -> Provider:
+        await set_default(self.database, provider)
+        return replace(provider, is_default=True)
+
+    async def test(self, provider: Provider) -> list[str]:
+        """The probe's transcript; raises ``ProbeError`` with the reason it failed."""
+        return await test_provider(provider, self.secrets, self.settings)
+
+    def hook_url(self, provider: Provider) -> str | None:
+        return hook_url(self.settings, provider)

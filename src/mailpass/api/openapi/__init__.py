@@ -25,6 +25,22 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from mailpass.api.openapi.examples import COMPONENT_EXAMPLES
+from mailpass.api.openapi.management import (
+    CREATE_KEY_OPERATION,
+    CREATE_PROVIDER_OPERATION,
+    DEFAULT_PROVIDER_OPERATION,
+    DELETE_PROVIDER_OPERATION,
+    ENABLE_WEBHOOK_OPERATION,
+    GET_PROVIDER_OPERATION,
+    LIST_KEYS_OPERATION,
+    LIST_PROVIDERS_OPERATION,
+    MANAGEMENT_EXAMPLES,
+    MANAGEMENT_SCHEMAS,
+    REVOKE_KEY_OPERATION,
+    TEST_PROVIDER_OPERATION,
+    TEST_WEBHOOK_OPERATION,
+    UPDATE_PROVIDER_OPERATION,
+)
 from mailpass.api.openapi.operations import (
     ADD_SUPPRESSION_OPERATION,
     CANCEL_OPERATION,
@@ -43,19 +59,31 @@ from mailpass.api.openapi.schemas import COMPONENT_SCHEMAS, ERROR_DESCRIPTIONS, 
 __all__ = [
     "ADD_SUPPRESSION_OPERATION",
     "CANCEL_OPERATION",
+    "CREATE_KEY_OPERATION",
+    "CREATE_PROVIDER_OPERATION",
     "CREATE_WEBHOOK_OPERATION",
+    "DEFAULT_PROVIDER_OPERATION",
+    "DELETE_PROVIDER_OPERATION",
     "DELETE_WEBHOOK_OPERATION",
     "DOCS_URL",
+    "ENABLE_WEBHOOK_OPERATION",
     "ERROR_DESCRIPTIONS",
+    "GET_PROVIDER_OPERATION",
+    "LIST_KEYS_OPERATION",
+    "LIST_PROVIDERS_OPERATION",
     "LIST_SUPPRESSIONS_OPERATION",
     "LIST_WEBHOOKS_OPERATION",
     "LIST_WEBHOOK_DELIVERIES_OPERATION",
     "OPENAPI_URL",
     "REDOC_URL",
     "REMOVE_SUPPRESSION_OPERATION",
+    "REVOKE_KEY_OPERATION",
     "SEND_BATCH_OPERATION",
     "SEND_OPERATION",
     "STATUS_OPERATION",
+    "TEST_PROVIDER_OPERATION",
+    "TEST_WEBHOOK_OPERATION",
+    "UPDATE_PROVIDER_OPERATION",
     "build_document",
     "install_api_docs",
 ]
@@ -113,8 +141,10 @@ def build_document(app: FastAPI) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    schemas.update(copy.deepcopy(COMPONENT_SCHEMAS))
-    components.setdefault("examples", {}).update(copy.deepcopy(COMPONENT_EXAMPLES))
+    schemas.update(copy.deepcopy(COMPONENT_SCHEMAS | MANAGEMENT_SCHEMAS))
+    components.setdefault("examples", {}).update(
+        copy.deepcopy(COMPONENT_EXAMPLES | MANAGEMENT_EXAMPLES)
+    )
     components.setdefault("securitySchemes", {})["bearerAuth"] = {
         "type": "http",
         "scheme": "bearer",
