@@ -1,0 +1,10 @@
+<?php
+
+declare(strict_types=1);
+
+namespace MailPass\Exception;
+
+/** Every error of the SDK. */
+class MailPassException extends \RuntimeException
+{
+}
