@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
     provider_down_first: float = 30.0  # seconds
     provider_down_most: float = 600.0  # seconds
     log_level: str = "info"
+    # "json": one JSON object a line (time, level, logger, message, and the request id,
+    # message id and account of what it was about), for a log collector; "text": for people.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics on the API's own port, in Prometheus's text format (mailpass.monitoring);
+    # `--metrics-port` serves it on a port of its own instead.
+    metrics: bool = False
 
     # messages a worker process sends at once; one provider takes at most half of them
     worker_concurrency: int = 64

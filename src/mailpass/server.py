@@ -18,6 +18,7 @@ import asyncio
 import errno
 import socket
 import sys
+from functools import partial
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,8 +26,10 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mailpass.api.app import create_app
 from mailpass.config import Settings
+from mailpass.monitoring.http import serve_metrics_alone
 from mailpass.runtime.heap import freeze_startup_heap
 from mailpass.runtime.http import http_protocol
+from mailpass.runtime.logs import configure_logging
 from mailpass.runtime.supervisor import supervise
 from mailpass.runtime.tasks import EXIT_TASK_FAILED
 from mailpass.storage.migrate import upgrade_url
@@ -48,9 +51,14 @@ def uvicorn_config(
     access_log: bool = False,
     log_level: str = "info",
     max_header_bytes: int | None = None,
+    log_format: str = "text",
 ) -> uvicorn.Config:
+    # With JSON logs, uvicorn's own lines go through the process's JSON handler
+    # (``runtime.logs``) instead of the handlers of uvicorn's default configuration.
+    logging_config = {} if log_format == "text" else {"log_config": None}
     return uvicorn.Config(
         app,
+        **logging_config,  # type: ignore[arg-type]
         host=host,
         port=port,
         loop="auto",  # uvloop when installed
@@ -74,10 +82,13 @@ def run_server(
     worker: bool = True,
     processes: int = 1,
     bounce_port: int | None = None,
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
     if processes == 1:
         bounces = (host, bounce_port, False) if bounce_port is not None else None
-        app = create_app(settings, worker=worker, bounce_listen=bounces)
+        app = create_app(
+            settings, worker=worker, bounce_listen=bounces, metrics_listen=metrics_listen
+        )
         server = _Server(
             uvicorn_config(
                 app,
@@ -86,6 +97,7 @@ def run_server(
                 access_log=access_log,
                 log_level=settings.log_level,
                 max_header_bytes=settings.max_header_bytes,
+                log_format=settings.log_format,
             )
         )
         server.run()
@@ -95,10 +107,14 @@ def run_server(
     _check_port_free(host, port)
     if bounce_port is not None:
         _check_port_free(host, bounce_port)
+    if metrics_listen is not None:
+        _check_port_free(*metrics_listen)
     supervise(
         processes,
         _serve_one,
         (host, port, access_log, settings.log_level, worker, bounce_port),
+        # The supervisor serves the metrics port: it tells every process's measures.
+        beside=partial(serve_metrics_alone, settings, *metrics_listen) if metrics_listen else None,
     )
 
 
@@ -136,7 +152,9 @@ def _serve_one(
         access_log=access_log,
         log_level=log_level,
         max_header_bytes=settings.max_header_bytes,
+        log_format=settings.log_format,
     )
+    configure_logging(settings.log_level, settings.log_format)
     config.configure_logging()
     server = _Server(config)
     server.run(sockets=[_reuse_port_socket(host, port)])

@@ -15,6 +15,7 @@ from mailpass.delivery.worker import QueueWorker
 from mailpass.intake.service import IntakeService
 from mailpass.intake.verp import ReturnPaths
 from mailpass.messages.service import MailService
+from mailpass.monitoring.service import MetricsService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.service import ProviderService
@@ -42,6 +43,7 @@ class Services:
     intake: IntakeService
     webhooks: WebhookService
     providers: ProviderService
+    metrics: MetricsService
     keys: KeyService
     auth_throttle: AuthThrottle
     key_rate: KeyRate
@@ -75,6 +77,7 @@ class Services:
             intake=IntakeService(settings, database, secrets, return_paths),
             webhooks=WebhookService(settings, database, secrets),
             providers=ProviderService(settings, database, secrets),
+            metrics=MetricsService(settings, database),
             keys=KeyService(database),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),
             key_rate=KeyRate(settings.key_rate_limit),

@@ -21,6 +21,7 @@ from mailpass.api.auth import ThrottledAddresses
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
 from mailpass.api.outages import OutageLog, OutageMiddleware
+from mailpass.api.request_ids import RequestIds
 from mailpass.api.responses import error_response, success_response
 from mailpass.config import Settings
 from mailpass.dashboard import install as dashboard_install
@@ -35,6 +36,9 @@ from mailpass.errors import (
     ValidationError,
 )
 from mailpass.intake.inbound import start_bounce_listener
+from mailpass.monitoring.http import metrics_server
+from mailpass.monitoring.service import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from mailpass.runtime.metrics import PROCESS_UP
 from mailpass.runtime.tasks import TaskFailed, run_supervised
 from mailpass.services import Services
 from mailpass.storage.migrate import upgrade
@@ -61,9 +65,11 @@ def create_app(
     migrate: bool = True,
     worker: bool = False,
     bounce_listen: tuple[str, int, bool] | None = None,
+    metrics_listen: tuple[str, int] | None = None,
 ) -> FastAPI:
     """The app; with ``worker``, the queue worker runs in the same process for its lifetime;
-    with ``bounce_listen`` (host, port, reuse_port), the bounce listener (``intake.inbound``)."""
+    with ``bounce_listen`` (host, port, reuse_port), the bounce listener (``intake.inbound``);
+    with ``metrics_listen`` (host, port), ``/metrics`` on that port (``monitoring.http``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -72,6 +78,9 @@ def create_app(
         if migrate:
             await upgrade(services.database)
         app.state.services = services
+        PROCESS_UP.set(1)
+        metrics = metrics_server(services.metrics, *metrics_listen) if metrics_listen else None
+        metrics_task = asyncio.create_task(metrics.serve()) if metrics is not None else None
         queue_worker = services.worker() if worker else None
         worker_task = (
             asyncio.create_task(run_supervised("the queue worker", queue_worker.run, log))
@@ -96,6 +105,9 @@ def create_app(
         try:
             yield
         finally:
+            if metrics is not None and metrics_task is not None:
+                metrics.should_exit = True
+                await metrics_task
             if bounces is not None:
                 bounces.close()
                 await bounces.wait_closed()
@@ -137,6 +149,13 @@ def create_app(
     async def readyz(request: Request) -> Response:
         return await readiness_answer(request.app.state.services)
 
+    if settings.metrics:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics_page(request: Request) -> Response:
+            services: Services = request.app.state.services
+            return Response(await services.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
@@ -152,6 +171,7 @@ def create_app(
         body_timeout=settings.request_body_timeout,
     )
     app.add_middleware(ThrottledAddresses)
+    app.add_middleware(RequestIds)  # every answer and log line but the pixel's carries its id
     tracking.install(app)  # last: the pixel is answered in front of everything above
     return app
 

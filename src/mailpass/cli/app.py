@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,6 +17,7 @@ from mailpass.config import Settings
 from mailpass.core.addresses import allow_single_label_domains
 from mailpass.providers import service as providers
 from mailpass.providers.smtp import ProbeError
+from mailpass.runtime.logs import configure_logging as setup_logging
 from mailpass.storage.database import Database, DatabaseUrlError
 from mailpass.storage.migrate import upgrade
 
@@ -92,11 +92,5 @@ def cli() -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Migrations that ran are worth a line at most; alembic narrates every step at INFO.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd, in `mailpass dev`
+    """Logging as ``MAILPASS_LOG_LEVEL`` and ``MAILPASS_LOG_FORMAT`` say (``runtime.logs``)."""
+    setup_logging(settings.log_level, settings.log_format)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from functools import partial
 
 import click
 
@@ -43,6 +44,17 @@ from mailpass.storage.migrate import upgrade, upgrade_url
     help="Also take bounce and complaint reports by SMTP on this port (the MX of "
     "MAILPASS_BOUNCE_DOMAIN).",
 )
+@click.option(
+    "--metrics-port",
+    type=LISTEN_PORT,
+    help="Serve /metrics (Prometheus's text format) on this port, for every process.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics port listens on.",
+)
 def serve(
     host: str,
     port: int,
@@ -50,6 +62,8 @@ def serve(
     worker: bool,
     processes: int,
     bounce_smtp_port: int | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the API and, unless --no-worker, the queue worker (migrations are applied first)."""
     from mailpass.server import run_server
@@ -65,6 +79,7 @@ def serve(
         worker=worker,
         processes=processes,
         bounce_port=bounce_smtp_port,
+        metrics_listen=(metrics_host, metrics_port) if metrics_port is not None else None,
     )
 
 
@@ -123,26 +138,51 @@ async def bounces(host: str, port: int) -> None:
     help="Worker processes, each sending --concurrency at once; one per CPU core uses the "
     "whole machine.",
 )
-def worker(concurrency: int | None, processes: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=LISTEN_PORT,
+    help="Serve /metrics (Prometheus's text format) on this port, for every process.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics port listens on.",
+)
+def worker(
+    concurrency: int | None, processes: int, metrics_port: int | None, metrics_host: str
+) -> None:
     """Run a queue worker until SIGTERM or Ctrl-C; any number may run, on any machine."""
     settings = Settings()
     configure_logging(settings)
+    metrics = (metrics_host, metrics_port) if metrics_port is not None else None
     try:
         if processes == 1:
-            run_fast(_run_worker(settings, concurrency, until_idle=False))
+            run_fast(_run_worker(settings, concurrency, until_idle=False, metrics=metrics))
         else:
-            _supervise_workers(settings, concurrency, processes)
+            _supervise_workers(settings, concurrency, processes, metrics)
     except (DatabaseUrlError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _supervise_workers(settings: Settings, concurrency: int | None, processes: int) -> None:
+def _supervise_workers(
+    settings: Settings,
+    concurrency: int | None,
+    processes: int,
+    metrics: tuple[str, int] | None,
+) -> None:
     # Imported here: mailpass.server brings the web app (~0.5 s), which one worker never needs.
+    from mailpass.monitoring.http import serve_metrics_alone
     from mailpass.runtime.supervisor import ServerStartFailed, supervise
 
     asyncio.run(upgrade_url(settings.resolved_database_url))  # once, before any starts
     try:
-        supervise(processes, _worker_process, (concurrency,))
+        supervise(
+            processes,
+            _worker_process,
+            (concurrency,),
+            beside=partial(serve_metrics_alone, settings, *metrics) if metrics else None,
+        )
     except ServerStartFailed as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -172,15 +212,27 @@ def queue_run(concurrency: int | None) -> None:
 
 
 async def _run_worker(
-    settings: Settings, concurrency: int | None, *, until_idle: bool, migrate: bool = True
+    settings: Settings,
+    concurrency: int | None,
+    *,
+    until_idle: bool,
+    migrate: bool = True,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
+    from mailpass.monitoring.http import metrics_server
     from mailpass.runtime.heap import freeze_startup_heap
+    from mailpass.runtime.metrics import PROCESS_UP
     from mailpass.services import Services
 
     services = Services.build(settings)
+    metrics_task = None
     try:
         if migrate:
             await upgrade(services.database)
+        PROCESS_UP.set(1)
+        measures = metrics_server(services.metrics, *metrics) if metrics else None
+        if measures is not None:
+            metrics_task = asyncio.create_task(measures.serve())
         queue_worker = services.worker(concurrency)
         # A worker that runs until stopped delivers the webhooks too (``queue run`` does not).
         dispatcher = None if until_idle else services.webhooks.dispatcher()
@@ -205,6 +257,9 @@ async def _run_worker(
             f"{queue_worker.retried} to retry",
             err=True,
         )
+        if measures is not None and metrics_task is not None:
+            measures.should_exit = True
+            await metrics_task
     finally:
         await services.close()
 

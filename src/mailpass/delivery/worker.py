@@ -52,6 +52,8 @@ from mailpass.intake.verp import ReturnPaths
 from mailpass.providers.circuit import CircuitPolicy, describe_down
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.transport import DeliveryError, ProviderHeld
+from mailpass.runtime.logs import MESSAGE_ID
+from mailpass.runtime.metrics import DELIVERIES
 from mailpass.runtime.outages import Outage, backoff_delays
 from mailpass.storage.database import Database
 
@@ -75,6 +77,9 @@ UNSURE_CLAIMS_KEPT = 16  # tokens of failed claims remembered, to release once t
 PROVIDER_SHARE = 0.5
 
 log = logging.getLogger("mailpass.delivery")
+QUEUE_SENT = DELIVERIES.labels("sent")
+QUEUE_FAILED = DELIVERIES.labels("failed")
+QUEUE_RETRIED = DELIVERIES.labels("retry")
 
 
 def _check_alive(*tasks: asyncio.Task[None]) -> None:
@@ -332,7 +337,12 @@ class QueueWorker:
             return
         error = task.exception()
         if error is not None:  # _attempt handles everything; this is a bug, not a send failure
-            log.error("delivery of %s crashed", claim.message_id, exc_info=error)
+            log.error(
+                "delivery of %s crashed",
+                claim.message_id,
+                exc_info=error,
+                extra={"message_id": claim.message_id},
+            )
             self._record(self._retry(claim, f"internal error: {error!r}"))
             return
         self._record(task.result())
@@ -340,6 +350,7 @@ class QueueWorker:
     # ------------------------------------------------------------------ one message
 
     async def _attempt(self, claim: Claim) -> Outcome:
+        MESSAGE_ID.set(claim.message_id)  # this task's log lines name it (``runtime.logs``)
         if claim.envelope_to and not claim.recipients:
             return Outcome(
                 claim,
@@ -424,10 +435,13 @@ class QueueWorker:
     def _record(self, outcome: Outcome) -> None:
         if outcome.kind == OutcomeKind.SENT:
             self.sent += 1
+            QUEUE_SENT.inc()
         elif outcome.kind == OutcomeKind.FAILED:
             self.failed += 1
+            QUEUE_FAILED.inc()
         elif outcome.kind == OutcomeKind.RETRY:
             self.retried += 1
+            QUEUE_RETRIED.inc()
         self._pending.append(outcome)
         self._outcome_ready.set()
 

@@ -60,6 +60,7 @@ from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.models import Provider
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.transport import DeliveryError
+from mailpass.runtime.logs import MESSAGE_ID
 from mailpass.storage.database import Connection, Database
 from mailpass.suppressions import repository as suppression_queries
 from mailpass.suppressions.models import SuppressionReason
@@ -209,6 +210,7 @@ class MailService:
             return await self._schedule(key, provider, valid, now, dropped)
         date = now.replace(tzinfo=UTC)
         outgoing = self.build_outgoing(valid, provider, date)
+        MESSAGE_ID.set(outgoing.message_id)  # the request's log lines name it (runtime.logs)
         data = compose(outgoing)
         recipients = outgoing.envelope_recipients
         if key.is_test:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime
 
 from mailpass.config import Settings
+from mailpass.providers.metered import MeteredTransport
 from mailpass.providers.models import Provider
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import SmtpEndpoint, SmtpTransport
@@ -35,18 +36,21 @@ class TransportRegistry:
     def __init__(self, settings: Settings, secrets: SecretBox) -> None:
         self._settings = settings
         self._secrets = secrets
-        self._transports: dict[int, tuple[datetime, SmtpTransport]] = {}
+        self._transports: dict[int, tuple[datetime, MeteredTransport]] = {}
         self._retired: set[asyncio.Task[None]] = set()
 
     def get(self, provider: Provider) -> Transport:
         cached = self._transports.get(provider.id)
         if cached is not None and cached[0] == provider.updated_at:
             return cached[1]
-        transport = SmtpTransport(
-            endpoint_for(provider, self._secrets, self._settings),
-            max_connections=self._settings.smtp_max_connections,
-            hold_after=self._settings.provider_failure_threshold,
-            hold_for=self._settings.provider_down_first,
+        transport = MeteredTransport(
+            SmtpTransport(
+                endpoint_for(provider, self._secrets, self._settings),
+                max_connections=self._settings.smtp_max_connections,
+                hold_after=self._settings.provider_failure_threshold,
+                hold_for=self._settings.provider_down_first,
+            ),
+            provider.id,
         )
         self._transports[provider.id] = (provider.updated_at, transport)
         if cached is not None:

@@ -21,6 +21,8 @@ from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE
 
+from mailpass.runtime.metrics import process_gone, shared_measures
+
 __all__ = [
     "RESTART_PAUSE",
     "RESTART_PAUSE_MAX",
@@ -43,11 +45,24 @@ class ServerStartFailed(RuntimeError):
     why)."""
 
 
-def supervise(processes: int, target: Callable[..., None], arguments: tuple[Any, ...]) -> None:
+def supervise(
+    processes: int,
+    target: Callable[..., None],
+    arguments: tuple[Any, ...],
+    *,
+    beside: Callable[[], None] | None = None,
+) -> None:
     """Run ``target(*arguments)`` in ``processes`` spawned processes until SIGTERM or SIGINT,
     replacing one that dies (``restart_pause``); raise `ServerStartFailed` if one exits with
-    uvicorn's ``STARTUP_FAILURE`` (another try would fail the same way)."""
-    Supervisor(processes, target, arguments).run()
+    uvicorn's ``STARTUP_FAILURE`` (another try would fail the same way).
+
+    The processes share a directory for their measures (``runtime.metrics``). ``beside`` runs
+    in a thread of the supervisor meanwhile (the metrics port, which tells all processes').
+    """
+    with shared_measures():
+        if beside is not None:
+            threading.Thread(target=beside, name="beside-supervisor", daemon=True).start()
+        Supervisor(processes, target, arguments).run()
 
 
 def restart_pause(previous: float | None, lived: float) -> float:
@@ -117,6 +132,8 @@ class Supervisor:
                 self.stopping.set()
                 self.failed = True
                 return
+            if child.pid is not None:
+                process_gone(child.pid)
             slot.pause = restart_pause(slot.pause, now - slot.started_at)
             slot.restart_at = now + slot.pause
             log.error(
