@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from client_helpers import DroppingProxy
 
 from mailpass import (
     APIConnectionError,
@@ -18,6 +17,7 @@ from mailpass import (
     ValidationError,
 )
 from process_fixtures import free_port
+from tcp_fixtures import DroppingProxy
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ answer does to a call that must not be made twice."""
 from __future__ import annotations
 
 import pytest
-from client_helpers import DroppingProxy
 
 from mailpass import (
     APIConnectionError,
@@ -16,6 +15,7 @@ from mailpass import (
     ValidationError,
 )
 from mailpass.config import Settings
+from tcp_fixtures import DroppingProxy
 
 
 @pytest.fixture

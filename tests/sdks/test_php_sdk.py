@@ -18,6 +18,7 @@ from sdk_helpers import (
 )
 
 from mailpass.config import Settings
+from tcp_fixtures import DroppingProxy
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,6 +59,8 @@ async def test_the_sdk_passes_its_own_tests_against_the_server(
     account = await make_account(sink=smtp_sink)
     stranger = await make_account("stranger@example.com", sink=smtp_sink)
     spare = await make_smtp_sink()
+    dropping = DroppingProxy(int(live_server.base_url.rpartition(":")[2]), drop=1)
+    dropping_url = await dropping.start()
 
     run = await run_program(
         "phpunit",
@@ -69,13 +72,16 @@ async def test_the_sdk_passes_its_own_tests_against_the_server(
             "MAILPASS_STRANGER_KEY": stranger.key,
             "MAILPASS_SINK_PORT": str(spare.port),
             "MAILPASS_SIGNED": signed_delivery(),
+            "MAILPASS_DROPPING_URL": dropping_url,
         },
     )
+    await dropping.stop()
+    assert dropping.connections == 2  # the lost answer, and the try after it
 
     assert run.returncode == 0, run.explain()
     assert "OK (" in run.stdout, run.explain()
-    subjects = sorted(m.message["Subject"] for m in await smtp_sink.wait_for(4))
-    assert subjects == ["A", "Hello from PHP", "Once", "Typo"]
+    subjects = sorted(m.message["Subject"] for m in await smtp_sink.wait_for(5))
+    assert subjects == ["A", "Hello from PHP", "Lost answer", "Once", "Typo"]
     [attached] = [m for m in smtp_sink.messages if m.message["Subject"] == "Hello from PHP"]
     [part] = list(attached.message.iter_attachments())
     assert (part.get_filename(), part.get_content()) == ("hi.txt", "hi there")

@@ -2,7 +2,8 @@
 // (tests/sdks/test_js_sdk.py), which passes what it made in the environment:
 // MAILPASS_API_URL, MAILPASS_API_KEY (every permission), MAILPASS_STRANGER_KEY (another
 // account's), MAILPASS_SINK_PORT (an SMTP server for a new provider), MAILPASS_SIGNED (a
-// webhook delivery signed by the server's own code). Run alone: `npm test` with those set.
+// webhook delivery signed by the server's own code), MAILPASS_DROPPING_URL (a proxy to the
+// server that loses the answer to its first request). Run alone: `npm test` with those set.
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -115,6 +116,18 @@ test('a 503 is retried with the same idempotency key, and sends once', async () 
   assert.equal(sent.status, 'sent');
   assert.equal(calls, 2);
   assert.equal(keys[0], keys[1]);
+});
+
+test('a send whose answer was lost is tried again, and the server sends it once', async () => {
+  const lossy = new MailPass(env.MAILPASS_API_KEY, {
+    baseUrl: env.MAILPASS_DROPPING_URL,
+    retryBackoff: 10,
+  });
+  const sent = await lossy.mail.send({ to: 'lost@example.com', subject: 'Lost answer', text: 'l' });
+  assert.equal(sent.status, 'sent');
+  // The second try carried the first's idempotency key: its answer is the first's, replayed.
+  const status = await client.mail.status(sent.message_id);
+  assert.equal(status.message.subject, 'Lost answer');
 });
 
 test('errors are classes of their own, with the envelope in them', async () => {

@@ -21,7 +21,8 @@ use PHPUnit\Framework\TestCase;
  * (tests/sdks/test_php_sdk.py), which passes what it made in the environment:
  * MAILPASS_API_URL, MAILPASS_API_KEY (every permission), MAILPASS_STRANGER_KEY (another
  * account's), MAILPASS_SINK_PORT (an SMTP server for a new provider), MAILPASS_SIGNED (a
- * webhook delivery signed by the server's own code).
+ * webhook delivery signed by the server's own code), MAILPASS_DROPPING_URL (a proxy to the
+ * server that loses the answer to its first request).
  */
 final class ClientTest extends TestCase
 {
@@ -91,6 +92,18 @@ final class ClientTest extends TestCase
         $first = $client->mail->send($message, 'php-order-1');
         $again = $client->mail->send($message, 'php-order-1');
         $this->assertSame($first['data']['message_id'], $again['data']['message_id']);
+    }
+
+    public function testASendWhoseAnswerWasLostIsTriedAgainAndSentOnce(): void
+    {
+        $lossy = new Client(getenv('MAILPASS_API_KEY'), [
+            'base_url' => getenv('MAILPASS_DROPPING_URL'),
+            'retry_backoff' => 0.01,
+        ]);
+        $sent = $lossy->mail->send(['to' => 'lost@example.com', 'subject' => 'Lost answer', 'text' => 'l']);
+        $this->assertSame('sent', $sent['data']['status']);
+        $status = $this->client()->mail->status($sent['data']['message_id']);
+        $this->assertSame('Lost answer', $status['data']['message']['subject']);
     }
 
     public function testErrorsAreExceptionsOfTheirOwn(): void
