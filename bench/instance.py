@@ -78,6 +78,8 @@ class MailPassInstance:
             "MAILPASS_SECRET_KEY": secrets.token_urlsafe(48),
             # The bench's webhook endpoint (``bench.receiver``) listens on 127.0.0.1.
             "MAILPASS_WEBHOOKS_ALLOW_PRIVATE": "1",
+            # GET /metrics on the API's port, scraped once the drain has filled the database.
+            "MAILPASS_METRICS": "1",
         }
         self.env.pop("MAILPASS_DEBUG", None)
         self.created = False

@@ -63,6 +63,7 @@ PIXEL_DELIVERY_MARGIN = 0.5  # seconds past MailPass's scanner window before the
 # wrk stops at its deadline with requests in flight, which the server still finishes; a count is
 # final once it has not moved for this long (and for twice the slowest request wrk saw).
 SETTLE_QUIET = 0.5  # seconds
+METRICS_SCRAPES = 20  # GET /metrics, one after another, once the database holds the run's mail
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,10 @@ class MailPassFigures:
     drain_startup_seconds: float = 0.0  # from starting the worker to the first message at the sink
     drain_worker_peak: int = 0
     status: LoadResult | None = None
+    metrics_seconds: list[float] = field(default_factory=list)  # each scrape of /metrics
+    metrics_messages: int = 0  # messages in the database when it was scraped
+    metrics_counted: int = 0  # the sent messages the last scrape counted
+    metrics_expected: int = 0  # the sent messages in the database then
     pixel: LoadResult | None = None
     pixel_opens: int = 0  # opens recorded during the pixel measurement, once the server was done
     hook: LoadResult | None = None  # SendGrid's signed event batches to a provider's hook
@@ -263,6 +268,31 @@ def _drain(
     finally:
         figures.stop(worker)
     return ids
+
+
+def _metrics(instance: MailPassInstance, port: int, figures: MailPassFigures) -> None:
+    """Scrape ``/metrics`` as Prometheus would, one scrape after another: each counts every
+    message of the database by status and provider."""
+    counts = instance.status_counts()
+    figures.metrics_messages = sum(counts.values())
+    figures.metrics_expected = counts.get("sent", 0)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for _ in range(METRICS_SCRAPES):
+            started = time.perf_counter()
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            body = response.read().decode()
+            figures.metrics_seconds.append(time.perf_counter() - started)
+            if response.status != 200:
+                raise BenchError(f"GET /metrics answered {response.status}: {body[:300]!r}")
+    finally:
+        connection.close()
+    figures.metrics_counted = sum(
+        int(float(line.rpartition(" ")[2]))
+        for line in body.splitlines()
+        if line.startswith('mailpass_messages{status="sent"')
+    )
 
 
 def _pixel(
@@ -529,6 +559,9 @@ def measure_mailpass(
                 seconds=sizes.seconds,
                 script_args=["status", str(ids_file), key],
             )
+
+        progress(f"{database}: GET /metrics, {METRICS_SCRAPES} scrapes")
+        _metrics(instance, port, figures)
 
         # Last: open tracking stays off for everything above, as it is by default.
         progress(
