@@ -25,6 +25,8 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.instance import BatchPoster, MailPassInstance, send_messages
 from bench.load import LoadResult, run_wrk
 from bench.payloads import (
@@ -289,9 +291,10 @@ def _metrics(instance: MailPassInstance, port: int, figures: MailPassFigures) ->
     finally:
         connection.close()
     figures.metrics_counted = sum(
-        int(float(line.rpartition(" ")[2]))
-        for line in body.splitlines()
-        if line.startswith('mailpass_messages{status="sent"')
+        int(sample.value)
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "mailpass_messages" and sample.labels.get("status") == "sent"
     )
 
 
