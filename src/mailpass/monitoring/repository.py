@@ -10,10 +10,9 @@ import sqlalchemy as sa
 from mailpass.core.statuses import MessageStatus
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import messages, providers, webhook_deliveries, workers
+from mailpass.webhooks.models import DeliveryState
 
 __all__ = ["Snapshot", "read_snapshot"]
-
-PENDING = "pending"  # a webhook delivery not yet made (``webhooks.repository``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +36,8 @@ class Snapshot:
     live_workers: int = 0
 
 
-async def read_snapshot(connection: Connection, now: datetime, worker_silence: float) -> Snapshot:
+async def read_snapshot(connection: Connection, now: datetime, stale: timedelta) -> Snapshot:
+    """The database's aggregates at ``now``; workers silent for ``stale`` are not live."""
     counted = await connection.execute(
         sa.select(messages.c.status, messages.c.provider_id, sa.func.count()).group_by(
             messages.c.status, messages.c.provider_id
@@ -58,13 +58,13 @@ async def read_snapshot(connection: Connection, now: datetime, worker_silence: f
                 sa.func.min(webhook_deliveries.c.next_attempt_at).filter(
                     webhook_deliveries.c.next_attempt_at <= now
                 ),
-            ).where(webhook_deliveries.c.state == PENDING)
+            ).where(webhook_deliveries.c.state == DeliveryState.PENDING)
         )
     ).one()
     known = await connection.execute(
         sa.select(providers.c.id, providers.c.name, providers.c.kind, providers.c.down_until)
     )
-    alive_since = now - timedelta(seconds=worker_silence)
+    alive_since = now - stale
     live = (
         await connection.execute(
             sa.select(sa.func.count()).where(workers.c.heartbeat_at >= alive_since)

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from mailpass.clock import utcnow
 from mailpass.config import Settings
+from mailpass.delivery.workers import stale_after
 from mailpass.monitoring.repository import Snapshot, read_snapshot
 from mailpass.runtime.metrics import process_registry
 from mailpass.storage.database import Database
@@ -19,8 +20,6 @@ from mailpass.storage.database import Database
 __all__ = ["CONTENT_TYPE", "MetricsService"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# A worker that has not beaten for this many of its intervals is not counted as live.
-MISSED_BEATS = 3
 
 
 class MetricsService:
@@ -33,7 +32,7 @@ class MetricsService:
         now = utcnow()
         async with self.database.read() as connection:
             snapshot = await read_snapshot(
-                connection, now, MISSED_BEATS * self.settings.worker_heartbeat_interval
+                connection, now, stale_after(self.settings.worker_heartbeat_interval)
             )
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Database(snapshot, now))

@@ -196,43 +196,6 @@ async def test_provider(provider: Provider, secrets: SecretBox, settings: Settin
     return await probe(endpoint_for(provider, secrets, settings))
 
 
-async def update_provider(
-    database: Database, secrets: SecretBox, provider: Provider, changes: NewProvider
-) -> None:
-    """Replace a provider's settings with ``changes``.
-
-    ``changes.password`` None keeps the stored password, unless the user name is removed too
-    (no AUTH, so no password). The default flag is left alone: ``set_default`` changes it.
-    A provider marked down (``providers.circuit``) is up again: the settings it failed with
-    are gone, and the mail it held is due at once.
-    """
-    settings, from_email, from_name = _check(changes)
-    drop_password = settings.username is None
-    try:
-        async with database.transaction() as connection:
-            await repository.update_provider(
-                connection,
-                provider.id,
-                name=changes.name.strip(),
-                kind=changes.kind,
-                settings=settings,
-                password_encrypted=(
-                    secrets.encrypt(changes.password)
-                    if changes.password and not drop_password
-                    else None
-                ),
-                keep_password=changes.password is None and not drop_password,
-                from_email=from_email,
-                from_name=from_name,
-                hourly_limit=changes.hourly_limit,
-                daily_limit=changes.daily_limit,
-                now=utcnow(),
-            )
-            await repository.mark_reachable(connection, [provider.id], utcnow())
-    except IntegrityError:
-        raise ProviderError(f"there is already a provider named {changes.name.strip()!r}") from None
-
-
 @dataclass(frozen=True, slots=True)
 class ProviderChanges:
     """What ``change_provider`` changes besides the settings (None: left as it is)."""
@@ -252,8 +215,15 @@ async def change_provider(
     settings: NewProvider,
     changes: ProviderChanges,
 ) -> Provider:
-    """``update_provider``, tracking, the webhook key and the default, all checked first and
-    then written in one transaction; the provider as it is afterwards."""
+    """Replace a provider's settings with ``settings``, and change what ``changes`` names
+    (tracking, the webhook key, the default), all checked first and then written in one
+    transaction; the provider as it is afterwards.
+
+    ``settings.password`` None keeps the stored password, unless the user name is removed too
+    (no AUTH, so no password) or ``changes.remove_password``. A provider marked down
+    (``providers.circuit``) is up again: the settings it failed with are gone, and the mail it
+    held is due at once.
+    """
     if settings.kind != provider.kind:
         raise ProviderError(
             f"a provider's kind cannot change (it is {provider.kind}); add another provider"
@@ -308,6 +278,14 @@ async def change_provider(
     if changed is None:  # deleted meanwhile
         raise ProviderError(f"provider {provider.id} was deleted meanwhile")
     return changed
+
+
+async def update_provider(
+    database: Database, secrets: SecretBox, provider: Provider, changes: NewProvider
+) -> None:
+    """Replace a provider's settings with ``changes`` (the dashboard's form): its tracking,
+    webhook key and default flag are left as they are."""
+    await change_provider(database, secrets, provider, changes, ProviderChanges())
 
 
 async def delete_provider(database: Database, provider: Provider) -> None:
