@@ -1,7 +1,7 @@
 """Fixtures shared by every test: a real SMTP server (``smtp_fixtures``) and real SQLite and
 PostgreSQL databases with the app on top (``db_fixtures``), MailPass run as real processes
 (``process_fixtures``), the app served on a real port in this process (``server_fixtures``), and
-an HTTP server for webhooks to reach (``http_fixtures``)."""
+an HTTP server for webhooks to reach (``http_fixtures``), and a DNS server (``dns_fixtures``)."""
 
 pytest_plugins = [
     "smtp_fixtures",
@@ -9,4 +9,5 @@ pytest_plugins = [
     "process_fixtures",
     "server_fixtures",
     "http_fixtures",
+    "dns_fixtures",
 ]

@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailpass.intake",),  # provider webhooks: events recorded, statuses and suppressions set
     ("mailpass.tracking", "mailpass.idempotency", "mailpass.suppressions"),
     ("mailpass.webhooks",),  # outbound webhooks: every domain above puts its events in its outbox
+    ("mailpass.domains",),  # sending domains: DKIM keys that direct delivery signs with
     ("mailpass.providers",),
     ("mailpass.accounts",),
     ("mailpass.storage",),
@@ -57,6 +58,7 @@ DOMAIN_PACKAGES = (
     "mailpass.idempotency",
     "mailpass.suppressions",
     "mailpass.webhooks",
+    "mailpass.domains",
     "mailpass.providers",
     "mailpass.accounts",
 )

@@ -97,6 +97,30 @@ class Settings(BaseSettings):
     # CA certificates MailPass's own HTTPS requests trust besides the system's (PEM).
     https_ca_file: Path | None = None
 
+    # Direct delivery (``direct`` providers, ``providers.direct``) and sending domains.
+    # The DNS server(s) to ask, "127.0.0.1" or "10.0.0.2:5353, 10.0.0.3"; empty: the system's
+    # (/etc/resolv.conf). A split-horizon network names its inside resolver here.
+    dns_resolver: str = ""
+    dns_timeout: float = Field(default=5.0, gt=0)  # seconds for one DNS question, all tries
+    # The port MX hosts are reached on: 25, always, but for a test network of local sinks.
+    direct_port: int = Field(default=25, ge=1, le=65535)
+    # "opportunistic": STARTTLS whenever offered, any certificate (as most of the Internet's
+    # mail travels); "require": never in plain text, and the MX's certificate must be valid.
+    # A domain that publishes an MTA-STS policy in "enforce" mode is always "require".
+    direct_tls: Literal["opportunistic", "require"] = "opportunistic"
+    # Connections at once to one recipient domain, per process: a slow or greylisting domain
+    # never takes more, so the others go on.
+    direct_domain_connections: int = Field(default=5, ge=1)
+    # The name given in EHLO to MX hosts (they check it against this host's reverse DNS);
+    # empty: this host's fully qualified name.
+    direct_helo: str = ""
+    # What the SPF record of a sending domain must allow: MailPass's own sending address(es),
+    # as SPF mechanisms ("ip4:203.0.113.5 ip6:2001:db8::5", or "include:_spf.example.net");
+    # empty: "a mx" (the domain's own hosts), a start for a server that is also the domain's.
+    direct_spf: str = ""
+    # DKIM keys made for new sending domains: "rsa" (2048 bits) or "ed25519" (RFC 8463).
+    dkim_algorithm: Literal["rsa", "ed25519"] = "rsa"
+
     @field_validator(
         "max_body_bytes",
         "max_attachment_bytes",

@@ -10,8 +10,10 @@ from mailpass.accounts.throttle import AuthThrottle
 from mailpass.accounts.usage import KeyUsage
 from mailpass.config import Settings, load_instance_secret
 from mailpass.core.addresses import allow_single_label_domains
+from mailpass.core.dns import Resolver
 from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.delivery.worker import QueueWorker
+from mailpass.domains.service import DomainService
 from mailpass.intake.service import IntakeService
 from mailpass.intake.verp import ReturnPaths
 from mailpass.messages.service import MailService
@@ -43,6 +45,7 @@ class Services:
     intake: IntakeService
     webhooks: WebhookService
     providers: ProviderService
+    domains: DomainService
     metrics: MetricsService
     keys: KeyService
     auth_throttle: AuthThrottle
@@ -53,6 +56,8 @@ class Services:
         allow_single_label_domains(settings.allow_single_label_domains)
         database = Database(settings.resolved_database_url)
         secrets = SecretBox(load_instance_secret(settings))
+        resolver = Resolver(settings.dns_resolver, settings.dns_timeout)
+        domains = DomainService(settings, database, secrets, resolver)
         transports = TransportRegistry(settings, secrets)
         wakeup = QueueWakeup(database)
         signer = TokenSigner(load_instance_secret(settings))
@@ -77,6 +82,7 @@ class Services:
             intake=IntakeService(settings, database, secrets, return_paths),
             webhooks=WebhookService(settings, database, secrets),
             providers=ProviderService(settings, database, secrets),
+            domains=domains,
             metrics=MetricsService(settings, database),
             keys=KeyService(database),
             auth_throttle=AuthThrottle(database, settings.auth_failure_limit),

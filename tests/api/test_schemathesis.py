@@ -85,8 +85,9 @@ def run_schemathesis(base_url: str, api_key: str) -> Tally:
     operations = [op for op in operations if op.path.startswith(API)]
     # send, send-batch, status, cancel; the suppression list's list, add and remove; the
     # webhook endpoints' list, add, remove, deliveries, test and enable; the providers' list,
-    # add, get, change, remove, default and test; the keys' list, make and revoke
-    assert len(operations) == 23
+    # add, get, change, remove, default and test; the keys' list, make and revoke; the sending
+    # domains' list, add, get, verify, rotate, key removal and removal
+    assert len(operations) == 30
     for operation in operations:
         for example in schema.get_strategies_from_examples(operation):
             exercise(example, CHECKS, EXAMPLE_DRAWS)

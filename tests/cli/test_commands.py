@@ -42,7 +42,7 @@ async def test_users_and_keys(mailpass):
         "1",
         "ci",
         live.out[:12],
-        "keys,mail,providers,suppressions,webhooks",
+        "domains,keys,mail,providers,suppressions,webhooks",
         "never",
         "live",
     ]

@@ -213,7 +213,7 @@ export interface ProviderTest {
   transcript: string[];
 }
 
-export type Permission = 'mail' | 'providers' | 'keys' | 'suppressions' | 'webhooks';
+export type Permission = 'mail' | 'providers' | 'domains' | 'keys' | 'suppressions' | 'webhooks';
 
 export interface ApiKey {
   id: number;

@@ -28,7 +28,7 @@ LIVE_PREFIX = "mp_live_"
 TEST_PREFIX = "mp_test_"
 KEY_RANDOM_BYTES = 24  # 32 url-safe characters
 DISPLAY_PREFIX_LENGTH = 12
-ALL_PERMISSIONS = ("mail", "providers", "keys", "suppressions", "webhooks")
+ALL_PERMISSIONS = ("mail", "providers", "domains", "keys", "suppressions", "webhooks")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailpass import __version__
-from mailpass.api import hooks, keys, mail, providers, suppressions, tracking, webhooks
+from mailpass.api import domains, hooks, keys, mail, providers, suppressions, tracking, webhooks
 from mailpass.api.auth import ThrottledAddresses
 from mailpass.api.health import readiness_answer
 from mailpass.api.openapi import install_api_docs
@@ -137,6 +137,7 @@ def create_app(
     app.include_router(hooks.router)
     app.include_router(webhooks.router)
     app.include_router(providers.router)
+    app.include_router(domains.router)
     app.include_router(keys.router)
     install_api_docs(app)
 

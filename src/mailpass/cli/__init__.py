@@ -8,13 +8,13 @@ import sys
 
 import click
 
-from mailpass.cli import accounts, providers, sending, servers
+from mailpass.cli import accounts, domains, providers, sending, servers
 from mailpass.cli.app import cli
 
 __all__ = ["cli", "main"]
 
 # The modules above register their commands on ``cli`` as they are imported.
-COMMAND_MODULES = (servers, accounts, providers, sending)
+COMMAND_MODULES = (servers, accounts, providers, domains, sending)
 
 
 def main() -> None:

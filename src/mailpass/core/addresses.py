@@ -21,6 +21,7 @@ __all__ = [
     "HeaderValueError",
     "allow_single_label_domains",
     "check_header_text",
+    "mail_domain",
     "parse_mailbox",
     "parse_mailbox_list",
 ]
@@ -258,6 +259,23 @@ def _domain_forms(domain: str) -> tuple[str, str]:
         globally_deliverable=_globally_deliverable,
     )
     return result.ascii_domain, result.domain
+
+
+def mail_domain(raw: str) -> str:
+    """``raw`` as a domain mail can be sent from or to, in its lower-case ASCII (IDNA) form;
+    ``ValueError`` saying why not (the rules of addresses' domains, special-use names and
+    single-label hosts included)."""
+    domain = raw.strip().removesuffix(".")
+    if not domain or domain.startswith("[") or "@" in domain or _has_line_break_or_nul(domain):
+        raise ValueError(f"{_shorten(raw)!r} is not a domain name")
+    try:
+        ascii_domain, _display = _domain_forms(domain)
+    except EmailNotValidError as exc:
+        reason = (
+            str(exc).replace("The part after the @-sign", "It").replace("An email address", "It")
+        )
+        raise ValueError(f"{_shorten(raw)!r} is not a usable domain: {reason}") from None
+    return ascii_domain.lower()
 
 
 def _has_line_break_or_nul(value: str) -> bool:

@@ -16,6 +16,7 @@ __all__ = [
     "bounce_streaks",
     "captured_mail",
     "dashboard_sessions",
+    "dkim_keys",
     "events",
     "hook_receipts",
     "idempotency_keys",
@@ -23,6 +24,7 @@ __all__ = [
     "messages",
     "metadata",
     "providers",
+    "sending_domains",
     "signin_failures",
     "suppressions",
     "users",
@@ -415,4 +417,38 @@ workers = sa.Table(
     sa.Index(None, "heartbeat_at"),
     # Ids are never handed out twice, even after the newest worker's row is deleted.
     sqlite_autoincrement=True,
+)
+
+# An account's own domains, to send from through a ``direct`` provider (``domains``). A domain
+# is verified once the DNS serves its active DKIM key (and SPF); the last check's findings, a
+# list of records, each with what was expected and what was found, are kept for the pages.
+sending_domains = sa.Table(
+    "sending_domains",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),  # lower-case, IDNA (ASCII) form
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("checked_at", sa.DateTime),
+    sa.Column("verified_at", sa.DateTime),
+    sa.Column("check_results", sa.JSON),
+    sa.UniqueConstraint("user_id", "name"),
+)
+
+# A domain's DKIM keys. ``pending``: made, not yet seen in the DNS (a rotation's new key);
+# ``active``: the one mail is signed with; ``retired``: replaced, still listed (and to be kept in
+# the DNS) until removed, so that mail signed with it in transit still verifies.
+dkim_keys = sa.Table(
+    "dkim_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("domain_id", sa.ForeignKey("sending_domains.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("selector", sa.String(63), nullable=False),
+    sa.Column("algorithm", sa.String(16), nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("private_key_encrypted", sa.Text, nullable=False),  # like provider passwords
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("activated_at", sa.DateTime),
+    sa.UniqueConstraint("domain_id", "selector"),
 )

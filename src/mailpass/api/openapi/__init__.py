@@ -24,6 +24,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from mailpass.api.openapi.domains import (
+    CREATE_DOMAIN_OPERATION,
+    DELETE_DOMAIN_KEY_OPERATION,
+    DELETE_DOMAIN_OPERATION,
+    DOMAIN_EXAMPLES,
+    DOMAIN_SCHEMAS,
+    GET_DOMAIN_OPERATION,
+    LIST_DOMAINS_OPERATION,
+    ROTATE_DOMAIN_OPERATION,
+    VERIFY_DOMAIN_OPERATION,
+)
 from mailpass.api.openapi.examples import COMPONENT_EXAMPLES
 from mailpass.api.openapi.management import (
     CREATE_KEY_OPERATION,
@@ -59,16 +70,21 @@ from mailpass.api.openapi.schemas import COMPONENT_SCHEMAS, ERROR_DESCRIPTIONS, 
 __all__ = [
     "ADD_SUPPRESSION_OPERATION",
     "CANCEL_OPERATION",
+    "CREATE_DOMAIN_OPERATION",
     "CREATE_KEY_OPERATION",
     "CREATE_PROVIDER_OPERATION",
     "CREATE_WEBHOOK_OPERATION",
     "DEFAULT_PROVIDER_OPERATION",
+    "DELETE_DOMAIN_KEY_OPERATION",
+    "DELETE_DOMAIN_OPERATION",
     "DELETE_PROVIDER_OPERATION",
     "DELETE_WEBHOOK_OPERATION",
     "DOCS_URL",
     "ENABLE_WEBHOOK_OPERATION",
     "ERROR_DESCRIPTIONS",
+    "GET_DOMAIN_OPERATION",
     "GET_PROVIDER_OPERATION",
+    "LIST_DOMAINS_OPERATION",
     "LIST_KEYS_OPERATION",
     "LIST_PROVIDERS_OPERATION",
     "LIST_SUPPRESSIONS_OPERATION",
@@ -78,12 +94,14 @@ __all__ = [
     "REDOC_URL",
     "REMOVE_SUPPRESSION_OPERATION",
     "REVOKE_KEY_OPERATION",
+    "ROTATE_DOMAIN_OPERATION",
     "SEND_BATCH_OPERATION",
     "SEND_OPERATION",
     "STATUS_OPERATION",
     "TEST_PROVIDER_OPERATION",
     "TEST_WEBHOOK_OPERATION",
     "UPDATE_PROVIDER_OPERATION",
+    "VERIFY_DOMAIN_OPERATION",
     "build_document",
     "install_api_docs",
 ]
@@ -141,9 +159,9 @@ def build_document(app: FastAPI) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    schemas.update(copy.deepcopy(COMPONENT_SCHEMAS | MANAGEMENT_SCHEMAS))
+    schemas.update(copy.deepcopy(COMPONENT_SCHEMAS | MANAGEMENT_SCHEMAS | DOMAIN_SCHEMAS))
     components.setdefault("examples", {}).update(
-        copy.deepcopy(COMPONENT_EXAMPLES | MANAGEMENT_EXAMPLES)
+        copy.deepcopy(COMPONENT_EXAMPLES | MANAGEMENT_EXAMPLES | DOMAIN_EXAMPLES)
     )
     components.setdefault("securitySchemes", {})["bearerAuth"] = {
         "type": "http",
