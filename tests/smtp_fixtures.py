@@ -91,8 +91,8 @@ class SmtpSink:
 
     Options:
         tls_mode: ``"none"``; ``"starttls"`` (offered, and required before AUTH, as real
-            submission servers do); ``"tls"`` (implicit TLS). Certificate for ``localhost``
-            and ``127.0.0.1`` from ``ca`` (default: ``default_ca()``).
+            submission servers do); ``"tls"`` (implicit TLS). Certificate for ``cert_names``
+            (default ``localhost`` and ``127.0.0.1``) from ``ca`` (default: ``default_ca()``).
         auth: user name -> password, for AUTH PLAIN and LOGIN; a wrong password gets 535.
             Without it the server does not offer AUTH.
         require_auth: refuse MAIL with 530 until the client has authenticated.
@@ -130,6 +130,7 @@ class SmtpSink:
         ca: trustme.CA | None = None,
         ca_file: Path | None = None,
         hostname: str = SINK_HOSTNAME,
+        cert_names: tuple[str, ...] = ("localhost", "127.0.0.1"),
     ) -> None:
         if tls_mode not in ("none", "starttls", "tls"):
             raise ValueError(f"tls_mode must be none, starttls or tls, not {tls_mode!r}")
@@ -147,6 +148,7 @@ class SmtpSink:
         self.pipelining = pipelining
         self.ca = ca or default_ca()
         self.hostname = hostname
+        self.cert_names = cert_names
 
         self.messages: list[ReceivedMessage] = []
         self.connections_opened = 0
@@ -369,7 +371,7 @@ class SmtpSink:
 
     def _server_tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+        self.ca.issue_cert(*self.cert_names).configure_cert(context)
         return context
 
 

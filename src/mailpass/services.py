@@ -58,7 +58,7 @@ class Services:
         secrets = SecretBox(load_instance_secret(settings))
         resolver = Resolver(settings.dns_resolver, settings.dns_timeout)
         domains = DomainService(settings, database, secrets, resolver)
-        transports = TransportRegistry(settings, secrets)
+        transports = TransportRegistry(settings, secrets, resolver=resolver, signers=domains.signer)
         wakeup = QueueWakeup(database)
         signer = TokenSigner(load_instance_secret(settings))
         return_paths = ReturnPaths(load_instance_secret(settings), settings.bounce_domain)

@@ -79,6 +79,14 @@ PRESETS: dict[str, Preset] = {
         username_label="SMTP login (e.g. postmaster@mg.yourdomain.com)",
         secret_label="SMTP password",  # noqa: S106
     ),
+    "direct": Preset(
+        "direct",
+        "MailPass (direct delivery)",
+        (),
+        "No relay: MailPass delivers to each recipient domain's mail servers itself, signing "
+        "with your domain's DKIM key. Add and verify the sending domain under Domains first; "
+        "this server's address must be allowed to send on port 25.",
+    ),
 }
 assert set(PRESETS) == set(KINDS)
 

@@ -85,13 +85,20 @@ class Claim:
     probe: bool = False  # the one message that tries a provider whose pause is over
     # Its recipients (lower-cased) on the account's suppression list by its turn: not sent to.
     suppressed: frozenset[str] = frozenset()
+    # Recipients an earlier attempt delivered to, when it could not reach the others.
+    delivered: frozenset[str] = frozenset()
 
     @property
     def recipients(self) -> list[str]:
-        """The envelope's recipients it goes to: those not suppressed since it was queued."""
-        if not self.suppressed:
+        """The envelope's recipients it goes to: those not suppressed since it was queued, and
+        not delivered to by an earlier attempt."""
+        if not self.suppressed and not self.delivered:
             return self.envelope_to
-        return [address for address in self.envelope_to if address.lower() not in self.suppressed]
+        return [
+            address
+            for address in self.envelope_to
+            if address.lower() not in self.suppressed and address not in self.delivered
+        ]
 
     def composed(self) -> Claim:
         """The claim with the bytes to send: those stored, or its columns composed now.
@@ -124,6 +131,8 @@ class Outcome:
     next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
     unreachable: bool = False  # the provider did not answer (``providers.circuit``)
+    # A RETRY of a message delivered to some recipients: those (the retry leaves them out).
+    delivered: tuple[str, ...] = ()
     held_reason: str | None = None  # RELEASED: why it waits
     reply: str | None = None  # SENT: the provider's answer to DATA
 
@@ -206,6 +215,7 @@ _CLAIM = (
         messages.c.message_id,
         messages.c.from_email,
         messages.c.envelope_to,
+        messages.c.delivered_to,
         messages.c.attempts,
         messages.c.created_at,
         messages.c.scheduled_at,
@@ -364,6 +374,7 @@ async def claim_due_messages(
             columns=row._mapping if row.id not in kept else None,
             probe=row.id in probes,
             suppressed=suppressed.get(row.id, frozenset()),
+            delivered=frozenset(row.delivered_to or ()),
         )
         for row in taken_rows
     ]
@@ -516,6 +527,19 @@ async def write_outcomes(
     now = utcnow()
     # Before the updates, which let go of the claims the webhooks are written under.
     await _enqueue_webhooks(connection, outcomes, now)
+    partial = [o for o in outcomes if o.delivered]
+    if partial:
+        await connection.execute(
+            _NOTE_DELIVERED,
+            [
+                {
+                    "pk": o.claim.id,
+                    "token": o.claim.token,
+                    "delivered": sorted(o.claim.delivered.union(o.delivered)),
+                }
+                for o in partial
+            ],
+        )
     for kind in OutcomeKind:
         group = [outcome for outcome in outcomes if outcome.kind == kind]
         if not group:
@@ -559,6 +583,15 @@ async def write_outcomes(
 
 
 _NOT_ATTEMPTED = (OutcomeKind.RELEASED, OutcomeKind.SUPPRESSED)
+# The recipients a partly delivered message reached, under the claim still held.
+_NOTE_DELIVERED = (
+    messages.update()
+    .where(
+        messages.c.id == sa.bindparam("pk"),
+        messages.c.claim_token == sa.bindparam("token"),
+    )
+    .values(delivered_to=sa.bindparam("delivered", type_=messages.c.delivered_to.type))
+)
 
 
 def _provider_attempts(outcomes: Sequence[Outcome]) -> dict[int, ProviderAttempts]:

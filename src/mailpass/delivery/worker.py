@@ -32,6 +32,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 from mailpass.clock import utcnow
@@ -402,6 +403,16 @@ class QueueWorker:
                 f"no answer from the provider within {timeout:.0f} seconds",
                 unreachable=True,
             )
+        if result.deferred:
+            # Delivered to some recipients (direct delivery's domains), deferred for others:
+            # the retry goes to those alone.
+            delivered = tuple(
+                rcpt
+                for rcpt in claim.recipients
+                if rcpt not in result.deferred and rcpt not in result.refused
+            )
+            retry = self._retry(claim, result.refusal_note() or "", unreachable=False)
+            return replace(retry, delivered=delivered)
         return Outcome(
             claim,
             OutcomeKind.SENT,

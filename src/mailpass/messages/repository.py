@@ -261,6 +261,40 @@ async def mark_failed(database: Database, message_pk: int, error_message: str) -
     await database.write(mark)
 
 
+async def mark_partly_sent(
+    database: Database,
+    message_pk: int,
+    *,
+    delivered: list[str],
+    note: str,
+    reply: str,
+    retry_at: datetime,
+) -> None:
+    """/send's attempt reached some recipients and was deferred for the others (direct
+    delivery: one domain greylisted): back to the queue, for those others alone, with its
+    ``deferred`` event."""
+    event = _event(message_pk, EventType.DEFERRED, utcnow(), attempt_data(note, 1, retry_at))
+
+    async def mark(connection: Connection) -> None:
+        await connection.execute(
+            messages.update()
+            .where(messages.c.id == message_pk)
+            .values(
+                status=MessageStatus.QUEUED,
+                delivered_to=delivered,
+                error_message=note,
+                provider_reply=reply,
+                attempts=messages.c.attempts + 1,
+                next_attempt_at=retry_at,
+                lease_expires_at=None,
+            )
+        )
+        await connection.execute(events.insert().values(event))
+        await _enqueue_event_webhook(connection, message_pk, event)
+
+    await database.write(mark)
+
+
 async def _enqueue_event_webhook(
     connection: Connection, message_pk: int, event: dict[str, Any]
 ) -> None:

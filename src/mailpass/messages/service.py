@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailpass.accounts.keys import ApiKey
@@ -59,7 +59,7 @@ from mailpass.providers.circuit import (
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.models import Provider
 from mailpass.providers.registry import TransportRegistry
-from mailpass.providers.transport import DeliveryError
+from mailpass.providers.transport import DeliveryError, DeliveryResult
 from mailpass.runtime.logs import MESSAGE_ID
 from mailpass.storage.database import Connection, Database
 from mailpass.suppressions import repository as suppression_queries
@@ -275,6 +275,15 @@ class MailService:
             )
             raise
 
+        if result.deferred:
+            await self._defer_the_rest(message_pk, recipients, result)
+            return SentMessage(
+                outgoing.message_id,
+                format_addresses(outgoing.to),
+                outgoing.sender.email,
+                valid.ignored,
+                dropped,
+            )
         sent_at, note = utcnow(), result.refusal_note()
         # The provider took it: that is the answer, even if the database cannot note it now.
         webhook = (key.user_id, outgoing.message_id) if account.webhooks else None
@@ -291,6 +300,25 @@ class MailService:
             outgoing.sender.email,
             valid.ignored,
             dropped,
+        )
+
+    async def _defer_the_rest(
+        self, message_pk: int, recipients: list[str], result: DeliveryResult
+    ) -> None:
+        """Accepted for some recipients, deferred for others: the queue retries the others
+        after the first back-off, as it retries any deferred message."""
+        delivered = [r for r in recipients if r not in result.deferred and r not in result.refused]
+        retry_at = utcnow() + timedelta(seconds=self.settings.retry_base_delay)
+        note = result.refusal_note() or ""
+        await self.late_outcomes.record(
+            lambda: repository.mark_partly_sent(
+                self.database,
+                message_pk,
+                delivered=delivered,
+                note=note,
+                reply=result.reply,
+                retry_at=retry_at,
+            )
         )
 
     async def _suppressed_among(

@@ -1,7 +1,9 @@
-"""Provider kinds: a plain SMTP server, or the SMTP relay of Amazon SES, SendGrid or Mailgun.
+"""Provider kinds: a plain SMTP server, the SMTP relay of Amazon SES, SendGrid or Mailgun, or
+MailPass's own delivery to the recipients' MX hosts (``direct``).
 
 Each managed kind only fills in what its documentation fixes (host, port, security, user
-name); everything else is the same SMTP path.
+name); everything else is the same SMTP path. A ``direct`` provider has no server of its own:
+its host is shown as ``mx``, and the settings of ``providers.direct`` apply.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ __all__ = [
     "resolve_connection",
 ]
 
-Kind = Literal["smtp", "ses", "sendgrid", "mailgun"]
+Kind = Literal["smtp", "ses", "sendgrid", "mailgun", "direct"]
 Security = Literal["starttls", "tls", "none"]
 KINDS: tuple[str, ...] = get_args(Kind)
 SECURITY_MODES: tuple[str, ...] = get_args(Security)
@@ -32,6 +34,7 @@ SES_HOST_PREFIX = "email-smtp."
 SES_HOST_SUFFIX = ".amazonaws.com"
 MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
 SENDGRID_HOST = "smtp.sendgrid.net"
+DIRECT_HOST = "mx"  # what a direct provider's host column holds: each domain's MX hosts
 SENDGRID_USERNAME = "apikey"  # SendGrid's SMTP relay takes the literal user name "apikey"
 # A label of a host name once in ASCII (IDNA): RFC 1123's, and the underscore that container
 # and service names (``mail_relay``) carry and resolvers look up.
@@ -67,6 +70,13 @@ def resolve_connection(
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"port must be between 1 and 65535, not {port}")
 
+    if kind == "direct":
+        if host or username or region:
+            raise ValueError(
+                "kind direct delivers to each recipient domain's MX hosts: it takes no host, "
+                "user name or region"
+            )
+        return ConnectionSettings(host=DIRECT_HOST, port=25, security="starttls", username=None)
     if kind == "ses":
         # The region names the host; a host given (a VPC endpoint, a test server) needs none.
         if region and not SES_REGION.match(region):

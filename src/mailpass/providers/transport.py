@@ -33,13 +33,24 @@ class DeliveryResult:
 
     reply: str  # the server's final reply to DATA, e.g. "250 2.0.0 Ok: queued as 4F2"
     refused: dict[str, str] = field(default_factory=dict)  # recipient -> "550 5.1.1 ..." reply
+    # Recipients not accepted for now (a domain's MX greylisted them or could not be reached,
+    # in direct delivery): to be tried again, alone, later.
+    deferred: dict[str, str] = field(default_factory=dict)
 
     def refusal_note(self) -> str | None:
         """What a message's record keeps when only some recipients were accepted."""
-        if not self.refused:
+        if not self.refused and not self.deferred:
             return None
-        refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in self.refused.items())
-        return f"accepted for some recipients; refused: {refused}"
+        notes = []
+        if self.refused:
+            notes.append(
+                "refused: " + "; ".join(f"{r}: {reply}" for r, reply in self.refused.items())
+            )
+        if self.deferred:
+            notes.append(
+                "deferred: " + "; ".join(f"{r}: {reply}" for r, reply in self.deferred.items())
+            )
+        return "accepted for some recipients; " + "; ".join(notes)
 
 
 class DeliveryError(Exception):

@@ -161,6 +161,9 @@ messages = sa.Table(
     # The envelope, fixed when the message is accepted; the composed mail, when it is kept
     # whole, is in ``message_contents``.
     sa.Column("envelope_to", sa.JSON),
+    # Recipients already delivered to while others wait for a retry (direct delivery splits a
+    # message by domain, and one domain may greylist): a retry leaves them out. NULL: none yet.
+    sa.Column("delivered_to", sa.JSON),
     # Tracking: the random id that the message's tracking tokens name, the URLs its click
     # tokens lead to (a token holds only a position in this list), and the first open and click
     # that were not marked as a machine's.

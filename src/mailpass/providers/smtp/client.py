@@ -260,7 +260,7 @@ async def open_client(
     step = "connect"
     try:
         try:
-            if endpoint.networks is None:
+            if endpoint.networks is None and not endpoint.addresses:
                 greeting = await client.connect(timeout=endpoint.connect_timeout)
             else:
                 started = time.monotonic()
@@ -274,8 +274,9 @@ async def open_client(
         client.note_reply(greeting.code, greeting.message)
         step = "EHLO"
         await client.ehlo()
-        if endpoint.security == "starttls":
-            if not client.supports_extension("starttls"):
+        offered = client.supports_extension("starttls")
+        if endpoint.security == "starttls" or (endpoint.security == "opportunistic" and offered):
+            if not offered:
                 raise config_failure(f"{endpoint.address} does not offer STARTTLS")
             step = "STARTTLS"
             client.note_command(b"STARTTLS")
@@ -304,16 +305,23 @@ async def open_client(
     return client
 
 
-async def connect_within(endpoint: SmtpEndpoint, networks: tuple[IPNetwork, ...]) -> socket.socket:
-    """A socket connected to the first of the endpoint's addresses inside ``networks``.
+async def connect_within(
+    endpoint: SmtpEndpoint, networks: tuple[IPNetwork, ...] | None
+) -> socket.socket:
+    """A socket connected to the first of the endpoint's addresses (``addresses``, else its
+    host's) inside ``networks`` (None: anywhere).
 
     The host is resolved here and the socket connected to the very address that was checked,
     so that a name that resolves elsewhere the second time (DNS rebinding) gains nothing.
     """
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(endpoint.connect_timeout):
-        found = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
-        inside = [info for info in found if in_networks(str(info[4][0]), networks)]
+        found = []
+        for host in endpoint.addresses or (endpoint.host,):
+            found += await loop.getaddrinfo(host, endpoint.port, type=socket.SOCK_STREAM)
+        inside = [
+            info for info in found if networks is None or in_networks(str(info[4][0]), networks)
+        ]
         if not inside:
             addresses = ", ".join(sorted({str(info[4][0]) for info in found}))
             raise config_failure(

@@ -19,7 +19,9 @@ __all__ = [
     "build_tls_context",
 ]
 
-SmtpSecurity = Literal["starttls", "tls", "none"]
+# "opportunistic": STARTTLS when the server offers it, without checking its certificate, as
+# MX hosts are reached (``providers.direct``); else plain text.
+SmtpSecurity = Literal["starttls", "tls", "none", "opportunistic"]
 SECURITY_MODES: tuple[str, ...] = get_args(SmtpSecurity)
 
 DEFAULT_TIMEOUT = 30.0  # seconds, for each SMTP command
@@ -33,8 +35,10 @@ class SmtpEndpoint:
     """Where and how to reach one SMTP server.
 
     ``security``: ``"tls"`` is implicit TLS (port 465), ``"starttls"`` requires STARTTLS
-    (port 587), ``"none"`` is plain text. Certificates are always verified; ``ca_file`` adds
-    a CA bundle (an internal CA) to the system's trusted roots.
+    (port 587), ``"none"`` is plain text. Certificates are always verified (but by
+    ``"opportunistic"``); ``ca_file`` adds a CA bundle (an internal CA) to the system's
+    trusted roots. ``addresses``: connect to these (an MX host's, looked up by MailPass)
+    instead of resolving ``host``, which still names the server for TLS.
     """
 
     host: str
@@ -49,6 +53,7 @@ class SmtpEndpoint:
     # The networks the server's address must be in (``MAILPASS_PROVIDER_NETWORKS``); None:
     # anywhere. Checked on the address connected to, after resolving the host.
     networks: tuple[IPNetwork, ...] | None = None
+    addresses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -76,6 +81,11 @@ class SmtpEndpoint:
 def build_tls_context(endpoint: SmtpEndpoint) -> ssl.SSLContext:
     # create_default_context: system roots, hostname checking, no legacy protocol versions.
     context = ssl.create_default_context()
+    if endpoint.security == "opportunistic":
+        # RFC 7435: encryption without authentication beats plain text, and most MX hosts'
+        # certificates name something else; a domain that wants them checked says so (MTA-STS).
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     if endpoint.ca_file is not None:
         try:
             context.load_verify_locations(cafile=endpoint.ca_file)
