@@ -148,7 +148,7 @@ export interface SuppressionPage {
   next_cursor: string | null;
 }
 
-export type ProviderKind = 'smtp' | 'ses' | 'sendgrid' | 'mailgun';
+export type ProviderKind = 'smtp' | 'ses' | 'sendgrid' | 'mailgun' | 'direct';
 export type Security = 'starttls' | 'tls' | 'none';
 
 export interface ProviderSettings {
@@ -167,6 +167,8 @@ export interface ProviderSettings {
   track_clicks?: boolean;
   /** SendGrid's verification key or Mailgun's signing key; write-only. */
   webhook_key?: string | null;
+  /** Ids of the providers its mail fails over to, in order. */
+  fallbacks?: number[] | null;
 }
 
 export interface NewProvider extends ProviderSettings {
@@ -202,6 +204,7 @@ export interface Provider {
   webhook_key_set: boolean;
   down_until: string | null;
   down_reason: string | null;
+  fallbacks: number[];
   created_at: string;
   updated_at: string;
 }

@@ -64,6 +64,7 @@ def provider_answer(services: Services, provider: Provider) -> dict[str, Any]:
         "webhook_key_set": provider.hook_key_encrypted is not None,
         "down_until": isoformat(provider.down_until) if down and provider.down_until else None,
         "down_reason": provider.down_reason if down else None,
+        "fallbacks": list(provider.fallbacks),
         "created_at": isoformat(provider.created_at),
         "updated_at": isoformat(provider.updated_at),
     }

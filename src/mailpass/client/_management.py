@@ -56,7 +56,7 @@ class Provider:
 
     id: int
     name: str
-    kind: str  # smtp, ses, sendgrid, mailgun
+    kind: str  # smtp, ses, sendgrid, mailgun, direct
     host: str
     port: int
     security: str  # starttls, tls, none
@@ -76,6 +76,7 @@ class Provider:
     down_reason: str | None
     created_at: datetime
     updated_at: datetime
+    fallbacks: tuple[int, ...] = ()  # the providers its mail fails over to, in order
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Provider:
@@ -102,6 +103,7 @@ class Provider:
             down_reason=data.get("down_reason"),
             created_at=_required_time(data["created_at"]),
             updated_at=_required_time(data["updated_at"]),
+            fallbacks=tuple(int(item) for item in data.get("fallbacks") or ()),
         )
 
 

@@ -20,9 +20,10 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/dashboard/keys")
 
-PERMISSION_HELP = {
+PERMISSION_HELP = {  # a line for each of ALL_PERMISSIONS: the keys page lists them all
     "mail": "send mail and read its status",
     "providers": "manage SMTP providers (management API)",
+    "domains": "manage sending domains and their DKIM keys (management API)",
     "keys": "manage API keys (management API)",
     "suppressions": "read and change the suppression list",
     "webhooks": "add, list and remove webhook endpoints",

@@ -35,7 +35,12 @@ from mailpass.providers.circuit import (
     describe_down,
     note_attempts,
 )
-from mailpass.providers.limits import Capacity, provider_capacity
+from mailpass.providers.limits import (
+    Capacity,
+    LimitReached,
+    check_slot_free,
+    provider_capacity,
+)
 from mailpass.providers.models import Provider
 from mailpass.storage.database import Connection
 from mailpass.storage.tables import (
@@ -57,6 +62,7 @@ __all__ = [
     "OutcomeKind",
     "claim_due_messages",
     "make_claims_due",
+    "move_claim",
     "release_claims",
     "write_outcomes",
 ]
@@ -87,6 +93,10 @@ class Claim:
     suppressed: frozenset[str] = frozenset()
     # Recipients an earlier attempt delivered to, when it could not reach the others.
     delivered: frozenset[str] = frozenset()
+    # Its provider's fallbacks, in order (``delivery.failover``), and why it goes to them
+    # without trying its provider first (down, at its limit); None: its provider first.
+    fallbacks: tuple[Provider, ...] = ()
+    fail_over_because: str | None = None
 
     @property
     def recipients(self) -> list[str]:
@@ -133,6 +143,11 @@ class Outcome:
     unreachable: bool = False  # the provider did not answer (``providers.circuit``)
     # A RETRY of a message delivered to some recipients: those (the retry leaves them out).
     delivered: tuple[str, ...] = ()
+    # The provider the message is to be recorded under again, when an attempt moved it to a
+    # fallback that could not take it either (``delivery.failover``).
+    provider_id: int | None = None
+    # A fallback took it, or refused it: it says nothing of whether its own provider works.
+    failed_over: bool = False
     held_reason: str | None = None  # RELEASED: why it waits
     reply: str | None = None  # SENT: the provider's answer to DATA
 
@@ -276,6 +291,8 @@ async def claim_due_messages(
     """
     chosen: list[int] = []
     probes: set[int] = set()
+    fallbacks_by_id: dict[int, Provider] = {}  # the fallbacks of the providers met
+    failing_over: dict[int, str] = {}  # message id -> why it goes to its fallbacks at once
     taken: dict[int, int] = {}  # provider id -> messages chosen for it in this claim
     by_id: dict[int, Provider] = {}
     capped: set[int] = set()
@@ -295,6 +312,12 @@ async def claim_due_messages(
         if new_ids:
             rows = await connection.execute(_PROVIDERS, {"ids": new_ids})
             by_id.update((row.id, Provider(**row._asdict())) for row in rows)
+            fallback_ids = sorted(
+                {f for i in new_ids if i in by_id for f in by_id[i].fallbacks} - by_id.keys()
+            )
+            if fallback_ids:
+                rows = await connection.execute(_PROVIDERS, {"ids": fallback_ids})
+                fallbacks_by_id.update((row.id, Provider(**row._asdict())) for row in rows)
         chosen.extend(row.id for row in candidates if row.provider_id is None)
         for provider_id in sorted({row.provider_id for row in candidates} - {None}):
             ids = [row.id for row in candidates if row.provider_id == provider_id]
@@ -306,6 +329,16 @@ async def claim_due_messages(
             if skip_locked and locks and look and provider_id < locked_up_to:
                 continue  # would lock out of order; the next claim takes them
             if provider.is_down(now):
+                if _can_fail_over(provider, fallbacks_by_id, by_id, now):
+                    # Its fallbacks take its mail while it is down.
+                    already = taken.get(provider_id, 0)
+                    if room is not None:
+                        ids = ids[: max(room(provider_id) - already, 0)]
+                    why = describe_down(provider.name, provider.down_until, provider.down_reason)
+                    failing_over.update(dict.fromkeys(ids, why))
+                    chosen.extend(ids)
+                    taken[provider_id] = already + len(ids)
+                    continue
                 await _hold_down(connection, provider, ids, now, skip_locked=skip_locked)
                 passed.add(provider_id)
                 continue
@@ -333,7 +366,18 @@ async def claim_due_messages(
             if capacity.free is not None:
                 free = capacity.free - already
                 if free < len(ids):
-                    await _hold_for_limit(connection, ids[max(free, 0) :], capacity, now)
+                    over = ids[max(free, 0) : fits]
+                    if over and _can_fail_over(provider, fallbacks_by_id, by_id, now):
+                        # Past its limit, its fallbacks take the rest (within their own).
+                        why = (
+                            capacity.blocked_by.describe()
+                            if capacity.blocked_by is not None
+                            else f"{provider.name}'s limits leave room for {max(free, 0)} more"
+                        )
+                        failing_over.update(dict.fromkeys(over, why))
+                        chosen.extend(over)
+                    else:
+                        await _hold_for_limit(connection, ids[max(free, 0) :], capacity, now)
                     passed.add(provider_id)
                     fits = min(fits, max(free, 0))
             fits = min(fits, len(ids))
@@ -375,11 +419,32 @@ async def claim_due_messages(
             probe=row.id in probes,
             suppressed=suppressed.get(row.id, frozenset()),
             delivered=frozenset(row.delivered_to or ()),
+            fallbacks=_fallbacks_of(by_id.get(row.provider_id), fallbacks_by_id, by_id),
+            fail_over_because=failing_over.get(row.id),
         )
         for row in taken_rows
     ]
     claims.sort(key=lambda claim: claim.id)
     return Claimed(claims, frozenset(capped))
+
+
+def _fallbacks_of(
+    provider: Provider | None, fallbacks: dict[int, Provider], providers_met: dict[int, Provider]
+) -> tuple[Provider, ...]:
+    if provider is None or not provider.fallbacks:
+        return ()
+    found = (fallbacks.get(i) or providers_met.get(i) for i in provider.fallbacks)
+    return tuple(p for p in found if p is not None and p.user_id == provider.user_id)
+
+
+def _can_fail_over(
+    provider: Provider,
+    fallbacks: dict[int, Provider],
+    providers_met: dict[int, Provider],
+    now: datetime,
+) -> bool:
+    """Whether one of the provider's fallbacks may take its mail now (one not down)."""
+    return any(not p.is_down(now) for p in _fallbacks_of(provider, fallbacks, providers_met))
 
 
 async def _suppressed_of(connection: Connection, rows: Sequence[Any]) -> dict[int, frozenset[str]]:
@@ -527,6 +592,15 @@ async def write_outcomes(
     now = utcnow()
     # Before the updates, which let go of the claims the webhooks are written under.
     await _enqueue_webhooks(connection, outcomes, now)
+    moved_back = [o for o in outcomes if o.provider_id is not None]
+    if moved_back:
+        await connection.execute(
+            _RECORD_PROVIDER,
+            [
+                {"pk": o.claim.id, "token": o.claim.token, "provider": o.provider_id}
+                for o in moved_back
+            ],
+        )
     partial = [o for o in outcomes if o.delivered]
     if partial:
         await connection.execute(
@@ -583,6 +657,34 @@ async def write_outcomes(
 
 
 _NOT_ATTEMPTED = (OutcomeKind.RELEASED, OutcomeKind.SUPPRESSED)
+# The provider a message is recorded under, under the claim still held (``move_claim``).
+_RECORD_PROVIDER = (
+    messages.update()
+    .where(
+        messages.c.id == sa.bindparam("pk"),
+        messages.c.claim_token == sa.bindparam("token"),
+    )
+    .values(provider_id=sa.bindparam("provider", type_=messages.c.provider_id.type))
+)
+
+
+async def move_claim(
+    connection: Connection, claim: Claim, provider: Provider, now: datetime, *, lock: bool
+) -> LimitReached | bool:
+    """Record a claimed message under ``provider`` (a fallback of its own), taking a slot of
+    that provider's limits: True once moved, False when the claim is no longer held, or what
+    stops the provider taking it (its limit)."""
+    over = await check_slot_free(connection, provider, now, lock=lock)
+    if over is not None:
+        return over
+    result = await connection.execute(
+        messages.update()
+        .where(messages.c.id == claim.id, messages.c.claim_token == claim.token)
+        .values(provider_id=provider.id, slot_at=now)
+    )
+    return bool(result.rowcount)
+
+
 # The recipients a partly delivered message reached, under the claim still held.
 _NOTE_DELIVERED = (
     messages.update()
@@ -605,7 +707,7 @@ def _provider_attempts(outcomes: Sequence[Outcome]) -> dict[int, ProviderAttempt
         if outcome.unreachable:
             seen = attempts.setdefault(provider.id, ProviderAttempts())
             seen.failed(outcome.error_message or "", probe=claim.probe)
-        elif claim.probe or not provider.is_healthy:
+        elif (claim.probe or not provider.is_healthy) and not outcome.failed_over:
             attempts.setdefault(provider.id, ProviderAttempts()).worked = True
     return attempts
 

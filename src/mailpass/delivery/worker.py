@@ -38,6 +38,7 @@ from datetime import timedelta
 from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.delivery import workers
+from mailpass.delivery.failover import Fallbacks
 from mailpass.delivery.queue import (
     Claim,
     Claimed,
@@ -52,7 +53,7 @@ from mailpass.delivery.wakeup import QueueWakeup
 from mailpass.intake.verp import ReturnPaths
 from mailpass.providers.circuit import CircuitPolicy, describe_down
 from mailpass.providers.registry import TransportRegistry
-from mailpass.providers.transport import DeliveryError, ProviderHeld
+from mailpass.providers.transport import DeliveryError, DeliveryResult, ProviderHeld
 from mailpass.runtime.logs import MESSAGE_ID
 from mailpass.runtime.metrics import DELIVERIES
 from mailpass.runtime.outages import Outage, backoff_delays
@@ -114,6 +115,13 @@ class QueueWorker:
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.lease = timedelta(seconds=settings.queue_lease)
         self.circuit = CircuitPolicy.from_settings(settings)
+        self.fallbacks = Fallbacks(
+            database=database,
+            transports=transports,
+            return_paths=return_paths,
+            timeout=settings.queue_lease * SEND_TIMEOUT_SHARE_OF_LEASE,
+            lock=not database.is_sqlite,
+        )
         # Places one provider may hold; then free places (or a provider's room) worth a claim.
         self._provider_places = max(1, int(self.concurrency * PROVIDER_SHARE))
         self._refill_at = max(1, self._provider_places // 2)
@@ -372,14 +380,24 @@ class QueueWorker:
             )
         if not claim.raw or not claim.envelope_to:
             return Outcome(claim, OutcomeKind.FAILED, "the message was stored without its content")
-        transport = self.transports.get(claim.provider)
+        provider = claim.provider
+        if claim.fail_over_because is not None:
+            # Its provider is down or at its limit, and has fallbacks: they take it.
+            held = Outcome(
+                claim,
+                OutcomeKind.RELEASED,
+                next_attempt_at=utcnow() + timedelta(seconds=self.settings.retry_base_delay),
+                held_reason=claim.fail_over_because,
+            )
+            return await self._fail_over(claim, claim.fail_over_because, False, held)
+        transport = self.transports.get(provider)
         if claim.probe:
             transport.hold("", 0)  # this one is to find out whether it answers again
         timeout = self.settings.queue_lease * SEND_TIMEOUT_SHARE_OF_LEASE
         envelope_from = claim.envelope_from
         if self.return_paths is not None:
             envelope_from = self.return_paths.envelope_sender(
-                claim.provider.kind, claim.id, envelope_from
+                provider.kind, claim.id, envelope_from
             )
         try:
             result = await asyncio.wait_for(
@@ -387,22 +405,23 @@ class QueueWorker:
             )
         except ProviderHeld as held:
             until = utcnow() + timedelta(seconds=max(held.until - time.monotonic(), 0))
-            return Outcome(
-                claim,
-                OutcomeKind.RELEASED,
-                next_attempt_at=until,
-                held_reason=describe_down(claim.provider.name, until, held.reply),
-            )
+            why = describe_down(provider.name, until, held.reply)
+            released = Outcome(claim, OutcomeKind.RELEASED, next_attempt_at=until, held_reason=why)
+            return await self._fail_over(claim, why, False, released)
         except DeliveryError as exc:
             if exc.transient:
-                return self._retry(claim, exc.reply, unreachable=exc.unreachable)
+                retry = self._retry(claim, exc.reply, unreachable=exc.unreachable)
+                return await self._fail_over(claim, exc.reply, exc.unreachable, retry)
             return Outcome(claim, OutcomeKind.FAILED, exc.reply, unreachable=exc.unreachable)
         except TimeoutError:
-            return self._retry(
-                claim,
-                f"no answer from the provider within {timeout:.0f} seconds",
-                unreachable=True,
-            )
+            reply = f"no answer from the provider within {timeout:.0f} seconds"
+            retry = self._retry(claim, reply, unreachable=True)
+            return await self._fail_over(claim, reply, True, retry)
+        return self._delivered(claim, result)
+
+    def _delivered(self, claim: Claim, result: DeliveryResult, note: str | None = None) -> Outcome:
+        """The outcome of a send some server accepted (``note``: what the record says first)."""
+        said = "; ".join(part for part in (note, result.refusal_note()) if part) or None
         if result.deferred:
             # Delivered to some recipients (direct delivery's domains), deferred for others:
             # the retry goes to those alone.
@@ -411,14 +430,38 @@ class QueueWorker:
                 for rcpt in claim.recipients
                 if rcpt not in result.deferred and rcpt not in result.refused
             )
-            retry = self._retry(claim, result.refusal_note() or "", unreachable=False)
-            return replace(retry, delivered=delivered)
+            retry = self._retry(claim, said or "", unreachable=False)
+            return replace(retry, delivered=delivered, failed_over=note is not None)
         return Outcome(
             claim,
             OutcomeKind.SENT,
-            result.refusal_note(),
+            said,
             finished_at=utcnow(),
             reply=result.reply,
+            failed_over=note is not None,
+        )
+
+    async def _fail_over(
+        self, claim: Claim, why: str, unreachable: bool, otherwise: Outcome
+    ) -> Outcome:
+        """Hand the message to its provider's fallbacks (``delivery.failover``); ``otherwise``
+        when it has none or none could take it, with what each said."""
+        if not claim.fallbacks or claim.provider is None:
+            return otherwise
+        handed = await self.fallbacks.hand_over(claim, why, unreachable=unreachable)
+        if handed.outcome is not None:
+            return handed.outcome
+        if handed.carrier is not None and handed.sent is not None:
+            note = f"sent through {handed.carrier.name}, fallback of {claim.provider.name} ({why})"
+            return replace(self._delivered(claim, handed.sent, note), unreachable=unreachable)
+        tried = f"fallbacks: {handed.describe()}"
+        back = claim.provider.id if handed.moved else None
+        if otherwise.kind == OutcomeKind.RELEASED:
+            return replace(
+                otherwise, held_reason=f"{otherwise.held_reason}; {tried}", provider_id=back
+            )
+        return replace(
+            otherwise, error_message=f"{otherwise.error_message}; {tried}", provider_id=back
         )
 
     def _retry(self, claim: Claim, reply: str, *, unreachable: bool = False) -> Outcome:

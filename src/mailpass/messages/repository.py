@@ -261,6 +261,18 @@ async def mark_failed(database: Database, message_pk: int, error_message: str) -
     await database.write(mark)
 
 
+async def move_to_provider(
+    connection: Connection, message_pk: int, provider_id: int, now: datetime
+) -> None:
+    """/send's message goes to a fallback of its provider (``delivery.failover``), taking a
+    slot of the fallback's limits."""
+    await connection.execute(
+        messages.update()
+        .where(messages.c.id == message_pk)
+        .values(provider_id=provider_id, slot_at=now)
+    )
+
+
 async def mark_partly_sent(
     database: Database,
     message_pk: int,

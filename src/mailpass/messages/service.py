@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from mailpass.accounts.keys import ApiKey
 from mailpass.clock import isoformat, utcnow
@@ -59,6 +59,7 @@ from mailpass.providers.circuit import (
 from mailpass.providers.limits import LimitReached, check_slot_free
 from mailpass.providers.models import Provider
 from mailpass.providers.registry import TransportRegistry
+from mailpass.providers.service import fallbacks_of
 from mailpass.providers.transport import DeliveryError, DeliveryResult
 from mailpass.runtime.logs import MESSAGE_ID
 from mailpass.storage.database import Connection, Database
@@ -216,57 +217,112 @@ class MailService:
         if key.is_test:
             return await self._capture(key, valid, outgoing, data, recipients, dropped)
         assert provider is not None
-        if provider.is_down(now):
-            raise provider_down(provider, now)
-
-        row = message_row(
-            key=key,
-            provider=provider,
-            outgoing=outgoing,
-            valid=valid,
-            status=MessageStatus.SENDING,
-            now=now,
-        )
         # As a batch's: the bytes are kept only when the columns cannot give them back.
         raw = None if kept_as_columns(outgoing, date) else data
-        if provider.has_limits:
+        chain = [provider]
+        if provider.fallbacks:  # failover (``delivery.failover``): the same, synchronously
+            chain += await fallbacks_of(self.database, provider)
+        passed: list[str] = []  # why each provider before the one that took it did not
+        message_pk: int | None = None
+        for position, carrier in enumerate(chain):
+            alone = len(chain) == 1
+            last = position == len(chain) - 1
+            if carrier.is_down(now):
+                if alone:
+                    raise provider_down(provider, now)
+                passed.append(describe_down(carrier.name, carrier.down_until, carrier.down_reason))
+                continue
+            row = message_row(
+                key=key,
+                provider=carrier,
+                outgoing=outgoing,
+                valid=valid,
+                status=MessageStatus.SENDING,
+                now=now,
+            )
+            taken = await self._record_under(carrier, message_pk, row, raw, now)
+            if isinstance(taken, LimitReached):
+                if alone:
+                    raise SendLimitExceeded(taken.describe(), retry_after=taken.retry_after)
+                passed.append(f"{carrier.name}: {taken.describe()}")
+                continue
+            message_pk = taken
+            try:
+                result = await self._send_through(carrier, message_pk, outgoing, recipients, data)
+            except DeliveryError as exc:
+                if exc.unreachable:
+                    await self._note_attempt(carrier, failure=exc.reply)
+                if exc.transient and not last:
+                    passed.append(f"{carrier.name}: {exc.reply}")
+                    continue
+                await self._refused(message_pk, exc, passed)
+            note = None
+            if carrier is not provider:
+                note = f"sent through {carrier.name}, fallback of " + "; ".join(passed)
+            await self._record_sent(key, account, message_pk, outgoing, recipients, result, note)
+            if not carrier.is_healthy:
+                await self._note_attempt(carrier, failure=None)
+            return SentMessage(
+                outgoing.message_id,
+                format_addresses(outgoing.to),
+                outgoing.sender.email,
+                valid.ignored,
+                dropped,
+            )
+        # Every one of them down or at its limit.
+        reason = "no provider could take the message: " + "; ".join(passed)
+        if message_pk is not None:
+            pk = message_pk
+            await self.late_outcomes.record(
+                lambda: repository.mark_failed(self.database, pk, reason)
+            )
+        raise SendFailed(reason, details=[{"message": item} for item in passed])
+
+    async def _record_under(
+        self,
+        carrier: Provider,
+        message_pk: int | None,
+        row: dict[str, Any],
+        raw: bytes | None,
+        now: datetime,
+    ) -> int | LimitReached:
+        """Record the message (status ``sending``) under ``carrier``, or move its record there
+        (a fallback), taking a slot of its limits; its primary key, or the limit that stops it."""
+        lock = not self.database.is_sqlite
+
+        async def record(connection: Connection) -> int | LimitReached:
             # The slot is checked and taken in one transaction (the provider's row locked on
             # PostgreSQL), so two requests never both take the last one.
-            lock = not self.database.is_sqlite
-
-            async def record(connection: Connection) -> int | LimitReached:
-                over = await check_slot_free(connection, provider, now, lock=lock)
+            if carrier.has_limits:
+                over = await check_slot_free(connection, carrier, now, lock=lock)
                 if over is not None:
                     return over
-                return await repository.insert_message(connection, row, raw)
+            if message_pk is not None:
+                await repository.move_to_provider(connection, message_pk, carrier.id, now)
+                return message_pk
+            return await repository.insert_message(connection, row, raw)
 
-            recorded = await self.database.write(record)
-            if isinstance(recorded, LimitReached):
-                raise SendLimitExceeded(recorded.describe(), retry_after=recorded.retry_after)
-            message_pk = recorded
-        else:
-            message_pk = await repository.store_message(self.database, row, raw)
+        if message_pk is None and not carrier.has_limits:
+            return await repository.store_message(self.database, row, raw)
+        return await self.database.write(record)
 
+    async def _send_through(
+        self,
+        carrier: Provider,
+        message_pk: int,
+        outgoing: OutgoingMessage,
+        recipients: list[str],
+        data: bytes,
+    ) -> DeliveryResult:
         try:
             envelope_from = outgoing.sender.email
             if self.return_paths is not None:
                 envelope_from = self.return_paths.envelope_sender(
-                    provider.kind, message_pk, envelope_from
+                    carrier.kind, message_pk, envelope_from
                 )
-            result = await self.transports.get(provider).send(envelope_from, recipients, data)
-        except DeliveryError as exc:
-            reply = exc.reply
-            await self.late_outcomes.record(
-                lambda: repository.mark_failed(self.database, message_pk, reply)
-            )
-            if exc.unreachable:
-                await self._note_attempt(provider, failure=reply)
-            details: dict[str, Any] = {"smtp_reply": exc.reply}
-            if exc.smtp_code is not None:
-                details["smtp_code"] = exc.smtp_code
-            raise SendFailed(
-                f"the provider did not accept the message: {exc.reply}", details=[details]
-            ) from None
+            return await self.transports.get(carrier).send(envelope_from, recipients, data)
+        except DeliveryError:
+            raise
         except BaseException:
             # A bug or a cancellation: the mail may or may not have left. Say so on the record
             # rather than leaving it "sending" forever.
@@ -275,31 +331,39 @@ class MailService:
             )
             raise
 
+    async def _refused(self, message_pk: int, exc: DeliveryError, passed: list[str]) -> NoReturn:
+        reply = exc.reply if not passed else "; ".join([*passed, exc.reply])
+        await self.late_outcomes.record(
+            lambda: repository.mark_failed(self.database, message_pk, reply)
+        )
+        details: dict[str, Any] = {"smtp_reply": exc.reply}
+        if exc.smtp_code is not None:
+            details["smtp_code"] = exc.smtp_code
+        raise SendFailed(
+            f"the provider did not accept the message: {reply}", details=[details]
+        ) from None
+
+    async def _record_sent(
+        self,
+        key: ApiKey,
+        account: SendingAccount,
+        message_pk: int,
+        outgoing: OutgoingMessage,
+        recipients: list[str],
+        result: DeliveryResult,
+        note: str | None,
+    ) -> None:
         if result.deferred:
             await self._defer_the_rest(message_pk, recipients, result)
-            return SentMessage(
-                outgoing.message_id,
-                format_addresses(outgoing.to),
-                outgoing.sender.email,
-                valid.ignored,
-                dropped,
-            )
-        sent_at, note = utcnow(), result.refusal_note()
+            return
+        sent_at = utcnow()
+        said = "; ".join(part for part in (note, result.refusal_note()) if part) or None
         # The provider took it: that is the answer, even if the database cannot note it now.
         webhook = (key.user_id, outgoing.message_id) if account.webhooks else None
         await self.late_outcomes.record(
             lambda: repository.mark_sent(
-                self.database, message_pk, sent_at, note, result.reply, webhook=webhook
+                self.database, message_pk, sent_at, said, result.reply, webhook=webhook
             )
-        )
-        if not provider.is_healthy:
-            await self._note_attempt(provider, failure=None)
-        return SentMessage(
-            outgoing.message_id,
-            format_addresses(outgoing.to),
-            outgoing.sender.email,
-            valid.ignored,
-            dropped,
         )
 
     async def _defer_the_rest(

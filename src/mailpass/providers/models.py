@@ -36,6 +36,12 @@ class Provider:
     # Its webhook (``intake``): the token in the hook's URL, and the key payloads are checked with.
     hook_token: str | None = None
     hook_key_encrypted: str | None = None
+    # Failover (``delivery.failover``): the providers that take its mail when it cannot.
+    fallback_ids: list[int] | None = None
+
+    @property
+    def fallbacks(self) -> tuple[int, ...]:
+        return tuple(self.fallback_ids or ())
 
     @property
     def has_limits(self) -> bool:

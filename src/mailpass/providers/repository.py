@@ -284,8 +284,42 @@ async def provider_by_id(connection: Connection, provider_id: int) -> Provider |
 
 async def delete_provider(connection: Connection, provider_id: int) -> None:
     """Delete a provider. Its messages stay (``provider_id`` becomes NULL): sent ones keep their
-    record, and queued ones fail in the worker with a reason that says the provider is gone."""
+    record, and queued ones fail in the worker with a reason that says the provider is gone.
+    Providers that fell back on it no longer do."""
     await connection.execute(providers.delete().where(providers.c.id == provider_id))
+    named = await connection.execute(
+        sa.select(providers.c.id, providers.c.fallback_ids).where(
+            providers.c.fallback_ids.is_not(None)
+        )
+    )
+    for row in named:
+        if provider_id in (row.fallback_ids or ()):
+            kept = [other for other in row.fallback_ids if other != provider_id]
+            await connection.execute(
+                providers.update().where(providers.c.id == row.id).values(fallback_ids=kept or None)
+            )
+
+
+async def set_fallbacks(
+    connection: Connection, provider_id: int, fallback_ids: list[int] | None
+) -> None:
+    await connection.execute(
+        providers.update()
+        .where(providers.c.id == provider_id)
+        .values(fallback_ids=fallback_ids or None)
+    )
+
+
+async def account_provider_ids(connection: Connection, user_id: int) -> set[int]:
+    rows = await connection.execute(sa.select(providers.c.id).where(providers.c.user_id == user_id))
+    return {row.id for row in rows}
+
+
+async def providers_by_id(connection: Connection, ids: list[int]) -> dict[int, Provider]:
+    if not ids:
+        return {}
+    rows = await connection.execute(sa.select(providers).where(providers.c.id.in_(ids)))
+    return {row.id: Provider(**row._asdict()) for row in rows}
 
 
 async def count_queued_for_provider(connection: Connection, provider_id: int) -> int:

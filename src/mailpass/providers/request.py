@@ -41,6 +41,7 @@ class ProviderFields(BaseModel):
     track_opens: bool = False
     track_clicks: bool = False
     webhook_key: str | None = Field(default=None, max_length=1000)  # write-only
+    fallbacks: list[int] | None = Field(default=None, max_length=5)
 
     _control_free = field_validator(
         "name", "host", "username", "password", "region", "webhook_key"
@@ -63,6 +64,7 @@ class ProviderFields(BaseModel):
             make_default=self.default,
             track_opens=self.track_opens,
             track_clicks=self.track_clicks,
+            fallbacks=tuple(self.fallbacks or ()),
         )
 
 
@@ -88,6 +90,7 @@ class ProviderPatch(BaseModel):
     track_opens: bool | None = None
     track_clicks: bool | None = None
     webhook_key: str | None = Field(default=None, max_length=1000)
+    fallbacks: list[int] | None = Field(default=None, max_length=5)  # null: none
 
     _control_free = field_validator(
         "name", "host", "username", "password", "region", "webhook_key"
@@ -118,6 +121,7 @@ class ProviderPatch(BaseModel):
             from_name=pick("from_name", provider.from_name),  # type: ignore[arg-type]
             hourly_limit=pick("hourly_limit", provider.hourly_limit),  # type: ignore[arg-type]
             daily_limit=pick("daily_limit", provider.daily_limit),  # type: ignore[arg-type]
+            fallbacks=tuple(self.fallbacks or ()) if "fallbacks" in given else None,
         )
 
     def changes(self) -> ProviderChanges:

@@ -25,7 +25,7 @@ from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.registry import endpoint_for
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import probe
-from mailpass.storage.database import Database
+from mailpass.storage.database import Connection, Database
 
 __all__ = [
     "NewProvider",
@@ -37,6 +37,7 @@ __all__ = [
     "change_provider",
     "count_waiting",
     "delete_provider",
+    "fallbacks_of",
     "find_provider",
     "list_providers",
     "own_provider",
@@ -71,6 +72,30 @@ class NewProvider:
     make_default: bool = False
     track_opens: bool = False
     track_clicks: bool = False
+    # The providers (ids of the same account, in order) its mail fails over to. Adding: None
+    # is none; changing: None leaves them as they are.
+    fallbacks: tuple[int, ...] | None = None
+
+
+MAX_FALLBACKS = 5
+
+
+async def _check_fallbacks(
+    connection: Connection, user_id: int, provider_id: int | None, fallbacks: tuple[int, ...]
+) -> list[int]:
+    """The fallbacks as stored, or a ProviderError naming what is wrong with them."""
+    if len(fallbacks) > MAX_FALLBACKS:
+        raise ProviderError(f"a provider has at most {MAX_FALLBACKS} fallbacks")
+    if len(set(fallbacks)) < len(fallbacks):
+        raise ProviderError("a fallback is named twice")
+    if provider_id is not None and provider_id in fallbacks:
+        raise ProviderError("a provider cannot be its own fallback")
+    unknown = sorted(set(fallbacks) - await repository.account_provider_ids(connection, user_id))
+    if unknown:
+        raise ProviderError(
+            f"no provider {', '.join(map(str, unknown))} in this account to fall back on"
+        )
+    return list(fallbacks)
 
 
 def _check(new: NewProvider) -> tuple[ConnectionSettings, str | None, str | None]:
@@ -140,6 +165,10 @@ async def add_account_provider(
                 now = utcnow()
                 await repository.set_hook_key(connection, provider.id, hook_key_encrypted, now)
                 provider = replace(provider, hook_key_encrypted=hook_key_encrypted)
+            if new.fallbacks:
+                fallbacks = await _check_fallbacks(connection, user_id, provider.id, new.fallbacks)
+                await repository.set_fallbacks(connection, provider.id, fallbacks)
+                provider = replace(provider, fallback_ids=fallbacks)
             return provider
     except IntegrityError:
         raise ProviderError(f"{owner} already has a provider named {new.name.strip()!r}") from None
@@ -271,6 +300,11 @@ async def change_provider(
                 await repository.set_hook_key(connection, provider.id, hook_key_encrypted, now)
             if changes.make_default:
                 await repository.set_default_provider(connection, provider, now)
+            if settings.fallbacks is not None:
+                fallbacks = await _check_fallbacks(
+                    connection, provider.user_id, provider.id, settings.fallbacks
+                )
+                await repository.set_fallbacks(connection, provider.id, fallbacks)
             changed = await repository.get_provider(connection, provider.id, provider.user_id)
     except IntegrityError:
         name = settings.name.strip()
@@ -298,6 +332,15 @@ async def list_providers(database: Database, user_id: int | None = None) -> list
     """Every provider, or one account's."""
     async with database.read() as connection:
         return await repository.list_providers(connection, user_id)
+
+
+async def fallbacks_of(database: Database, provider: Provider) -> list[Provider]:
+    """The providers ``provider``'s mail fails over to, in order (those still there)."""
+    async with database.read() as connection:
+        found = await repository.providers_by_id(connection, list(provider.fallbacks))
+    return [
+        found[i] for i in provider.fallbacks if i in found and found[i].user_id == provider.user_id
+    ]
 
 
 async def own_provider(database: Database, provider_id: int, user_id: int) -> Provider | None:

@@ -107,6 +107,9 @@ providers = sa.Table(
     # checked with (SendGrid's public key, Mailgun's signing key), encrypted like the password.
     sa.Column("hook_token", sa.String(32)),
     sa.Column("hook_key_encrypted", sa.Text),
+    # Failover: the account's providers (ids, in order) that take its mail when it cannot
+    # (unreachable, timing out, deferring, marked down, at its limit); NULL: none.
+    sa.Column("fallback_ids", sa.JSON),
     sa.UniqueConstraint("user_id", "name"),
     # At most one default provider per account, enforced by the database itself.
     sa.Index(

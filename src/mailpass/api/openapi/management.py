@@ -81,6 +81,11 @@ PROVIDER: dict[str, Any] = {
             "description": "Marked down after failing in a row: its mail waits until then.",
         },
         "down_reason": NULLABLE_STRING,
+        "fallbacks": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "The providers its mail fails over to, in order.",
+        },
         "created_at": SEED_TIME,
         "updated_at": SEED_TIME,
     },
@@ -94,7 +99,7 @@ _SETTINGS: dict[str, Any] = {
         "type": ["string", "null"],
         "maxLength": 253,
         "pattern": CONTROL_FREE_PATTERN,
-        "description": "Needed for smtp; the others have their own.",
+        "description": "Needed for smtp; the others have their own (direct: each domain's MX).",
     },
     "port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
     "security": {"type": ["string", "null"], "enum": [*SECURITY_MODES, None]},
@@ -124,6 +129,13 @@ _SETTINGS: dict[str, Any] = {
         "pattern": CONTROL_FREE_PATTERN,
         "writeOnly": True,
         "description": "SendGrid's verification key or Mailgun's signing key. Never returned.",
+    },
+    "fallbacks": {
+        "type": ["array", "null"],
+        "items": {"type": "integer"},
+        "maxItems": 5,
+        "description": "Ids of the account's providers that take its mail, in order, when it "
+        "cannot: unreachable, timing out, deferring, marked down or at its limit.",
     },
 }
 PROVIDER_REQUEST: dict[str, Any] = {
@@ -285,6 +297,7 @@ _PROVIDER_EXAMPLE: dict[str, Any] = {
     "webhook_key_set": False,
     "down_until": None,
     "down_reason": None,
+    "fallbacks": [],
     "created_at": "2026-01-30T12:00:00",
     "updated_at": "2026-01-30T12:00:00",
 }
