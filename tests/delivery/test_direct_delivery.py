@@ -245,3 +245,18 @@ async def test_require_mode_never_sends_in_plain_text_and_checks_certificates(
     assert answer.status_code == 200, answer.text
     [received] = await secure.wait_for(1)
     assert received.tls is True
+
+
+async def test_a_direct_providers_test_checks_that_the_dns_answers(
+    app_client, app_services, make_account, local_dns, mx
+):
+    sink = await mx("127.0.0.2")
+    account = await direct_account(make_account, app_services, local_dns, sink.port)
+    url = f"/api/v1/providers/{account.provider.id}/test"
+    tested = (await app_client.post(url, headers=account.headers)).json()["data"]
+    assert tested["ok"] is True, tested
+    assert tested["transcript"][-1] == "I: the DNS resolver answers"
+    local_dns.silent.add("mailpass-probe.invalid")
+    tested = (await app_client.post(url, headers=account.headers)).json()["data"]
+    assert tested["ok"] is False
+    assert tested["error"].startswith("the DNS resolver does not answer")

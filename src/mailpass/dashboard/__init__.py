@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from mailpass.dashboard import (
     auth_pages,
+    domain_pages,
     key_pages,
     message_pages,
     overview_page,
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         overview_page,
         auth_pages,
         provider_pages,
+        domain_pages,
         key_pages,
         message_pages,
         suppression_pages,

@@ -24,6 +24,12 @@ NOTICES = {
     "webhook-removed": "Endpoint removed: its deliveries not yet made are dropped.",
     "webhook-test-queued": "Test event queued: it appears below once the worker has sent it.",
     "webhook-enabled": "Endpoint on again: new events are delivered to it.",
+    "domain-added": "Domain added: publish its records, then check them.",
+    "domain-verified": "Checked: the domain is verified, direct providers send from it.",
+    "domain-not-verified": "Checked: some required records are not there yet (see below).",
+    "domain-rotated": "New DKIM key made: publish its record and check; it signs from then on.",
+    "domain-key-removed": "DKIM key removed: its record can go from the DNS.",
+    "domain-removed": "Domain removed.",
 }
 
 

@@ -149,7 +149,15 @@ def parse_provider_form(posted: FormData, kind: str) -> tuple[ProviderForm, NewP
     Only the fields of the kind's preset are read; an empty password means "unchanged".
     """
     preset = PRESETS[kind]
-    names = ("name", "from_email", "from_name", "hourly_limit", "daily_limit", *preset.fields)
+    names = (
+        "name",
+        "from_email",
+        "from_name",
+        "hourly_limit",
+        "daily_limit",
+        "fallbacks",
+        *preset.fields,
+    )
     form = ProviderForm(
         kind=kind, values={name: text_field(posted, name) for name in names if name != "password"}
     )

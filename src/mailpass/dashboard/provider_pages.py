@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from mailpass.providers import service as providers
 from mailpass.providers.hooks import KEYED_KINDS, hook_url
 from mailpass.providers.models import Provider, ProviderUsage
 from mailpass.providers.secrets import SecretUnreadable
+from mailpass.providers.service import NewProvider
 from mailpass.providers.smtp import ProbeError
 
 __all__ = ["Meter", "router"]
@@ -84,11 +85,34 @@ async def list_page(request: Request, account: Account) -> Response:
     now = utcnow()
     usage = await providers.usage_by_provider(database, account.user_id, now)
     rows = [(p, meters(p, usage.get(p.id, ProviderUsage()))) for p in found]
+    names = {p.id: p.name for p in found}
     return render(
         request,
         "providers.html",
-        {"rows": rows, "presets": PRESETS, "notice": notice_of(request), "now": now},
+        {
+            "rows": rows,
+            "names": names,
+            "presets": PRESETS,
+            "notice": notice_of(request),
+            "now": now,
+        },
     )
+
+
+async def _with_fallbacks(
+    request: Request, account: SignedInAccount, form: ProviderForm, new: NewProvider
+) -> NewProvider | None:
+    """``new`` with the fallbacks the form names (provider names, comma-separated, in order);
+    None, with the field's error on the form, when one is not the account's."""
+    posted = form.values.get("fallbacks", "")
+    wanted = [name.strip() for name in posted.split(",") if name.strip()]
+    found = await providers.list_providers(services_of(request).database, account.user_id)
+    ids = {p.name: p.id for p in found}
+    unknown = [name for name in wanted if name not in ids]
+    if unknown:
+        form.errors["fallbacks"] = f"no provider named {', '.join(unknown)}"
+        return None
+    return replace(new, fallbacks=tuple(ids[name] for name in wanted))
 
 
 def form_page(
@@ -130,6 +154,8 @@ async def create(request: Request, account: Account) -> Response:
     if not isinstance(kind, str) or kind not in PRESETS:
         kind = "smtp"
     form, new = parse_provider_form(posted, kind)
+    if new is not None:
+        new = await _with_fallbacks(request, account, form, new)
     if new is None:
         return form_page(request, form, provider=None, status_code=400)
     services = services_of(request)
@@ -146,7 +172,11 @@ async def create(request: Request, account: Account) -> Response:
 @router.get("/{provider_id:int}/edit")
 async def edit_form(request: Request, account: Account, provider_id: int) -> Response:
     provider = await own_provider(request, account, provider_id)
-    return form_page(request, form_from_provider(provider), provider=provider)
+    form = form_from_provider(provider)
+    found = await providers.list_providers(services_of(request).database, account.user_id)
+    names = {p.id: p.name for p in found}
+    form.values["fallbacks"] = ", ".join(names[i] for i in provider.fallbacks if i in names)
+    return form_page(request, form, provider=provider)
 
 
 @router.post("/{provider_id:int}/edit")
@@ -154,6 +184,8 @@ async def update(request: Request, account: Account, provider_id: int) -> Respon
     posted = await checked_form(request, account.csrf_token)
     provider = await own_provider(request, account, provider_id)
     form, changes = parse_provider_form(posted, provider.kind)
+    if changes is not None:
+        changes = await _with_fallbacks(request, account, form, changes)
     if changes is None:
         return form_page(request, form, provider=provider, status_code=400)
     services = services_of(request)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from mailpass.core.dns import DnsUnavailable, NoSuchDomain, Resolver
-from mailpass.providers.smtp import SmtpEndpoint, SmtpTransport
+from mailpass.providers.smtp import ProbeError, SmtpEndpoint, SmtpTransport
 from mailpass.providers.smtp.client import as_transmitted
 from mailpass.providers.transport import (
     DeliveryError,
@@ -35,7 +35,7 @@ from mailpass.providers.transport import (
     TransientDeliveryError,
 )
 
-__all__ = ["DirectOptions", "DirectTransport", "Signer", "SignerLookup"]
+__all__ = ["DirectOptions", "DirectTransport", "Signer", "SignerLookup", "probe_direct"]
 
 SIGNERS_KEPT_FOR = 30.0  # seconds a domain's signer (or its absence) is trusted before asking again
 FROM_FIELD = re.compile(rb"^from:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
@@ -229,6 +229,24 @@ class DirectTransport:
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), *self._retired)
+
+
+async def probe_direct(resolver: Resolver, options: DirectOptions) -> list[str]:
+    """A direct provider's "test": it has no server of its own, so what can be checked is
+    that the DNS answers (MX questions go there). The lines say what is done; ``ProbeError``
+    when the resolver does not answer."""
+    lines = [
+        f"I: delivery to each recipient domain's MX hosts on port {options.port}, "
+        f"TLS {options.tls}, at most {options.domain_connections} connections a domain",
+    ]
+    try:
+        await resolver.mx("mailpass-probe.invalid")  # RFC 2606: never exists, always answered
+    except NoSuchDomain:
+        pass
+    except DnsUnavailable as exc:
+        raise ProbeError(f"the DNS resolver does not answer: {exc}", lines) from None
+    lines.append("I: the DNS resolver answers")
+    return lines
 
 
 def _from_domain(message: bytes) -> str | None:

@@ -18,11 +18,13 @@ from mailpass.core.addresses import (
     check_header_text,
     parse_mailbox,
 )
+from mailpass.core.dns import Resolver
 from mailpass.providers import repository
+from mailpass.providers.direct import probe_direct
 from mailpass.providers.hooks import HookKeyError, check_hook_key, hook_url
 from mailpass.providers.kinds import ConnectionSettings, resolve_connection
 from mailpass.providers.models import Provider, ProviderUsage
-from mailpass.providers.registry import endpoint_for
+from mailpass.providers.registry import direct_options, endpoint_for
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import probe
 from mailpass.storage.database import Connection, Database
@@ -222,6 +224,9 @@ async def test_provider(provider: Provider, secrets: SecretBox, settings: Settin
 
     Raises ``mailpass.providers.smtp.ProbeError`` with a one-line reason on failure.
     """
+    if provider.kind == "direct":
+        resolver = Resolver(settings.dns_resolver, settings.dns_timeout)
+        return await probe_direct(resolver, direct_options(settings))
     return await probe(endpoint_for(provider, secrets, settings))
 
 
