@@ -6,6 +6,7 @@ DNS serves."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -260,3 +261,28 @@ async def test_a_direct_providers_test_checks_that_the_dns_answers(
     tested = (await app_client.post(url, headers=account.headers)).json()["data"]
     assert tested["ok"] is False
     assert tested["error"].startswith("the DNS resolver does not answer")
+
+
+async def test_a_slow_domain_holds_up_no_other_and_connections_are_reused(
+    app_client, app_services, make_account, local_dns, mx, queue_batch, drain
+):
+    quick = await mx("127.0.0.2")
+    slow = await mx("127.0.0.3", delay_data=1.0)
+    local_dns.add("quick.test", "A", "127.0.0.2")
+    local_dns.add("slow.test", "A", "127.0.0.3")
+    account = await direct_account(make_account, app_services, local_dns, quick.port)
+    app_services.settings.direct_domain_connections = 2
+    items = [message([f"s{i}@slow.test"]) for i in range(6)]
+    items += [message([f"q{i}@quick.test"]) for i in range(20)]
+    await queue_batch(account, items)
+    started = time.monotonic()
+    draining = asyncio.create_task(drain(timeout=20))
+    await quick.wait_for(20, timeout=10)
+    quick_done = time.monotonic() - started
+    await draining
+    slow_done = time.monotonic() - started
+    assert len(slow.messages) == 6
+    # The slow domain takes 1 s a message, 2 at a time: 3 s; the quick one is not held up.
+    assert quick_done < 1.5 < 2.5 < slow_done
+    assert slow.max_concurrent_connections <= 2
+    assert quick.connections_opened <= 2  # reused across its 20 messages

@@ -51,3 +51,15 @@ async def test_add_verify_rotate_and_delete_from_the_command_line(mailpass, loca
     assert (await mailpass("domains", "list", *user, env=env)).out == ""
     missing = await mailpass("domains", "verify", *user, "shop.test", env=env)
     assert "has no domain shop.test" in missing.err
+
+
+async def test_a_direct_provider_is_added_from_the_command_line(mailpass):
+    await mailpass("users", "create", "owner@example.com")
+    base = ("providers", "add", "--user", "owner@example.com", "--kind", "direct")
+    added = await mailpass(*base, "--name", "own", "--default")
+    assert added.code == 0, added.err
+    refused = await mailpass(*base, "--name", "other", "--host", "mx.example.com")
+    assert refused.code != 0
+    assert "kind direct delivers to each recipient domain's MX hosts" in refused.err
+    listed = await mailpass("providers", "list", "--user", "owner@example.com")
+    assert "\town\tdirect\t" in listed.out
