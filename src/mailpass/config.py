@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     # mail travels); "require": never in plain text, and the MX's certificate must be valid.
     # A domain that publishes an MTA-STS policy in "enforce" mode is always "require".
     direct_tls: Literal["opportunistic", "require"] = "opportunistic"
+    # MTA-STS (RFC 8461): a recipient domain's policy in "enforce" mode is obeyed (TLS with a
+    # valid certificate, only the MX hosts it names). The port its policy is fetched from is
+    # 443 but for tests.
+    direct_mta_sts: bool = True
+    direct_mta_sts_port: int = Field(default=443, ge=1, le=65535)
     # Connections at once to one recipient domain, per process: a slow or greylisting domain
     # never takes more, so the others go on.
     direct_domain_connections: int = Field(default=5, ge=1)

@@ -286,3 +286,116 @@ async def test_a_slow_domain_holds_up_no_other_and_connections_are_reused(
     assert quick_done < 1.5 < 2.5 < slow_done
     assert slow.max_concurrent_connections <= 2
     assert quick.connections_opened <= 2  # reused across its 20 messages
+
+
+class PolicyServer:
+    """HTTPS on 127.0.0.7, serving each ``mta-sts.<domain>``'s policy by its Host (a trustme
+    certificate for each policy host)."""
+
+    def __init__(self, ca, policies: dict[str, str]) -> None:
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host = (self.headers.get("Host") or "").split(":")[0]
+                body = policies.get(host)
+                if self.path != "/.well-known/mta-sts.txt" or body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.7", 0), Handler)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*policies).configure_cert(context)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def policy_server(smtp_ca):
+    servers: list[PolicyServer] = []
+
+    def make(policies: dict[str, str]) -> PolicyServer:
+        server = PolicyServer(smtp_ca, policies)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def policy(mode: str, *mx: str) -> str:
+    return (
+        "version: STSv1\nmode: "
+        + mode
+        + "\n"
+        + "".join(f"mx: {h}\n" for h in mx)
+        + ("max_age: 86400\n")
+    )
+
+
+async def test_an_enforced_mta_sts_policy_is_obeyed(
+    app_client, app_services, make_account, local_dns, mx, policy_server, smtp_ca_file, status_of
+):
+    named = await mx("127.0.0.2", tls_mode="starttls", cert_names=("mx1.sts.test",))
+    rogue = await mx("127.0.0.3")  # preferred by MX, not named by the policy, no TLS
+    bad_cert = await mx("127.0.0.4", tls_mode="starttls", cert_names=("elsewhere.test",))
+    server = policy_server(
+        {
+            "mta-sts.sts.test": policy("enforce", "mx1.sts.test"),
+            "mta-sts.badtls.test": policy("enforce", "*.badtls.test"),
+            "mta-sts.trying.test": policy("testing", "mx1.sts.test"),
+        }
+    )
+    for domain in ("sts.test", "badtls.test", "trying.test"):
+        local_dns.add(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=20261208T000000;")
+        local_dns.add(f"mta-sts.{domain}", "A", "127.0.0.7")
+    local_dns.add("sts.test", "MX", "5 rogue.sts.test.", "10 mx1.sts.test.")
+    local_dns.add("trying.test", "MX", "5 rogue.sts.test.", "10 mx1.sts.test.")
+    local_dns.add("rogue.sts.test", "A", "127.0.0.3")
+    local_dns.add("mx1.sts.test", "A", "127.0.0.2")
+    local_dns.add("badtls.test", "MX", "10 mx.badtls.test.")
+    local_dns.add("mx.badtls.test", "A", "127.0.0.4")
+    app_services.settings.direct_mta_sts_port = server.port
+    app_services.settings.https_ca_file = smtp_ca_file
+    app_services.settings.smtp_ca_file = smtp_ca_file
+    account = await direct_account(make_account, app_services, local_dns, named.port)
+
+    answer = await app_client.post(SEND, json=message(["ann@sts.test"]), headers=account.headers)
+    assert answer.status_code == 200, answer.text
+    [received] = await named.wait_for(1)
+    assert received.tls is True
+    assert rogue.messages == []
+
+    # A certificate not valid for the MX's name: never delivered, and never failed for good.
+    answer = await app_client.post(
+        SEND, json=message(["ann@badtls.test", "bob@sts.test"]), headers=account.headers
+    )
+    assert answer.status_code == 200, answer.text
+    record = await status_of(account, answer.json()["data"]["message_id"])
+    assert record["status"] == "queued"
+    assert "deferred: ann@badtls.test" in record["error_message"]
+    assert bad_cert.messages == []
+
+    # "testing" is only reported: mail goes as without a policy, to the preferred MX.
+    answer = await app_client.post(SEND, json=message(["cy@trying.test"]), headers=account.headers)
+    assert answer.status_code == 200, answer.text
+    assert len(await rogue.wait_for(1)) == 1

@@ -3,7 +3,8 @@
 A message is signed once with its sender domain's DKIM key, split by recipient domain, and
 each part delivered on its own: the domain's MX hosts in preference order (its own address
 when it has none, RFC 5321 5.1; none at all for a null MX, RFC 7505), STARTTLS whenever
-offered (``MAILPASS_DIRECT_TLS=require``: always, with a valid certificate).
+offered (``MAILPASS_DIRECT_TLS=require``, or the domain's MTA-STS policy in ``enforce`` mode:
+always, with a valid certificate, and for MTA-STS only at the MX hosts the policy names).
 
 - Connections are pooled per MX host and reused (``smtp.SmtpTransport``); at most
   ``MAILPASS_DIRECT_DOMAIN_CONNECTIONS`` sends to one domain at once, so a slow or
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from mailpass.core.dns import DnsUnavailable, NoSuchDomain, Resolver
+from mailpass.providers.mta_sts import MtaSts
 from mailpass.providers.smtp import ProbeError, SmtpEndpoint, SmtpTransport
 from mailpass.providers.smtp.client import as_transmitted
 from mailpass.providers.transport import (
@@ -82,10 +84,17 @@ class _Part:
 class DirectTransport:
     """Delivers to recipients' MX hosts, signed with the sender domain's DKIM key."""
 
-    def __init__(self, resolver: Resolver, signers: SignerLookup, options: DirectOptions) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        signers: SignerLookup,
+        options: DirectOptions,
+        mta_sts: MtaSts | None = None,
+    ) -> None:
         self.resolver = resolver
         self.signers = signers
         self.options = options
+        self.mta_sts = mta_sts
         self._pools: dict[str, SmtpTransport] = {}  # by MX host name
         self._domain_slots: dict[str, asyncio.Semaphore] = {}
         self._signers: dict[str, tuple[float, Signer | None]] = {}
@@ -170,6 +179,16 @@ class DirectTransport:
             )
             return part
         names = [host.host for host in hosts] or [domain]  # no MX: the domain itself
+        policy = await self.mta_sts.policy(domain) if self.mta_sts is not None else None
+        enforced = policy is not None and policy.enforced
+        if policy is not None and enforced:
+            names = [name for name in names if policy.allows(name)]
+            if not names:
+                part.deferred = dict.fromkeys(
+                    recipients,
+                    f"451 4.7.5 no MX host of {domain} is one its MTA-STS policy names",
+                )
+                return part
         last = f"451 4.4.1 no MX host of {domain} could be reached"
         for name in names:
             try:
@@ -180,13 +199,15 @@ class DirectTransport:
             if not addresses:
                 last = f"451 4.4.3 the MX host {name} has no address"
                 continue
-            transport = self._pool(name, addresses)
+            transport = self._pool(name, addresses, verified=enforced)
             try:
                 result = await transport.send(envelope_from, recipients, message)
             except DeliveryError as exc:
-                if exc.unreachable:
+                if exc.unreachable or (enforced and (exc.smtp_code or 0) < 500):
+                    # RFC 5321 5.1: the next MX host. Under an enforced MTA-STS policy a host
+                    # without valid TLS is passed over the same way, and never failed for good.
                     last = exc.reply
-                    continue  # RFC 5321 5.1: the next MX host
+                    continue
                 if exc.transient:
                     part.deferred = dict.fromkeys(recipients, exc.reply)
                 else:
@@ -201,15 +222,19 @@ class DirectTransport:
         part.unreachable = True
         return part
 
-    def _pool(self, host: str, addresses: list[str]) -> SmtpTransport:
-        pool = self._pools.get(host)
+    def _pool(self, host: str, addresses: list[str], *, verified: bool) -> SmtpTransport:
+        """The connections to the MX ``host``; ``verified``: over TLS with a certificate valid
+        for its name only (MTA-STS), as ``MAILPASS_DIRECT_TLS=require`` always asks."""
+        verified = verified or self.options.tls == "require"
+        key = f"{host} verified" if verified else host
+        pool = self._pools.get(key)
         if pool is not None and pool.endpoint.addresses == tuple(addresses):
             return pool
         options = self.options
         endpoint = SmtpEndpoint(
             host=host,
             port=options.port,
-            security="starttls" if options.tls == "require" else "opportunistic",
+            security="starttls" if verified else "opportunistic",
             timeout=options.timeout,
             connect_timeout=options.connect_timeout,
             ca_file=options.ca_file,
@@ -219,11 +244,11 @@ class DirectTransport:
         # A host's connections are shared by the domains it serves; each domain's own cap
         # is the semaphore above.
         pool = SmtpTransport(endpoint, max_connections=options.domain_connections)
-        if host in self._pools:  # its addresses changed: the old pool closes once idle
-            task = asyncio.get_running_loop().create_task(self._pools[host].close())
+        if key in self._pools:  # its addresses changed: the old pool closes once idle
+            task = asyncio.get_running_loop().create_task(self._pools[key].close())
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
-        self._pools[host] = pool
+        self._pools[key] = pool
         return pool
 
     async def close(self) -> None:

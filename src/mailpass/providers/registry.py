@@ -11,6 +11,7 @@ from mailpass.core.dns import Resolver
 from mailpass.providers.direct import DirectOptions, DirectTransport, Signer
 from mailpass.providers.metered import MeteredTransport
 from mailpass.providers.models import Provider
+from mailpass.providers.mta_sts import MtaSts
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.smtp import SmtpEndpoint, SmtpTransport
 from mailpass.providers.transport import Transport
@@ -63,6 +64,7 @@ class TransportRegistry:
         self._secrets = secrets
         self._resolver = resolver or Resolver(settings.dns_resolver, settings.dns_timeout)
         self._signers = signers
+        self._mta_sts: MtaSts | None = None  # made with the first direct transport
         self._transports: dict[int, tuple[datetime, MeteredTransport]] = {}
         self._retired: set[asyncio.Task[None]] = set()
 
@@ -81,8 +83,20 @@ class TransportRegistry:
 
     def _make(self, provider: Provider) -> Transport:
         if provider.kind == "direct":
+            settings = self._settings
+            if self._mta_sts is None and settings.direct_mta_sts:
+                # One for every direct provider of the process: the policies they keep are
+                # the recipient domains', the same whoever sends.
+                self._mta_sts = MtaSts(
+                    self._resolver,
+                    port=settings.direct_mta_sts_port,
+                    ca_file=str(settings.https_ca_file) if settings.https_ca_file else None,
+                )
             return DirectTransport(
-                self._resolver, self._signers_of(provider.user_id), direct_options(self._settings)
+                self._resolver,
+                self._signers_of(provider.user_id),
+                direct_options(settings),
+                self._mta_sts,
             )
         return SmtpTransport(
             endpoint_for(provider, self._secrets, self._settings),
