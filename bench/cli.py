@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench.direct import DOMAINS, measure_direct
 from bench.faults import FaultFigures, measure_faults
 from bench.measure import MailPassFigures, Sizes, measure_mailpass
 from bench.processes import BenchError
@@ -49,6 +50,7 @@ SMOKE_SIZES = Sizes(
     hook_posts=50,
     dispatch_posts=5,
     drain_messages=2_000,  # enough that the drain worker's profile is its loop, not its start-up
+    direct_messages=500,
     rss_messages=1_000,
     fault_messages=300,
     hung_messages=100,
@@ -124,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--hook-posts", type=int, default=None, metavar="N")
     sizes.add_argument("--dispatch-posts", type=int, default=None, metavar="N")
     sizes.add_argument("--drain-messages", type=int, default=None, metavar="N")
+    sizes.add_argument("--direct-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--rss-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--fault-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--hung-messages", type=int, default=None, metavar="N")
@@ -163,6 +166,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
             "hook_posts",
             "dispatch_posts",
             "drain_messages",
+            "direct_messages",
             "rss_messages",
             "fault_messages",
             "hung_messages",
@@ -179,7 +183,13 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         values = value if isinstance(value, tuple) else (value,)
         if any(v is not None and v < 1 for v in values):  # None: the default, by database
             raise BenchError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("drain_messages", "rss_messages", "fault_messages", "hung_messages"):
+    for name in (
+        "drain_messages",
+        "direct_messages",
+        "rss_messages",
+        "fault_messages",
+        "hung_messages",
+    ):
         if getattr(sizes, name) % 100:
             raise BenchError(f"--{name.replace('_', '-')} must be a multiple of 100 (one batch)")
     return sizes
@@ -287,9 +297,21 @@ def run(args: argparse.Namespace) -> int:
                     progress=_progress,
                 )
             )
+        _progress(
+            f"direct delivery: {sizes.direct_messages:,} messages to {DOMAINS} domains' MX "
+            "hosts, Postfix then MailPass"
+        )
+        direct = measure_direct(
+            tools,
+            databases,
+            workdir / "direct",
+            sizes.direct_messages,
+            postgres_url=args.postgres_url,
+            worker_processes={database: sizes.workers_for(database) for database in databases},
+        )
         result["machine"]["load_average_at_end"] = os.getloadavg()[0]
         result["machine"]["databases"] = {f.database: f.version for f in mailpass}
-        rows = build_rows(ceiling, postfix, mailpass, faults)
+        rows = build_rows(ceiling, postfix, mailpass, faults, direct)
         targets = [row for row in rows if row.holds is not None]
         result["targets_held"] = sum(1 for row in targets if row.holds)
         result["targets"] = len(targets)
@@ -297,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
         result["postfix"] = asdict(postfix)
         result["mailpass"] = [asdict(figures) for figures in mailpass]
         result["faults"] = [asdict(figures) for figures in faults]
+        result["direct"] = asdict(direct)
         lost = {f.database: f.status_counts for f in mailpass if set(f.status_counts) - {"sent"}}
 
         failed_exits = {
@@ -305,6 +328,9 @@ def run(args: argparse.Namespace) -> int:
             for name, code in f.exit_codes.items()
             if code not in CLEAN_EXITS
         }
+        failed_exits.update(
+            {name: code for name, code in direct.exit_codes.items() if code not in CLEAN_EXITS}
+        )
         warnings = [
             f"WARNING: {database}: not every message was sent: {counts}"
             for database, counts in lost.items()

@@ -364,10 +364,18 @@ class BatchPoster:
     """Queues messages through ``/send-batch`` with a few keep-alive connections of its own.
     ``post`` blocks until all are queued and returns their message ids, without brackets."""
 
-    def __init__(self, port: int, key: str, *, connections: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        key: str,
+        *,
+        connections: int,
+        body: Callable[[int], bytes] = batch_body,
+    ) -> None:
         self.port = port
         self.key = key
         self.connections = connections
+        self.body = body  # the batch of BATCH_SIZE messages numbered from its argument
         self.posted = 0  # messages queued so far
         self._lock = threading.Lock()
 
@@ -375,7 +383,7 @@ class BatchPoster:
         connection.request(
             "POST",
             "/api/v1/mail/send-batch",
-            body=batch_body(first),
+            body=self.body(first),
             headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
         )
         response = connection.getresponse()

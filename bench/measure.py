@@ -86,6 +86,8 @@ class Sizes:
     hook_posts: int = 3_000  # distinct signed POSTs of SendGrid events (100 events each)
     dispatch_posts: int = 200  # of those again, whose events the webhook dispatch delivers
     drain_messages: int = 20_000
+    # Direct delivery (``bench.direct``): to 100 recipient domains' MX hosts, MailPass and Postfix.
+    direct_messages: int = 20_000
     rss_messages: int = 100_000
     # The fault figures (``bench.faults``): each drain's messages, those queued for the hung
     # provider ahead of them, and how long the database is cut off.

@@ -17,6 +17,7 @@ __all__ = [
     "attachment_send_bodies",
     "batch_bodies",
     "batch_body",
+    "direct_batch_body",
     "message",
     "send_bodies",
     "send_body",
@@ -87,6 +88,18 @@ def send_body(number: int = 1) -> bytes:
 
 def batch_body(first: int, count: int = BATCH_SIZE) -> bytes:
     return json.dumps({"messages": [message(first + i) for i in range(count)]}).encode()
+
+
+def direct_batch_body(first: int, sender: str, domains: int, count: int = BATCH_SIZE) -> bytes:
+    """A batch of the typical message from ``sender`` to people at ``domains`` recipient
+    domains in turn (``d0.bench.test``, ``d1.bench.test``, …): direct delivery's load."""
+    items = []
+    for number in range(first, first + count):
+        item = message(number)
+        item["to"] = f"customer{number}@d{number % domains}.bench.test"
+        item["from_email"] = sender
+        items.append(item)
+    return json.dumps({"messages": items}).encode()
 
 
 def send_bodies(count: int = RECIPIENTS) -> bytes:

@@ -39,13 +39,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, *, timeout: float, process: ManagedProcess | None = None) -> None:
-    """Wait until something accepts connections on 127.0.0.1:``port``."""
+def wait_for_port(
+    port: int,
+    *,
+    timeout: float,
+    process: ManagedProcess | None = None,
+    host: str = "127.0.0.1",
+) -> None:
+    """Wait until something accepts connections on ``host``:``port``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None:
             process.check_alive()
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
             return
         time.sleep(0.05)
     raise BenchError(f"nothing listens on port {port} after {timeout:.0f} s")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.direct import DOMAINS, DirectFigures
 from bench.faults import FaultFigures
 from bench.load import LoadResult
 from bench.measure import ATTACHMENT_CLIENTS, MailPassFigures
@@ -20,6 +21,8 @@ MILLISECONDS = 1000  # per second
 
 # The issue's targets. Ratios are to figures measured in the same run.
 DRAIN_VS_POSTFIX_RELAY = 2.0
+# Direct delivery to 100 domains' MX hosts, of Postfix doing the same through the same DNS.
+DIRECT_VS_POSTFIX = 2.0
 SEND_VS_POSTFIX_ACCEPT = 1.0
 SEND_TARGET_CLIENTS = 16
 SEND_P99_LIMIT = 50.0  # milliseconds, at SEND_TARGET_CLIENTS
@@ -388,11 +391,44 @@ def _fault_rows(faults: FaultFigures) -> list[Row]:
     return rows
 
 
+def _direct_rows(direct: DirectFigures, ceiling: float) -> list[Row]:
+    postfix_rate = direct.messages / direct.postfix_seconds
+    rows = [
+        Row(
+            key="postfix.direct.rate",
+            figure=f"Postfix: direct to {DOMAINS} domains' MX, from a full queue",
+            value=postfix_rate,
+            unit="msg/s",
+            vs_postfix=1.0,
+            vs_ceiling=postfix_rate / ceiling,
+            note=f"{direct.messages:,} messages in {direct.postfix_seconds:.1f} s",
+        )
+    ]
+    for database, seconds in direct.mailpass_seconds.items():
+        rate = direct.messages / seconds
+        ratio = rate / postfix_rate
+        rows.append(
+            Row(
+                key=f"{database}.direct.rate",
+                figure=f"{database}: direct to {DOMAINS} domains' MX, DKIM-signed",
+                value=rate,
+                unit="msg/s",
+                vs_postfix=ratio,
+                vs_ceiling=rate / ceiling,
+                target=f"≥ {DIRECT_VS_POSTFIX:g}{TIMES} Postfix direct",
+                holds=ratio >= DIRECT_VS_POSTFIX,
+                note=f"{seconds:.1f} s from the worker's start",
+            )
+        )
+    return rows
+
+
 def build_rows(
     ceiling: float,
     postfix: RelayFigures,
     mailpass: list[MailPassFigures],
     faults: list[FaultFigures] | None = None,
+    direct: DirectFigures | None = None,
 ) -> list[Row]:
     rows = [
         Row(
@@ -425,6 +461,8 @@ def build_rows(
         rows.extend(_mailpass_rows(figures, postfix, ceiling))
     for fault_figures in faults or []:
         rows.extend(_fault_rows(fault_figures))
+    if direct is not None and direct.postfix_seconds:
+        rows.extend(_direct_rows(direct, ceiling))
     return rows
 
 

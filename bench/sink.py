@@ -26,17 +26,26 @@ POLL_INTERVAL = 0.01  # seconds between looks at the counter while waiting
 
 
 class SmtpSink:
-    def __init__(self, smtp_sink: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.counter_file = workdir / "smtp-sink.counter"
+    def __init__(
+        self,
+        smtp_sink: str,
+        workdir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        name: str = "smtp-sink",
+    ) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.counter_file = workdir / f"{name}.counter"
         command = [smtp_sink, "-c", "-4", "-m", str(MAX_SESSIONS), "-t", str(COMMAND_TIMEOUT)]
         if os.geteuid() == 0:
             command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
-        command += [f"127.0.0.1:{self.port}", str(LISTEN_BACKLOG)]
+        command += [f"{host}:{self.port}", str(LISTEN_BACKLOG)]
         self.process = ManagedProcess(
-            "smtp-sink", command, log=workdir / "smtp-sink.log", stdout=self.counter_file
+            name, command, log=workdir / f"{name}.log", stdout=self.counter_file
         )
-        wait_for_port(self.port, timeout=STARTUP_TIMEOUT, process=self.process)
+        wait_for_port(self.port, timeout=STARTUP_TIMEOUT, process=self.process, host=host)
 
     def received(self) -> int:
         """Messages received since the sink started."""

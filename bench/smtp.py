@@ -148,7 +148,16 @@ class PostfixInstance:
     """A Postfix of its own in ``root``: config, queue and log there, SMTP on a free loopback
     port, relaying everything to the sink. Needs root, as Postfix does."""
 
-    def __init__(self, tools: Tools, root: Path, sink_port: int, smtpd_port: int) -> None:
+    def __init__(
+        self,
+        tools: Tools,
+        root: Path,
+        sink_port: int,
+        smtpd_port: int,
+        *,
+        main_cf: str = MAIN_CF,
+        resolv_conf: Path | None = None,
+    ) -> None:
         if os.geteuid() != 0:
             raise BenchError("the Postfix anchor needs root (Postfix's master runs as root)")
         self.tools = tools
@@ -162,13 +171,31 @@ class PostfixInstance:
         shutil.chown(data, user="postfix")
         # Postfix's unprivileged daemons must reach the queue through every parent directory.
         root.chmod(0o755)
-        (self.config / "main.cf").write_text(MAIN_CF.format(root=root, sink_port=sink_port))
+        (self.config / "main.cf").write_text(main_cf.format(root=root, sink_port=sink_port))
         (self.config / "master.cf").write_text(MASTER_CF.format(smtpd_port=smtpd_port))
+        # Postfix reads the DNS servers it asks from /etc/resolv.conf alone: with another one
+        # given, it runs in a mount namespace of its own where that file is this one.
+        self.resolv_conf = resolv_conf
         self.started = False
 
     @property
     def maillog(self) -> Path:
         return self.root / "maillog"
+
+    def postconf(self, setting: str) -> None:
+        run_checked([self.tools.postconf, "-c", str(self.config), "-e", setting], timeout=60)
+
+    def reload(self) -> None:
+        self._postfix("reload")
+
+    def flush(self) -> None:
+        """Deliver the deferred mail now (``postqueue -f``)."""
+        postqueue = str(Path(self.tools.postconf).with_name("postqueue"))
+        run_checked([postqueue, "-c", str(self.config), "-f"], timeout=60)
+
+    def queued(self, queue: str) -> int:
+        """Messages in one of its queue directories (incoming, active, deferred, …)."""
+        return sum(1 for path in (self.root / "queue" / queue).rglob("*") if path.is_file())
 
     def _postfix(self, *args: str) -> None:
         try:
@@ -179,7 +206,15 @@ class PostfixInstance:
             ) from None
 
     def start(self) -> None:
-        self._postfix("start")
+        if self.resolv_conf is None:
+            self._postfix("start")
+        else:
+            start = f"{self.tools.postfix} -c {self.config} start"
+            script = f"mount --bind {self.resolv_conf} /etc/resolv.conf && exec {start}"
+            try:
+                run_checked(["unshare", "--mount", "sh", "-c", script], timeout=60)
+            except BenchError as exc:
+                raise BenchError(f"{exc}\nPostfix's log:\n{log_tail(self.maillog)}") from None
         self.started = True
         try:
             wait_for_port(self.port, timeout=STARTUP_TIMEOUT)

@@ -22,11 +22,17 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 1200  # seconds; on a fresh machine the run first installs postfix and wrk
 DATABASES = os.environ.get("MAILPASS_TEST_DATABASES", "sqlite,postgresql").split(",")
 
-SHARED_ROWS = {"ceiling.rate", "postfix.accept.rate", "postfix.relay.rate"}
+SHARED_ROWS = {
+    "ceiling.rate",
+    "postfix.accept.rate",
+    "postfix.relay.rate",
+    "postfix.direct.rate",
+}
 ROWS_PER_DATABASE = {
     *(f"send.c{clients}.{figure}" for clients in (1, 16, 64) for figure in ("rate", "p50", "p99")),
     "send_attachment.c16.rate",
     "batch.rate",
+    "direct.rate",
     "drain.seconds",
     "drain.rate",
     "status.rate",
@@ -51,6 +57,7 @@ def fault_rows(db: str) -> set[str]:
 
 # Rows that carry one of the targets, so the table says whether it holds.
 TARGET_ROWS = {
+    "direct.rate",
     "send.c16.rate",
     "send_attachment.c16.rate",
     "send.c16.p99",
@@ -234,3 +241,14 @@ def test_profile_summarises_where_each_measurement_spent_its_time(profiles):
         drain = (profiles / f"{db}-drain-worker.summary.txt").read_text()
         # The worker's own loop (in its spawned processes, where there are several).
         assert "_run_worker (servers.py)" in drain
+
+
+def test_direct_delivery_sent_every_message_and_stopped_cleanly(smoke_run):
+    _, result, _ = smoke_run
+    direct = result["direct"]
+    assert direct["messages"] == result["sizes"]["direct_messages"]
+    assert set(direct["mailpass_seconds"]) == set(DATABASES)
+    for database in DATABASES:
+        assert direct["status_counts"][database] == {"sent": direct["messages"]}
+        assert direct["exit_codes"][f"{database} direct-worker"] == 0
+        assert direct["exit_codes"][f"{database} direct-api"] in (0, -signal.SIGTERM)

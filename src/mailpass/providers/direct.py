@@ -24,9 +24,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
-from mailpass.core.dns import DnsUnavailable, NoSuchDomain, Resolver
+from mailpass.core.dns import DnsUnavailable, MxHost, NoSuchDomain, Resolver
 from mailpass.providers.mta_sts import MtaSts
 from mailpass.providers.smtp import ProbeError, SmtpEndpoint, SmtpTransport
 from mailpass.providers.smtp.client import as_transmitted
@@ -39,7 +39,14 @@ from mailpass.providers.transport import (
 
 __all__ = ["DirectOptions", "DirectTransport", "Signer", "SignerLookup", "probe_direct"]
 
-SIGNERS_KEPT_FOR = 30.0  # seconds a domain's signer (or its absence) is trusted before asking again
+_T = TypeVar("_T")
+
+MX_HOST_CONNECTIONS = 20  # connections to one MX host at once, per process
+# Seconds a domain's MX hosts, and a host's addresses, are used without asking again: the
+# resolver's own cache keeps answers for their TTL, but asking it costs more than signing.
+ROUTE_KEPT_FOR = 60.0
+NAMES_REMEMBERED = 50_000  # past this many, expired entries are dropped
+SIGNERS_KEPT_FOR = 30.0  # seconds a domain's signer (or its absence) is trusted before asking
 FROM_FIELD = re.compile(rb"^from:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -98,6 +105,8 @@ class DirectTransport:
         self._pools: dict[str, SmtpTransport] = {}  # by MX host name
         self._domain_slots: dict[str, asyncio.Semaphore] = {}
         self._signers: dict[str, tuple[float, Signer | None]] = {}
+        self._routes: dict[str, tuple[float, list[MxHost]]] = {}
+        self._host_addresses: dict[str, tuple[float, list[str]]] = {}
         self._retired: set[asyncio.Task[None]] = set()
 
     def hold(self, reason: str, seconds: float) -> None:
@@ -141,6 +150,35 @@ class DirectTransport:
             )
         raise PermanentDeliveryError("; ".join(f"{r}: {reply}" for r, reply in refused.items()))
 
+    async def _mx(self, domain: str) -> list[MxHost]:
+        """The domain's MX hosts, kept for ``ROUTE_KEPT_FOR``: asking the resolver, even its
+        cache, for every message cost more than signing it."""
+        kept = self._routes.get(domain)
+        now = time.monotonic()
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        hosts = await self.resolver.mx(domain)
+        self._remember(self._routes, domain, (now + ROUTE_KEPT_FOR, hosts), now)
+        return hosts
+
+    async def _addresses(self, host: str) -> list[str]:
+        kept = self._host_addresses.get(host)
+        now = time.monotonic()
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        addresses = await self.resolver.addresses(host)
+        self._remember(self._host_addresses, host, (now + ROUTE_KEPT_FOR, addresses), now)
+        return addresses
+
+    @staticmethod
+    def _remember(
+        kept: dict[str, tuple[float, _T]], name: str, entry: tuple[float, _T], now: float
+    ) -> None:
+        if len(kept) >= NAMES_REMEMBERED:  # mail to ever new domains: expired ones go
+            for old in [key for key, (until, _) in kept.items() if until <= now]:
+                del kept[old]
+        kept[name] = entry
+
     async def _signer(self, domain: str) -> Signer | None:
         kept = self._signers.get(domain)
         now = time.monotonic()
@@ -164,7 +202,7 @@ class DirectTransport:
     ) -> _Part:
         part = _Part()
         try:
-            hosts = await self.resolver.mx(domain)
+            hosts = await self._mx(domain)
         except NoSuchDomain:
             part.refused = dict.fromkeys(
                 recipients, f"550 5.1.2 the domain {domain} does not exist"
@@ -192,7 +230,7 @@ class DirectTransport:
         last = f"451 4.4.1 no MX host of {domain} could be reached"
         for name in names:
             try:
-                addresses = await self.resolver.addresses(name)
+                addresses = await self._addresses(name)
             except (NoSuchDomain, DnsUnavailable) as exc:
                 last = f"451 4.4.3 {exc}"
                 continue
@@ -241,9 +279,10 @@ class DirectTransport:
             local_hostname=options.helo,
             addresses=tuple(addresses),
         )
-        # A host's connections are shared by the domains it serves; each domain's own cap
-        # is the semaphore above.
-        pool = SmtpTransport(endpoint, max_connections=options.domain_connections)
+        # A host's connections are shared by the domains it serves (a provider's MX hosts
+        # serve thousands), each domain capped by its own semaphore; the host as Postfix's
+        # default caps a destination.
+        pool = SmtpTransport(endpoint, max_connections=MX_HOST_CONNECTIONS)
         if key in self._pools:  # its addresses changed: the old pool closes once idle
             task = asyncio.get_running_loop().create_task(self._pools[key].close())
             self._retired.add(task)
