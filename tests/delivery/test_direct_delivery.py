@@ -399,3 +399,52 @@ async def test_an_enforced_mta_sts_policy_is_obeyed(
     answer = await app_client.post(SEND, json=message(["cy@trying.test"]), headers=account.headers)
     assert answer.status_code == 200, answer.text
     assert len(await rogue.wait_for(1)) == 1
+
+
+async def test_every_mime_shape_arrives_with_a_signature_that_verifies(
+    app_client, app_services, make_account, local_dns, mx
+):
+    import base64
+
+    sink = await mx("127.0.0.2")
+    local_dns.add("one.test", "A", "127.0.0.2")
+    account = await direct_account(make_account, app_services, local_dns, sink.port)
+    pdf = bytes(range(256)) * 40
+    png = b"\x89PNG\r\n\x1a\n" + bytes(300)
+    shapes = [
+        {"text": "Plain text only.\n"},
+        {"html": "<p>HTML only, with trailing spaces   </p>\n\n\n"},
+        {
+            "html": '<p>Logo: <img src="cid:logo"></p>',
+            "text": "Logo.",
+            "attachments": [
+                {"filename": "invoice.pdf", "content": base64.b64encode(pdf).decode()},
+                {
+                    "filename": "logo.png",
+                    "content": base64.b64encode(png).decode(),
+                    "content_id": "logo",
+                },
+            ],
+            "headers": {"X-Order": "1042", "X-Note": "déjà vu"},
+            "list_unsubscribe": ["https://shop.test/u/1", "mailto:u@shop.test"],
+            "cc": ["cat@one.test"],
+            "reply_to": "help@shop.test",
+        },
+    ]
+    for shape in shapes:
+        body = {
+            "to": "ann@one.test",
+            "subject": "Résumé of your order",
+            "from_email": f"news@{DOMAIN}",
+            **shape,
+        }
+        answer = await app_client.post(SEND, json=body, headers=account.headers)
+        assert answer.status_code == 200, answer.text
+    received = await sink.wait_for(len(shapes))
+    for item in received:
+        assert_signed(local_dns, item.data)
+    last = received[-1].message
+    parts = {part.get_filename(): part.get_payload(decode=True) for part in last.walk()}
+    assert parts["invoice.pdf"] == pdf
+    signature = received[-1].data.split(b"\r\n\r\n", 1)[0]
+    assert b"list-unsubscribe:list-unsubscribe" in signature.replace(b"\r\n\t", b"")

@@ -257,3 +257,23 @@ async def test_the_domains_permission_is_needed(app_client, make_account):
     assert data(answer, 403)["code"] == "FORBIDDEN"
     answer = await app_client.get(DOMAINS)
     assert answer.status_code == 401
+
+
+async def test_the_return_path_record_is_listed_with_a_bounce_domain(
+    app_client, make_account, local_dns
+):
+    app_client.app.state.services.settings.bounce_domain = "bounces.shop.test"
+    account = await make_account()
+    added = data(
+        await app_client.post(DOMAINS, json={"name": "shop.test"}, headers=account.headers)
+    )
+    bounce = record(added, "return_path")
+    assert bounce["type"] == "MX"
+    assert bounce["name"] == "bounces.shop.test"
+    assert bounce["required"] is False
+    local_dns.add("bounces.shop.test", "MX", "10 mail.shop.test.")
+    checked = data(
+        await app_client.post(f"{DOMAINS}/{added['id']}/verify", headers=account.headers)
+    )
+    assert record(checked, "return_path")["status"] == "verified"
+    assert record(checked, "return_path")["found"] == ["10 mail.shop.test"]
