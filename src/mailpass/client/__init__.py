@@ -19,6 +19,7 @@ from mailpass.client._client import (
     Mail,
     Suppressions,
 )
+from mailpass.client._domains import AsyncDomains, DkimKey, DnsRecord, Domain, Domains
 from mailpass.client._exceptions import (
     APIConnectionError,
     APIError,
@@ -81,6 +82,7 @@ __all__ = [
     "APITimeoutError",
     "ApiKey",
     "AsyncClient",
+    "AsyncDomains",
     "AsyncKeys",
     "AsyncMail",
     "AsyncProviders",
@@ -93,6 +95,10 @@ __all__ = [
     "CancelledMessage",
     "Client",
     "ConfigurationError",
+    "DkimKey",
+    "DnsRecord",
+    "Domain",
+    "Domains",
     "Event",
     "ForbiddenError",
     "HeadersTooLargeError",

@@ -30,6 +30,7 @@ from mailpass.client._base import (
     suppressions_path,
     transport_error,
 )
+from mailpass.client._domains import AsyncDomains, Domains
 from mailpass.client._management import (
     AsyncKeys,
     AsyncProviders,
@@ -96,6 +97,7 @@ class Client:
         self.mail = Mail(self)
         self.suppressions = Suppressions(self)
         self.providers = Providers(self)
+        self.domains = Domains(self)
         self.keys = Keys(self)
         self.webhooks = Webhooks(self)
 
@@ -178,6 +180,7 @@ class AsyncClient:
         self.mail = AsyncMail(self)
         self.suppressions = AsyncSuppressions(self)
         self.providers = AsyncProviders(self)
+        self.domains = AsyncDomains(self)
         self.keys = AsyncKeys(self)
         self.webhooks = AsyncWebhooks(self)
 
