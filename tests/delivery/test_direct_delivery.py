@@ -12,6 +12,7 @@ from typing import Any
 
 import dkim
 import pytest
+import sqlalchemy as sa
 
 from dns_fixtures import LocalDns
 from mailpass.config import Settings
@@ -448,3 +449,29 @@ async def test_every_mime_shape_arrives_with_a_signature_that_verifies(
     assert parts["invoice.pdf"] == pdf
     signature = received[-1].data.split(b"\r\n\r\n", 1)[0]
     assert b"list-unsubscribe:list-unsubscribe" in signature.replace(b"\r\n\t", b"")
+
+
+async def test_a_dead_domain_never_marks_the_direct_provider_down(
+    app_client, app_services, make_account, local_dns, mx, queue_batch, drain
+):
+    from mailpass.storage.tables import providers
+
+    alive = await mx("127.0.0.2")
+    local_dns.add("alive.test", "A", "127.0.0.2")
+    local_dns.add("dead.test", "A", "127.0.0.6")  # nothing listens there
+    account = await direct_account(make_account, app_services, local_dns, alive.port)
+    await queue_batch(account, [message([f"x{i}@dead.test"]) for i in range(5)])
+    await drain(timeout=3)
+    await queue_batch(account, [message(["ann@alive.test"])])
+    await drain(timeout=3)
+    assert len(await alive.wait_for(1)) == 1  # not held behind the dead domain
+    async with app_services.database.read() as connection:
+        row = (
+            await connection.execute(
+                sa.select(providers.c.failure_streak, providers.c.down_until).where(
+                    providers.c.id == account.provider.id
+                )
+            )
+        ).one()
+    assert row.failure_streak == 0
+    assert row.down_until is None

@@ -85,7 +85,6 @@ class _Part:
     reply: str | None = None  # the accepting MX's reply to DATA
     refused: dict[str, str] = field(default_factory=dict)  # for good
     deferred: dict[str, str] = field(default_factory=dict)  # for now
-    unreachable: bool = False  # no MX host could be reached
 
 
 class DirectTransport:
@@ -144,10 +143,9 @@ class DirectTransport:
             reply = accepted[0].reply or "250 accepted"
             return DeliveryResult(reply=reply, refused=refused, deferred=deferred)
         if deferred:
-            summary = "; ".join(sorted(set(deferred.values())))
-            raise TransientDeliveryError(
-                summary, unreachable=all(part.unreachable for part in parts if part.deferred)
-            )
+            # Never "unreachable": a recipient domain whose MX hosts are down says nothing of
+            # whether this provider works, and the breaker would hold every domain's mail.
+            raise TransientDeliveryError("; ".join(sorted(set(deferred.values()))))
         raise PermanentDeliveryError("; ".join(f"{r}: {reply}" for r, reply in refused.items()))
 
     async def _mx(self, domain: str) -> list[MxHost]:
@@ -257,7 +255,6 @@ class DirectTransport:
             part.reply = result.reply
             return part
         part.deferred = dict.fromkeys(recipients, last)
-        part.unreachable = True
         return part
 
     def _pool(self, host: str, addresses: list[str], *, verified: bool) -> SmtpTransport:
