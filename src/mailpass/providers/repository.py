@@ -282,14 +282,14 @@ async def provider_by_id(connection: Connection, provider_id: int) -> Provider |
     return _provider(row) if row is not None else None
 
 
-async def delete_provider(connection: Connection, provider_id: int) -> None:
+async def delete_provider(connection: Connection, provider_id: int, user_id: int) -> None:
     """Delete a provider. Its messages stay (``provider_id`` becomes NULL): sent ones keep their
     record, and queued ones fail in the worker with a reason that says the provider is gone.
     Providers that fell back on it no longer do."""
     await connection.execute(providers.delete().where(providers.c.id == provider_id))
     named = await connection.execute(
         sa.select(providers.c.id, providers.c.fallback_ids).where(
-            providers.c.fallback_ids.is_not(None)
+            providers.c.user_id == user_id, providers.c.fallback_ids.is_not(None)
         )
     )
     for row in named:

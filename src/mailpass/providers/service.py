@@ -330,7 +330,7 @@ async def update_provider(
 async def delete_provider(database: Database, provider: Provider) -> None:
     """Delete a provider; the account has no default afterwards if it was the default."""
     async with database.transaction() as connection:
-        await repository.delete_provider(connection, provider.id)
+        await repository.delete_provider(connection, provider.id, provider.user_id)
 
 
 async def list_providers(database: Database, user_id: int | None = None) -> list[Provider]:
