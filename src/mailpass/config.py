@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mailpass.core.client_ip import IPNetwork, parse_networks
+from mailpass.core.client_ip import IPNetwork, parse_networks, parse_trusted_senders
 
 __all__ = ["Settings", "default_data_dir", "load_instance_secret"]
 
@@ -126,6 +126,25 @@ class Settings(BaseSettings):
     # DKIM keys made for new sending domains: "rsa" (2048 bits) or "ed25519" (RFC 8463).
     dkim_algorithm: Literal["rsa", "ed25519"] = "rsa"
 
+    # The SMTP relay (``mailpass.relay``: ``serve --smtp-port/--smtps-port``, ``mailpass smtp``).
+    # Its certificate and key (PEM files, read again on SIGHUP); without them it offers no TLS.
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
+    # AUTH offered before TLS: for a relay listening on the loopback interface only.
+    smtp_allow_plaintext_auth: bool = False
+    # Networks that send without AUTH, each bound to one API key (by its id):
+    # "10.0.0.0/8=3, 192.168.1.7=5" (Postal's "IP credentials"); empty: none.
+    smtp_trusted_networks: str = ""
+    # The name the relay greets with; empty: this host's fully qualified name.
+    smtp_hostname: str = ""
+    # Seconds a client may stay silent between commands, and that one message (from MAIL to
+    # the end of its data) may take; then the session is closed.
+    smtp_idle_timeout: float = Field(default=300.0, gt=0)
+    smtp_message_timeout: float = Field(default=600.0, gt=0)
+    # Sessions at once from one client address, and authenticated with one API key, per process.
+    smtp_connections_per_address: int = Field(default=50, ge=1)
+    smtp_connections_per_key: int = Field(default=100, ge=1)
+
     @field_validator(
         "max_body_bytes",
         "max_attachment_bytes",
@@ -163,6 +182,12 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: str) -> str:
         parse_networks(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("smtp_trusted_networks")
+    @classmethod
+    def _trusted_senders(cls, value: str) -> str:
+        parse_trusted_senders(value)  # raises ValueError naming the bad entry
         return value
 
     @field_validator("sns_host_pattern")

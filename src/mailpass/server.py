@@ -18,6 +18,7 @@ import asyncio
 import errno
 import socket
 import sys
+from dataclasses import replace
 from functools import partial
 
 import uvicorn
@@ -27,6 +28,7 @@ from uvicorn.config import STARTUP_FAILURE
 from mailpass.api.app import create_app
 from mailpass.config import Settings
 from mailpass.monitoring.http import serve_metrics_alone
+from mailpass.relay.server import RelayListen
 from mailpass.runtime.heap import freeze_startup_heap
 from mailpass.runtime.http import http_protocol
 from mailpass.runtime.logs import configure_logging
@@ -83,11 +85,16 @@ def run_server(
     processes: int = 1,
     bounce_port: int | None = None,
     metrics_listen: tuple[str, int] | None = None,
+    relay: RelayListen | None = None,
 ) -> None:
     if processes == 1:
         bounces = (host, bounce_port, False) if bounce_port is not None else None
         app = create_app(
-            settings, worker=worker, bounce_listen=bounces, metrics_listen=metrics_listen
+            settings,
+            worker=worker,
+            bounce_listen=bounces,
+            metrics_listen=metrics_listen,
+            relay_listen=relay,
         )
         server = _Server(
             uvicorn_config(
@@ -109,10 +116,15 @@ def run_server(
         _check_port_free(host, bounce_port)
     if metrics_listen is not None:
         _check_port_free(*metrics_listen)
+    if relay is not None:
+        for relay_port in (relay.smtp_port, relay.smtps_port):
+            if relay_port is not None:
+                _check_port_free(relay.host, relay_port)
+        relay = replace(relay, reuse_port=True)
     supervise(
         processes,
         _serve_one,
-        (host, port, access_log, settings.log_level, worker, bounce_port),
+        (host, port, access_log, settings.log_level, worker, bounce_port, relay),
         # The supervisor serves the metrics port: it tells every process's measures.
         beside=partial(serve_metrics_alone, settings, *metrics_listen) if metrics_listen else None,
     )
@@ -138,13 +150,21 @@ class _Server(uvicorn.Server):
 
 
 def _serve_one(
-    host: str, port: int, access_log: bool, log_level: str, worker: bool, bounce_port: int | None
+    host: str,
+    port: int,
+    access_log: bool,
+    log_level: str,
+    worker: bool,
+    bounce_port: int | None,
+    relay: RelayListen | None,
 ) -> None:
     """One server process (in a child spawned by the supervisor): its own listening socket,
-    and its own on the bounce port (``SO_REUSEPORT`` too)."""
+    and its own on the bounce and relay ports (``SO_REUSEPORT`` too)."""
     settings = Settings()
     bounces = (host, bounce_port, True) if bounce_port is not None else None
-    app = create_app(settings, migrate=False, worker=worker, bounce_listen=bounces)
+    app = create_app(
+        settings, migrate=False, worker=worker, bounce_listen=bounces, relay_listen=relay
+    )
     config = uvicorn_config(
         app,
         host=host,

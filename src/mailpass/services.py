@@ -21,6 +21,7 @@ from mailpass.monitoring.service import MetricsService
 from mailpass.providers.registry import TransportRegistry
 from mailpass.providers.secrets import SecretBox
 from mailpass.providers.service import ProviderService
+from mailpass.relay.service import RelayService
 from mailpass.storage.database import Database
 from mailpass.suppressions.service import SuppressionService
 from mailpass.tracking.sending import MessageTracker
@@ -97,6 +98,12 @@ class Services:
             wakeup=self.wakeup,
             concurrency=concurrency,
             return_paths=self.intake.return_paths,
+        )
+
+    def relay(self) -> RelayService:
+        """The SMTP relay's decisions, for a process that listens for submissions."""
+        return RelayService(
+            self.settings, self.mail, self.auth_throttle, self.key_rate, self.key_usage
         )
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "find_user_by_email",
     "forget_auth_failures_before",
     "insert_api_key",
+    "key_hash_by_id",
     "key_in",
     "list_keys",
     "list_users",
@@ -123,6 +124,17 @@ _KEY_BY_HASH = PreparedRead(
 async def find_key_by_hash(database: Database, key_hash: str) -> ApiKey | None:
     rows = await database.fetch(_KEY_BY_HASH, key_hash=key_hash)
     return _key_of(rows[0]) if rows else None
+
+
+_KEY_HASH_BY_ID = PreparedRead(
+    sa.select(api_keys.c.key_hash).where(api_keys.c.id == sa.bindparam("key_id"))
+)
+
+
+async def key_hash_by_id(database: Database, key_id: int) -> str | None:
+    """The hash of the key with this id (what the SMTP relay's trusted networks name)."""
+    rows = await database.fetch(_KEY_HASH_BY_ID, key_id=key_id)
+    return str(rows[0]["key_hash"]) if rows else None
 
 
 # The key's columns, named ``key_<column>``, for a read that fetches a request's key together

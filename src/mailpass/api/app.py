@@ -38,6 +38,7 @@ from mailpass.errors import (
 from mailpass.intake.inbound import start_bounce_listener
 from mailpass.monitoring.http import metrics_server
 from mailpass.monitoring.service import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from mailpass.relay.server import RelayListen
 from mailpass.runtime.metrics import PROCESS_UP
 from mailpass.runtime.tasks import TaskFailed, run_supervised
 from mailpass.services import Services
@@ -66,10 +67,12 @@ def create_app(
     worker: bool = False,
     bounce_listen: tuple[str, int, bool] | None = None,
     metrics_listen: tuple[str, int] | None = None,
+    relay_listen: RelayListen | None = None,
 ) -> FastAPI:
     """The app; with ``worker``, the queue worker runs in the same process for its lifetime;
     with ``bounce_listen`` (host, port, reuse_port), the bounce listener (``intake.inbound``);
-    with ``metrics_listen`` (host, port), ``/metrics`` on that port (``monitoring.http``)."""
+    with ``metrics_listen`` (host, port), ``/metrics`` on that port (``monitoring.http``);
+    with ``relay_listen``, the SMTP relay (``relay.server``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -102,9 +105,12 @@ def create_app(
             bounces = await start_bounce_listener(
                 services.intake, host, port, reuse_port=reuse_port
             )
+        relay = await relay_listen.start(services) if relay_listen is not None else None
         try:
             yield
         finally:
+            if relay is not None:
+                await relay.close()
             if metrics is not None and metrics_task is not None:
                 metrics.should_exit = True
                 await metrics_task

@@ -1,11 +1,13 @@
-"""``serve``, ``worker``, ``bounces``, ``queue run``, ``dev`` and ``db upgrade``: running
+"""``serve``, ``smtp``, ``worker``, ``bounces``, ``queue run``, ``dev`` and ``db upgrade``: running
 MailPass."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +21,48 @@ from mailpass.cli.app import (
 from mailpass.config import Settings
 from mailpass.storage.database import DatabaseUrlError
 from mailpass.storage.migrate import upgrade, upgrade_url
+
+if TYPE_CHECKING:
+    from mailpass.relay.server import RelayListen
+
+
+def relay_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--smtp-port``, ``--smtps-port`` and ``--smtp-host``: where the SMTP relay listens."""
+    for option in reversed(
+        (
+            click.option(
+                "--smtp-port",
+                type=LISTEN_PORT,
+                help="Take mail over SMTP on this port, with STARTTLS (587 in production).",
+            ),
+            click.option(
+                "--smtps-port",
+                type=LISTEN_PORT,
+                help="Take mail over SMTP with implicit TLS on this port (465 in production).",
+            ),
+            click.option("--smtp-host", help="Address the SMTP ports listen on (default: --host)."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _relay_listen(
+    settings: Settings, host: str, smtp_port: int | None, smtps_port: int | None
+) -> RelayListen | None:
+    from mailpass.relay.server import RelayListen
+
+    if smtp_port is None and smtps_port is None:
+        return None
+    if smtps_port is not None and not (settings.smtp_tls_cert and settings.smtp_tls_key):
+        raise click.UsageError(
+            "--smtps-port needs a certificate: set MAILPASS_SMTP_TLS_CERT and "
+            "MAILPASS_SMTP_TLS_KEY (PEM files)"
+        )
+    for path in (settings.smtp_tls_cert, settings.smtp_tls_key):
+        if path is not None and not path.is_file():
+            raise click.UsageError(f"no such file: {path}")
+    return RelayListen(host, smtp_port, smtps_port)
 
 
 @cli.command()
@@ -55,6 +99,7 @@ from mailpass.storage.migrate import upgrade, upgrade_url
     show_default=True,
     help="Address the metrics port listens on.",
 )
+@relay_options
 def serve(
     host: str,
     port: int,
@@ -64,13 +109,18 @@ def serve(
     bounce_smtp_port: int | None,
     metrics_port: int | None,
     metrics_host: str,
+    smtp_port: int | None,
+    smtps_port: int | None,
+    smtp_host: str | None,
 ) -> None:
-    """Run the API and, unless --no-worker, the queue worker (migrations are applied first)."""
+    """Run the API and, unless --no-worker, the queue worker (migrations are applied first);
+    with --smtp-port or --smtps-port, the SMTP relay too."""
     from mailpass.server import run_server
 
     settings = Settings()
     configure_logging(settings)
     _need_bounce_domain(settings, bounce_smtp_port)
+    relay = _relay_listen(settings, smtp_host or host, smtp_port, smtps_port)
     run_server(
         settings,
         host=host,
@@ -80,6 +130,7 @@ def serve(
         processes=processes,
         bounce_port=bounce_smtp_port,
         metrics_listen=(metrics_host, metrics_port) if metrics_port is not None else None,
+        relay=relay,
     )
 
 
@@ -88,6 +139,43 @@ def _need_bounce_domain(settings: Settings, port: int | None) -> None:
         raise click.UsageError(
             "the bounce listener takes mail for MAILPASS_BOUNCE_DOMAIN: set it first"
         )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@relay_options
+@run_async
+async def smtp(
+    host: str, smtp_port: int | None, smtps_port: int | None, smtp_host: str | None
+) -> None:
+    """Run the SMTP relay alone (for installations that split roles): applications send
+    through it with an API key as the password, and the queue workers deliver."""
+    from mailpass.services import Services
+
+    settings = Settings()
+    configure_logging(settings)
+    if smtp_port is None and smtps_port is None:
+        smtp_port = 587
+    listen = _relay_listen(settings, smtp_host or host, smtp_port, smtps_port)
+    assert listen is not None
+    services = Services.build(settings)
+    try:
+        await upgrade(services.database)
+        try:
+            relay = await listen.start(services)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}: {exc}") from None
+        ports = [f"{p} (STARTTLS)" for p in (smtp_port,) if p is not None]
+        ports += [f"{p} (TLS)" for p in (smtps_port,) if p is not None]
+        click.echo(f"SMTP relay on {listen.host}, port {' and '.join(ports)}", err=True)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stopped.set)
+        await stopped.wait()
+        await relay.close()
+    finally:
+        await services.close()
 
 
 @cli.command()

@@ -12,6 +12,7 @@ __all__ = [
     "client_address",
     "in_networks",
     "parse_networks",
+    "parse_trusted_senders",
     "request_client_address",
 ]
 
@@ -33,6 +34,25 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         except ValueError:
             raise ValueError(f"{item!r} is not an IP address or network") from None
     return tuple(networks)
+
+
+def parse_trusted_senders(text: str) -> tuple[tuple[IPNetwork, int], ...]:
+    """``MAILPASS_SMTP_TRUSTED_NETWORKS``: comma-separated ``network=key id`` pairs (the SMTP
+    relay's senders that need no AUTH, each bound to one API key); a ``ValueError`` names the
+    first entry that is not one."""
+    bound = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        network, equals, key_id = item.rpartition("=")
+        if not equals or not key_id.strip().isdigit():
+            raise ValueError(f"{item!r} is not NETWORK=KEY_ID (an API key's id, a number)")
+        (parsed,) = parse_networks(network) or (None,)
+        if parsed is None:
+            raise ValueError(f"{item!r} names no network")
+        bound.append((parsed, int(key_id)))
+    return tuple(bound)
 
 
 def in_networks(address: str, networks: tuple[IPNetwork, ...]) -> bool:

@@ -102,6 +102,8 @@ class Supervisor:
         previous = {
             signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
         }
+        # SIGHUP (read the certificates again) is every process's: passed on.
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._pass_on)
         try:
             self.slots = [ProcessSlot(self._start()) for _ in range(self.count)]
             while not self.stopping.wait(SUPERVISOR_TICK):
@@ -118,6 +120,12 @@ class Supervisor:
                 signal.signal(signum, handler)
         if self.failed:
             raise ServerStartFailed("a process could not start; its log says why")
+
+    def _pass_on(self, signum: int, _frame: object) -> None:
+        for slot in self.slots:
+            child = slot.process
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signum)
 
     def _look_after(self, slot: ProcessSlot) -> None:
         """Replace ``slot``'s process if it died, once its pause is over; the loop goes on

@@ -167,6 +167,8 @@ messages = sa.Table(
     # Recipients already delivered to while others wait for a retry (direct delivery splits a
     # message by domain, and one domain may greylist): a retry leaves them out. NULL: none yet.
     sa.Column("delivered_to", sa.JSON),
+    # Where it came in: "api" or "smtp" (the relay, ``mailpass.relay``).
+    sa.Column("source", sa.String(8), nullable=False, server_default="api"),
     # Tracking: the random id that the message's tracking tokens name, the URLs its click
     # tokens lead to (a token holds only a position in this list), and the first open and click
     # that were not marked as a machine's.

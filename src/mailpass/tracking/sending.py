@@ -7,7 +7,7 @@ from dataclasses import replace
 from mailpass.config import Settings
 from mailpass.core.outgoing import OutgoingMessage
 from mailpass.providers.models import Provider
-from mailpass.tracking.rewrite import rewrite_html
+from mailpass.tracking.rewrite import RewrittenHtml, rewrite_html
 from mailpass.tracking.tokens import TokenSigner, new_tracking_id
 
 __all__ = ["CLICK_PATH", "OPEN_PATH", "MessageTracker", "tracking_wanted"]
@@ -49,20 +49,40 @@ class MessageTracker:
     ) -> OutgoingMessage:
         """The message with its html rewritten for tracking, or as it is when tracking is off,
         or when there is no html, or nothing in it to track."""
-        opens, clicks = tracking_wanted(provider, track_opens, track_clicks)
-        if not outgoing.html or not (opens or clicks):
+        if not outgoing.html:
             return outgoing
-        tracking_id = new_tracking_id()
-        rewritten = rewrite_html(
-            outgoing.html,
-            pixel_src=self.pixel_url(tracking_id) if opens else None,
-            click_url=(lambda index: self.click_url(tracking_id, index)) if clicks else None,
+        tracked = self.rewrite(
+            outgoing.html, provider, track_opens=track_opens, track_clicks=track_clicks
         )
-        if not rewritten.links and not rewritten.pixel_added:
+        if tracked is None:
             return outgoing
+        tracking_id, rewritten = tracked
         return replace(
             outgoing,
             html=rewritten.html,
             tracking_id=tracking_id,
             tracked_links=rewritten.links,
         )
+
+    def rewrite(
+        self,
+        html: str,
+        provider: Provider | None,
+        *,
+        track_opens: bool | None,
+        track_clicks: bool | None,
+    ) -> tuple[str, RewrittenHtml] | None:
+        """``html`` with a pixel and tracked links, under a new tracking id; None when tracking
+        is off or there is nothing in it to track."""
+        opens, clicks = tracking_wanted(provider, track_opens, track_clicks)
+        if not (opens or clicks):
+            return None
+        tracking_id = new_tracking_id()
+        rewritten = rewrite_html(
+            html,
+            pixel_src=self.pixel_url(tracking_id) if opens else None,
+            click_url=(lambda index: self.click_url(tracking_id, index)) if clicks else None,
+        )
+        if not rewritten.links and not rewritten.pixel_added:
+            return None
+        return tracking_id, rewritten

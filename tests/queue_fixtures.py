@@ -1,4 +1,4 @@
-"""Helpers for queue tests: queue through the real API, then run a real worker over the queue."""
+"""Queue fixtures: queue through the real API, then run a real worker over the queue."""
 
 from __future__ import annotations
 
