@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailpass.api",),
     ("mailpass.dashboard",),
     ("mailpass.services",),  # builds the domain services a process holds for its whole life
+    ("mailpass.relay",),  # the SMTP relay: submissions queued as messages
     ("mailpass.monitoring",),  # /metrics: the database's aggregates and the processes' measures
     ("mailpass.messages",),
     ("mailpass.delivery",),
@@ -50,6 +51,7 @@ ROOT = "mailpass"
 # own (with a repository of their own), and may.
 ENTRY_POINT_SERVICES = ("mailpass.dashboard.sessions", "mailpass.dashboard.signin")
 DOMAIN_PACKAGES = (
+    "mailpass.relay",
     "mailpass.monitoring",
     "mailpass.messages",
     "mailpass.delivery",

@@ -105,7 +105,11 @@ def create_app(
             bounces = await start_bounce_listener(
                 services.intake, host, port, reuse_port=reuse_port
             )
-        relay = await relay_listen.start(services) if relay_listen is not None else None
+        relay = (
+            await relay_listen.start(settings, services.relay())
+            if relay_listen is not None
+            else None
+        )
         try:
             yield
         finally:

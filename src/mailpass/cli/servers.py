@@ -162,7 +162,7 @@ async def smtp(
     try:
         await upgrade(services.database)
         try:
-            relay = await listen.start(services)
+            relay = await listen.start(settings, services.relay())
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}: {exc}") from None
         ports = [f"{p} (STARTTLS)" for p in (smtp_port,) if p is not None]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AnyStr
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
@@ -38,9 +38,6 @@ from mailpass.messages.results import SendingAccount
 from mailpass.relay.service import Refusal, RelayService, Sender
 
 __all__ = ["RelayListen", "RelayListeners", "start_relay"]
-
-if TYPE_CHECKING:
-    from mailpass.services import Services
 
 log = logging.getLogger("mailpass.relay")
 
@@ -490,10 +487,10 @@ class RelayListen:
     smtps_port: int | None = None
     reuse_port: bool = False
 
-    async def start(self, services: Services) -> RelayListeners:
+    async def start(self, settings: Settings, relay: RelayService) -> RelayListeners:
         return await start_relay(
-            services.settings,
-            services.relay(),
+            settings,
+            relay,
             self.host,
             smtp_port=self.smtp_port,
             smtps_port=self.smtps_port,
