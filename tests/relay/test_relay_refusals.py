@@ -1,0 +1,210 @@
+"""What the relay refuses, and with which reply: each where the client made the mistake (at
+MAIL, RCPT or the end of DATA), each with an enhanced status code, and nothing recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+
+import sqlalchemy as sa
+
+from mailpass.relay.server import start_relay
+from mailpass.storage.tables import api_keys, messages
+from relay.conftest import mail, wire_bytes
+
+
+async def message_count(app_client) -> int:
+    async with app_client.app.state.services.database.read() as connection:
+        count = sa.select(sa.func.count()).select_from(messages)
+        return int((await connection.execute(count)).scalar_one())
+
+
+async def test_ehlo_offers_what_the_pipeline_carries(app_client, relay, smtp_ca_file):
+    def converse() -> dict[str, str]:
+        with smtplib.SMTP("localhost", relay.port, timeout=10) as client:
+            client.starttls(context=ssl.create_default_context(cafile=str(smtp_ca_file)))
+            client.ehlo()
+            return dict(client.esmtp_features)
+
+    features = await asyncio.to_thread(converse)
+    settings = app_client.app.state.services.settings
+    assert features["size"] == str(settings.max_body_bytes)
+    for offered in ("pipelining", "8bitmime", "enhancedstatuscodes"):
+        assert offered in features
+    assert features["auth"].split() == ["LOGIN", "PLAIN"]
+    assert "smtputf8" not in features  # the API takes no internationalised local parts either
+    assert "starttls" not in features  # already under TLS
+
+
+async def test_envelope_mistakes_are_refused_where_they_are_made(
+    app_client, make_account, smtp_sink, smtp_client
+):
+    account = await make_account(sink=smtp_sink)
+    submit = smtp_client.submit
+    assert await submit(account.key, mail(), sender="not-an-address") == (
+        553,
+        "5.1.7 'not-an-address' is not a valid e-mail address: "
+        "An email address must have an @-sign.",
+    )
+    code, reply = await submit(account.key, mail(), recipients=["bob@@example.com"])
+    assert (code, reply) == (553, "5.1.3 Error: malformed address")  # aiosmtpd's own check
+    code, reply = await submit(account.key, mail(), recipients=["bob@localhost"])
+    assert code == 553
+    assert reply.startswith("5.1.3 'bob@localhost' is not a valid e-mail address")
+    code, reply = await submit(
+        account.key, mail(), recipients=[f"r{n}@example.com" for n in range(51)]
+    )
+    assert (code, reply) == (452, "4.5.3 a message takes at most 50 recipients")
+    assert await message_count(app_client) == 0
+
+
+async def test_a_suppressed_recipient_is_refused_at_rcpt(
+    app_client, make_account, smtp_sink, smtp_client
+):
+    account = await make_account(sink=smtp_sink)
+    await app_client.app.state.services.suppressions.add(account.user.id, "Gone@Example.com")
+    code, reply = await smtp_client.submit(account.key, mail(to="gone@example.com"))
+    assert (code, reply) == (
+        550,
+        "5.7.1 gone@example.com is on this account's suppression list (manual)",
+    )
+    assert await message_count(app_client) == 0
+
+
+async def test_an_oversize_message_is_refused_after_its_data(
+    app_client, make_account, smtp_sink, smtp_client
+):
+    account = await make_account(sink=smtp_sink)
+    settings = app_client.app.state.services.settings
+    settings.max_body_bytes = 4096
+    big = mail()
+    big.set_content(("y" * 70 + "\n") * 100)
+    code, reply = await smtp_client.submit(
+        account.key, wire_bytes(big), sender="news@shop.example", recipients=["ann@example.com"]
+    )
+    assert (code, reply) == (552, "5.3.4 the message is too big: at most 4096 bytes")
+    assert await message_count(app_client) == 0
+
+
+async def test_bad_headers_are_refused_with_what_is_wrong(
+    app_client, make_account, smtp_sink, smtp_client
+):
+    account = await make_account(sink=smtp_sink)
+    cases = [
+        (mail(x_mailpass_metadata="[1, 2]"), "5.6.0 X-MailPass-Metadata: must be a JSON object"),
+        (mail(x_mailpass_metadata="{oops"), "5.6.0 X-MailPass-Metadata: not valid JSON"),
+        (
+            mail(x_mailpass_track_opens="maybe"),
+            "5.6.0 X-MailPass-Track-Opens: 'maybe' is neither true nor false",
+        ),
+        (
+            mail(x_mailpass_tags=",".join(f"t{n}" for n in range(21))),
+            "5.6.0 X-MailPass-Tags: at most 20 tags",
+        ),
+    ]
+    for message, expected in cases:
+        code, reply = await smtp_client.submit(account.key, message)
+        assert (code, reply) == (554, expected)
+    no_from = b"To: ann@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+    assert await smtp_client.submit(
+        account.key, no_from, sender="news@shop.example", recipients=["ann@example.com"]
+    ) == (554, "5.6.0 the message has no From header field")
+    bad_from = b"From: news@@shop.example\r\nTo: ann@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+    code, reply = await smtp_client.submit(
+        account.key, bad_from, sender="news@shop.example", recipients=["ann@example.com"]
+    )
+    assert code == 553
+    assert reply.startswith("5.1.7 From: '@shop.example' is not a valid e-mail address")
+    assert await message_count(app_client) == 0
+
+
+async def test_an_unknown_control_header_is_named_back_and_left_in_the_mail(
+    app_client, make_account, smtp_sink, smtp_client, drain
+):
+    account = await make_account(sink=smtp_sink)
+    code, reply = await smtp_client.submit(account.key, mail(x_mailpass_tag="typo"))
+    assert code == 250
+    assert reply.endswith("(not acted on: x-mailpass-tag)")  # named as the client wrote it
+    assert await drain() == 0
+    [received] = await smtp_sink.wait_for(1)
+    assert b"x-mailpass-tag: typo\r\n" in received.data
+
+
+async def test_failed_authentications_block_the_address(
+    app_client, make_account, smtp_sink, relay, smtp_ca_file
+):
+    """The API's throttle: smtplib's login tries PLAIN, then LOGIN (two failures a login);
+    at the limit the address is refused at connection, and by the API as well."""
+    account = await make_account(sink=smtp_sink)
+    app_client.app.state.services.auth_throttle.limit = 4
+    context = ssl.create_default_context(cafile=str(smtp_ca_file))
+
+    def try_login(password: str) -> tuple[int, bytes]:
+        with smtplib.SMTP("localhost", relay.port, timeout=10) as client:
+            client.starttls(context=context)
+            try:
+                client.login("mailpass", password)
+            except smtplib.SMTPAuthenticationError as exc:
+                return exc.smtp_code, exc.smtp_error
+            return 235, b""
+
+    def connect() -> tuple[int, bytes]:
+        try:
+            with smtplib.SMTP("localhost", relay.port, timeout=10) as client:
+                return client.noop()
+        except smtplib.SMTPConnectError as exc:
+            return exc.smtp_code, exc.smtp_error
+
+    answers = [await asyncio.to_thread(try_login, "mp_live_guess") for _ in range(2)]
+    assert answers == [(535, b"5.7.8 invalid API key")] * 2
+    code, text = await asyncio.to_thread(connect)
+    assert code == 421
+    assert text.startswith(b"4.7.0 too many failed authentications from this address")
+    answer = await app_client.get("/api/v1/mail/status/x@y", headers=account.headers)
+    assert answer.status_code == 429
+
+
+async def test_implicit_tls_port_takes_mail(
+    app_client, make_account, smtp_sink, relay, smtp_ca_file, drain
+):
+    account = await make_account(sink=smtp_sink)
+    context = ssl.create_default_context(cafile=str(smtp_ca_file))
+
+    def send() -> dict:
+        with smtplib.SMTP_SSL("localhost", relay.smtps_port, timeout=10, context=context) as client:
+            client.login("mailpass", account.key)
+            return client.send_message(mail())
+
+    assert await asyncio.to_thread(send) == {}
+    assert await drain() == 0
+    [received] = await smtp_sink.wait_for(1)
+    assert b"with ESMTPSA;" in received.data
+
+
+async def test_a_trusted_network_sends_without_auth(
+    app_client, make_account, smtp_sink, relay, drain
+):
+    account = await make_account(sink=smtp_sink)
+    services = app_client.app.state.services
+    async with services.database.read() as connection:
+        key_id = (await connection.execute(sa.select(api_keys.c.id))).scalar_one()
+    # A network bound to a key that does not exist is only looked up for its own clients.
+    services.settings.smtp_trusted_networks = f"10.0.0.0/8=999, 127.0.0.0/8={key_id}"
+    trusted = await start_relay(
+        services.settings, services.relay(), "127.0.0.1", smtp_port=0, smtps_port=None
+    )
+    port = trusted.servers[0].sockets[0].getsockname()[1]
+
+    def send() -> dict:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            return client.send_message(mail())
+
+    try:
+        assert await asyncio.to_thread(send) == {}
+    finally:
+        await trusted.close()
+    assert await drain() == 0
+    [received] = await smtp_sink.wait_for(1)
+    assert b"with ESMTP;" in received.data  # neither TLS nor AUTH
+    assert account.key
