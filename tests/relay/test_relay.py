@@ -172,3 +172,60 @@ async def test_auth_is_not_offered_before_starttls(app_client, make_account, rel
     assert before is False
     assert answer[0] == 538
     assert after is True
+
+
+@pytest.mark.parametrize("transfer", ["8bit", "quoted-printable", "base64"])
+async def test_tracking_rewrites_the_html_part_alone(
+    app_client, make_account, smtp_sink, smtp_client, drain, transfer
+):
+    account = await make_account(sink=smtp_sink)
+    message = mail(x_mailpass_track_opens="true", x_mailpass_track_clicks="yes")
+    html = '<p>Your <a href="https://shop.example/orders/42">order</a> — ça marche.</p>'
+    message.add_alternative(html, subtype="html", cte=transfer)
+    message.add_attachment(PDF, maintype="application", subtype="pdf", filename="order.pdf")
+    code, reply = await smtp_client.submit(account.key, message)
+    assert code == 250, reply
+    record = await record_of(app_client.app.state.services, reply.split()[-1])
+    assert record["tracking_id"]
+    assert record["tracked_links"] == ["https://shop.example/orders/42"]
+    assert record["html"] == html + "\n"  # as the client sent it
+
+    assert await drain() == 0
+    [received] = await smtp_sink.wait_for(1)
+    arrived = email.message_from_bytes(received.data, policy=default)
+    body = arrived.get_body(("html",))
+    assert body["Content-Transfer-Encoding"] == transfer
+    tracked = body.get_content()
+    assert "https://shop.example/orders/42" not in tracked
+    assert "http://127.0.0.1:8000/t/c/" in tracked
+    assert "/t/o/" in tracked  # the pixel
+    assert "ça marche" in tracked
+    assert arrived.get_body(("plain",)).get_content() == "Thank you for your order.\r\n"
+    [attachment] = list(arrived.iter_attachments())
+    assert attachment.get_content() == PDF
+
+
+async def test_a_signed_message_is_never_rewritten(
+    app_client, make_account, smtp_sink, smtp_client, drain
+):
+    """Tracking asked for, but the html is under a signature: the mail goes as it came."""
+    account = await make_account(sink=smtp_sink)
+    signed = (
+        b"From: news@shop.example\r\nTo: ann@example.com\r\nSubject: signed\r\n"
+        b"X-MailPass-Track-Clicks: true\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; '
+        b'micalg=sha-256; boundary="sig"\r\n\r\n'
+        b"--sig\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n"
+        b'<a href="https://shop.example/x">x</a>\r\n'
+        b"--sig\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQEx\r\n--sig--\r\n"
+    )
+    code, reply = await smtp_client.submit(
+        account.key, signed, sender="news@shop.example", recipients=["ann@example.com"]
+    )
+    assert code == 250, reply
+    assert await drain() == 0
+    [received] = await smtp_sink.wait_for(1)
+    assert received.data.endswith(signed.split(b"MIME-Version: 1.0\r\n", 1)[1])
+    record = await record_of(app_client.app.state.services, reply.split()[-1])
+    assert record["tracking_id"] is None

@@ -334,7 +334,9 @@ def replace_html(mail: ReceivedMail, html: str) -> bytes | None:
     part = mail.html_part
     if part is None:
         return None
-    old = part.get_payload()
+    # The part's body as it was parsed: bytes as str, non-ASCII ones as surrogates (what
+    # ``get_payload()`` would decode with the part's charset).
+    old = part._payload
     if not isinstance(old, str) or not old:
         return None
     old_bytes = old.encode("ascii", "surrogateescape")

@@ -377,6 +377,9 @@ class _Handler:
             )
         except Refusal as exc:
             return exc.reply
+        except Exception:  # a bug: logged here; the client hears no traceback, and retries
+            log.exception("a message from %s could not be taken", server.address)
+            return "451 4.3.0 the message could not be taken; try again later"
         reply = f"250 2.0.0 OK {accepted.message_id}"
         if accepted.ignored:
             reply += " (not acted on: " + ", ".join(accepted.ignored) + ")"
