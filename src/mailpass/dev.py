@@ -2,7 +2,8 @@
 
 It starts a capture inbox (a real SMTP server inside this process that keeps nothing and prints a
 line per mail), makes it the default provider of a ready account, creates an API key and prints a
-curl command that works as is.
+curl command that works as is; and the SMTP relay on a local port, with a self-signed
+certificate, for applications that send over SMTP (user ``mailpass``, the key as the password).
 """
 
 from __future__ import annotations
@@ -10,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ipaddress
 import secrets
 import shlex
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mailpass.accounts import service as accounts
 from mailpass.api.app import create_app
@@ -26,6 +34,7 @@ from mailpass.providers import service as providers
 from mailpass.providers.kinds import resolve_connection
 from mailpass.providers.models import Provider
 from mailpass.providers.secrets import SecretBox
+from mailpass.relay.server import RelayListeners, start_relay
 from mailpass.server import uvicorn_config
 from mailpass.storage.database import Database
 from mailpass.storage.migrate import upgrade
@@ -118,7 +127,56 @@ async def prepare_sandbox(settings: Settings, smtp_port: int) -> Sandbox:
         await database.dispose()
 
 
-def banner(sandbox: Sandbox, base_url: str, smtp_port: int) -> str:
+def dev_certificate(data_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (and its key) for the dev relay's
+    STARTTLS, made once in the data directory and kept for ten years."""
+    folder = data_dir / "dev-smtp"
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if cert.is_file() and key.is_file():
+        return cert, key
+    folder.mkdir(parents=True, exist_ok=True)
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(private, hashes.SHA256())
+    )
+    key.touch(mode=0o600)
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def relay_lines(key: str, relay_port: int) -> str:
+    return (
+        f"SMTP relay on 127.0.0.1:{relay_port} (STARTTLS with a self-signed certificate; "
+        f"plain-text AUTH too, on this loopback port):\n"
+        f"  host 127.0.0.1, port {relay_port}, user mailpass, password {key}\n"
+        f"  Django: EMAIL_HOST='127.0.0.1' EMAIL_PORT={relay_port} EMAIL_HOST_USER='mailpass' "
+        f"EMAIL_HOST_PASSWORD='{key}'\n\n"
+    )
+
+
+def banner(sandbox: Sandbox, base_url: str, smtp_port: int, relay_port: int | None = None) -> str:
     key = sandbox.api_key
     body = '{"to": "user@example.com", "subject": "Hello", "html": "<p>Hello World</p>"}'
     curl = (
@@ -134,12 +192,19 @@ def banner(sandbox: Sandbox, base_url: str, smtp_port: int) -> str:
         f"API key (shown once): {key}\n"
         f"Dashboard: {base_url}/dashboard/ (sign in as {DEV_USER}, password "
         f"{sandbox.dashboard_password})\n\n"
-        f"Try it:\n{curl}\n"
+        + (relay_lines(key, relay_port) if relay_port is not None else "")
+        + f"Try it:\n{curl}\n"
     )
 
 
-async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -> None:
+async def run_dev(
+    settings: Settings, *, host: str, port: int, smtp_port: int, relay_port: int = 0
+) -> None:
     inbox_server, bound_smtp_port = await start_capture_inbox("127.0.0.1", smtp_port)
+    relay: RelayListeners | None = None
+    if not (settings.smtp_tls_cert and settings.smtp_tls_key):
+        settings.smtp_tls_cert, settings.smtp_tls_key = dev_certificate(settings.data_dir)
+    settings.smtp_allow_plaintext_auth = True  # the dev relay listens on the loopback only
     try:
         sandbox = await prepare_sandbox(settings, bound_smtp_port)
         app = create_app(settings, worker=True)
@@ -155,10 +220,19 @@ async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -
         while not server.started and not serving.done():  # noqa: ASYNC110  # uvicorn has no event
             await asyncio.sleep(STARTUP_POLL_INTERVAL)
         if server.started:  # print the curl command only once it works
+            services = app.state.services
+            relay = await start_relay(
+                settings, services.relay(), "127.0.0.1", smtp_port=relay_port, smtps_port=None
+            )
+            bound_relay_port = relay.servers[0].sockets[0].getsockname()[1]
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-            click.echo(banner(sandbox, f"http://{shown_host}:{port}", bound_smtp_port))
+            click.echo(
+                banner(sandbox, f"http://{shown_host}:{port}", bound_smtp_port, bound_relay_port)
+            )
             sys.stdout.flush()
         await serving
     finally:
+        if relay is not None:
+            await relay.close()
         inbox_server.close()
         await inbox_server.wait_closed()

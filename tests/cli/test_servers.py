@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import smtplib
 import socket
 import sys
 
@@ -124,7 +125,29 @@ async def test_dev_is_a_working_sandbox_in_one_command(tmp_path):
         assert "subject=Hello" in captured
         assert f"message-id={message_id}" in captured
 
+        # The relay, as the banner says to use it (plain-text AUTH on its loopback port).
+        relay = re.search(r"host 127\.0\.0\.1, port (\d+), user (\S+), password (\S+)", banner)
+        assert relay.group(3) == key
+
+        def submit() -> None:
+            with smtplib.SMTP("127.0.0.1", int(relay.group(1)), timeout=10) as client:
+                client.login(relay.group(2), relay.group(3))
+                client.sendmail(
+                    "app@example.com",
+                    ["user@example.com"],
+                    b"From: app@example.com\r\nTo: user@example.com\r\n"
+                    b"Subject: Over SMTP\r\n\r\nHello\r\n",
+                )
+
+        await asyncio.to_thread(submit)
+        captured = ""
+        while not captured.strip():
+            captured = (await asyncio.wait_for(dev.stdout.readline(), 10)).decode()
+        assert captured.startswith("captured #2")
+        assert "subject=Over SMTP" in captured
+
     assert (tmp_path / "data" / "mailpass.sqlite3").exists()
+    assert (tmp_path / "data" / "dev-smtp" / "key.pem").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
 
 

@@ -362,14 +362,24 @@ async def _run_worker(
     type=click.IntRange(0, 65535),
     help="Port of the built-in capture inbox (0: any free port).",
 )
-def dev(host: str, port: int, smtp_port: int) -> None:
-    """A first-run sandbox: server, a capture inbox as default provider, and a ready API key."""
+@click.option(
+    "--relay-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the SMTP relay, on 127.0.0.1 (0: any free port).",
+)
+def dev(host: str, port: int, smtp_port: int, relay_port: int) -> None:
+    """A first-run sandbox: server, a capture inbox as default provider, a ready API key, and
+    the SMTP relay on a local port."""
     from mailpass.dev import run_dev
 
     settings = Settings()
     configure_logging(settings)
     try:
-        asyncio.run(run_dev(settings, host=host, port=port, smtp_port=smtp_port))
+        asyncio.run(
+            run_dev(settings, host=host, port=port, smtp_port=smtp_port, relay_port=relay_port)
+        )
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -336,7 +336,7 @@ def replace_html(mail: ReceivedMail, html: str) -> bytes | None:
         return None
     # The part's body as it was parsed: bytes as str, non-ASCII ones as surrogates (what
     # ``get_payload()`` would decode with the part's charset).
-    old = part._payload
+    old = getattr(part, "_payload", None)
     if not isinstance(old, str) or not old:
         return None
     old_bytes = old.encode("ascii", "surrogateescape")
