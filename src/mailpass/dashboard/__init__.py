@@ -18,6 +18,7 @@ from mailpass.dashboard import (
     message_pages,
     overview_page,
     provider_pages,
+    smtp_page,
     suppression_pages,
     webhook_pages,
 )
@@ -37,6 +38,7 @@ def install(app: FastAPI) -> None:
         domain_pages,
         key_pages,
         message_pages,
+        smtp_page,
         suppression_pages,
         webhook_pages,
     )

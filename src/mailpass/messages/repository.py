@@ -455,6 +455,7 @@ async def list_messages(
             messages.c.status,
             messages.c.tags,
             messages.c.is_test,
+            messages.c.source,
             messages.c.attempts,
             messages.c.created_at,
             messages.c.sent_at,
