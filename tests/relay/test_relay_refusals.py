@@ -4,8 +4,10 @@ MAIL, RCPT or the end of DATA), each with an enhanced status code, and nothing r
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 import ssl
+import time
 
 import sqlalchemy as sa
 
@@ -208,3 +210,66 @@ async def test_a_trusted_network_sends_without_auth(
     [received] = await smtp_sink.wait_for(1)
     assert b"with ESMTP;" in received.data  # neither TLS nor AUTH
     assert account.key
+
+
+async def test_a_client_stalling_mid_data_is_cut_off_and_nothing_is_kept(
+    app_client, make_account, smtp_sink, relay
+):
+    """A message has a deadline from MAIL on (aiosmtpd's idle timeout alone restarts with
+    every command); the stalled session is closed and holds nothing."""
+    account = await make_account(sink=smtp_sink)
+    app_client.app.state.services.settings.smtp_message_timeout = 0.5
+    app_client.app.state.services.settings.smtp_allow_plaintext_auth = True
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+
+    async def say(line: bytes) -> bytes:
+        writer.write(line + b"\r\n")
+        answer = b""
+        while True:
+            got = await asyncio.wait_for(reader.readline(), 5)
+            answer += got
+            if got[3:4] == b" ":
+                return answer
+
+    await reader.readline()  # greeting
+    await say(b"EHLO client.example")
+    plain = base64.b64encode(b"\0mailpass\0" + account.key.encode())
+    assert (await say(b"AUTH PLAIN " + plain)).startswith(b"235")
+    assert (await say(b"MAIL FROM:<news@shop.example>")).startswith(b"250")
+    assert (await say(b"RCPT TO:<ann@example.com>")).startswith(b"250")
+    assert (await say(b"DATA")).startswith(b"354")
+    writer.write(b"From: news@shop.example\r\nSubject: half\r\n")  # and then nothing
+    started = time.monotonic()
+    closing = await asyncio.wait_for(reader.read(), 5)
+    assert closing == b"421 4.4.2 the message took too long; closing\r\n"
+    assert time.monotonic() - started < 3
+    writer.close()
+    assert await message_count(app_client) == 0
+    assert relay.listeners.state.per_address == {}  # the session is gone
+
+
+async def test_sessions_are_capped_per_address_and_per_key(
+    app_client, make_account, smtp_sink, relay
+):
+    account = await make_account(sink=smtp_sink)
+    settings = app_client.app.state.services.settings
+    settings.smtp_connections_per_address = 2
+    settings.smtp_connections_per_key = 1
+    settings.smtp_allow_plaintext_auth = True
+    opened = [await asyncio.open_connection("127.0.0.1", relay.port) for _ in range(3)]
+    greetings = [await asyncio.wait_for(reader.readline(), 5) for reader, _ in opened]
+    assert greetings[0].startswith(b"220 ") and greetings[1].startswith(b"220 ")
+    assert greetings[2] == b"421 4.7.0 too many connections from this address; try again later\r\n"
+    plain = base64.b64encode(b"\0mailpass\0" + account.key.encode())
+    answers = []
+    for reader, writer in opened[:2]:
+        writer.write(b"EHLO client.example\r\nAUTH PLAIN " + plain + b"\r\n")
+        while not (line := await asyncio.wait_for(reader.readline(), 5)).startswith(b"250 "):
+            pass
+        answers.append(await asyncio.wait_for(reader.readline(), 5))
+    assert answers == [
+        b"235 2.7.0 Authentication successful\r\n",
+        b"454 4.7.0 too many sessions with this API key; try again later\r\n",
+    ]
+    for _, writer in opened:
+        writer.close()
