@@ -76,9 +76,29 @@ async def test_a_message_whose_mail_cannot_be_stored_is_not_stored_either(
     monkeypatch.setattr(repository, "_insert_contents", broken)
     with pytest.raises(RuntimeError, match="the disk is full"):
         await repository.store_messages(database, _rows(user_id, 2), [None, MAIL])
-    with pytest.raises(RuntimeError, match="the disk is full"):
-        await repository.store_message(database, _rows(user_id, 1)[0], MAIL)
+    if database.is_sqlite:
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            await repository.store_message(database, _rows(user_id, 1)[0], MAIL)
+    else:
+        # One statement stores both rows on PostgreSQL: its second insert fails in the server.
+        async with database.transaction() as connection:
+            for statement in FAILING_TRIGGER:
+                await connection.execute(sa.text(statement))
+        try:
+            with pytest.raises(Exception, match="the disk is full"):
+                await repository.store_message(database, _rows(user_id, 1)[0], MAIL)
+        finally:
+            async with database.transaction() as connection:
+                await connection.execute(sa.text("DROP FUNCTION mailpass_test_full CASCADE"))
     assert await _stored(database) == ([], {})
+
+
+FAILING_TRIGGER = (
+    "CREATE FUNCTION mailpass_test_full() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the disk is full'; END $$",
+    "CREATE TRIGGER mailpass_test_full BEFORE INSERT ON message_contents "
+    "FOR EACH ROW EXECUTE FUNCTION mailpass_test_full()",
+)
 
 
 async def test_a_deleted_message_takes_its_mail_with_it(database: Database) -> None:

@@ -64,6 +64,13 @@ _ENHANCED = {
     "554": "5.0.0",
     "555": "5.5.4",
 }
+# A path in angle brackets whose local part is a dot-atom and whose domain is a host name: what
+# nearly every client sends. Quoted local parts, source routes and the rest take the long way.
+_SIMPLE_PATH = re.compile(
+    r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)>(.*)",
+    re.DOTALL,
+)
 _HAS_ENHANCED = re.compile(r"\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(\s|$)")
 
 
@@ -214,6 +221,16 @@ class RelaySession(SMTP):
         if self.state.per_address[self.address] > self.state.settings.smtp_connections_per_address:
             return "421 4.7.0 too many connections from this address; try again later"
         return None
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The path of MAIL FROM / RCPT TO and what follows it. The usual ``<local@domain>``
+        is read with one regular expression; anything else goes to aiosmtpd's parser (Python's
+        RFC 5322 header parser, which also defines a class at every call: a sixth of the
+        relay's time for a plain message)."""
+        simple = _SIMPLE_PATH.match(arg)
+        if simple is not None:
+            return simple.group(1), simple.group(2)
+        return super()._getaddr(arg)
 
     async def push(self, status: AnyStr) -> None:
         line = status.decode() if isinstance(status, bytes) else status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -44,6 +45,10 @@ log = logging.getLogger("mailpass.relay")
 capture_log = logging.getLogger("mailpass.capture")
 
 SOURCE = "smtp"  # messages.source of what the relay takes
+# Seconds a sender's key and account, once read, serve the next messages: a revoked key, a new
+# default provider or a first suppressed address counts within this long.
+SENDER_FRESHNESS = 1.0
+MAX_KEPT_SENDERS = 10_000
 MAX_LIST_CHARS = 1000  # the messages table's to_email and reply_to
 MAX_NAME_CHARS = 255
 
@@ -93,6 +98,9 @@ class RelayService:
             settings.smtp_trusted_networks
         )
         self._trusted_hashes: dict[int, str] = {}
+        # key hash -> (monotonic time it is read again, key, account): a session sending many
+        # messages reads its key at most once a second, not at every MAIL FROM.
+        self._senders: dict[str, tuple[float, ApiKey | None, SendingAccount]] = {}
 
     # -- who sends ----------------------------------------------------------------------------
 
@@ -167,7 +175,7 @@ class RelayService:
         except AddressError as exc:
             raise Refusal(f"553 5.1.7 {exc}") from None
         try:
-            key, account = await self.mail.find_sender(sender.key_hash)
+            key, account = await self._sender(sender.key_hash)
         except Exception as exc:
             raise _unavailable(exc, UNAVAILABLE.replace("recorded", "taken")) from None
         if key is None or key.revoked_at is not None:
@@ -186,6 +194,17 @@ class RelayService:
                 f"second is reached; try again in {retry_after} seconds"
             )
         await self.key_usage.record(key.id)
+        return key, account
+
+    async def _sender(self, key_hash: str) -> tuple[ApiKey | None, SendingAccount]:
+        now = time.monotonic()
+        kept = self._senders.get(key_hash)
+        if kept is not None and kept[0] > now:
+            return kept[1], kept[2]
+        key, account = await self.mail.find_sender(key_hash)
+        if len(self._senders) >= MAX_KEPT_SENDERS:
+            self._senders.clear()
+        self._senders[key_hash] = (now + SENDER_FRESHNESS, key, account)
         return key, account
 
     async def check_recipient(

@@ -23,7 +23,7 @@ __all__ = ["HEAD_REVISION", "alembic_config", "upgrade", "upgrade_url"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in MIGRATIONS_DIR (a test holds the two together).
-HEAD_REVISION = "0022"
+HEAD_REVISION = "0023"
 _RECORDED_REVISION = PreparedRead(
     sa.select(sa.column("version_num", sa.String)).select_from(sa.table("alembic_version"))
 )
