@@ -26,6 +26,7 @@ from bench.faults import FaultFigures, measure_faults
 from bench.measure import MailPassFigures, Sizes, measure_mailpass
 from bench.processes import BenchError
 from bench.profile import Profiler
+from bench.relay import RELAY_SESSIONS, measure_relay
 from bench.report import build_rows, markdown_table, text_table
 from bench.sink import SmtpSink
 from bench.smtp import measure_ceiling, measure_postfix
@@ -51,6 +52,7 @@ SMOKE_SIZES = Sizes(
     dispatch_posts=5,
     drain_messages=2_000,  # enough that the drain worker's profile is its loop, not its start-up
     direct_messages=500,
+    relay_messages=500,
     rss_messages=1_000,
     fault_messages=300,
     hung_messages=100,
@@ -128,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--drain-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--direct-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--rss-messages", type=int, default=None, metavar="N")
+    sizes.add_argument("--relay-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--fault-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--hung-messages", type=int, default=None, metavar="N")
     sizes.add_argument("--outage-seconds", type=int, default=None, metavar="S")
@@ -309,9 +312,23 @@ def run(args: argparse.Namespace) -> int:
             postgres_url=args.postgres_url,
             worker_processes={database: sizes.workers_for(database) for database in databases},
         )
+        _progress(
+            f"SMTP relay: {sizes.relay_messages:,} messages, {RELAY_SESSIONS} sessions, Postfix "
+            "then MailPass, then the drain beside as many more"
+        )
+        relay = measure_relay(
+            tools,
+            sink,
+            databases,
+            workdir / "relay",
+            sizes.relay_messages,
+            postgres_url=args.postgres_url,
+            api_processes=sizes.api_processes,
+            worker_processes={database: sizes.workers_for(database) for database in databases},
+        )
         result["machine"]["load_average_at_end"] = os.getloadavg()[0]
         result["machine"]["databases"] = {f.database: f.version for f in mailpass}
-        rows = build_rows(ceiling, postfix, mailpass, faults, direct)
+        rows = build_rows(ceiling, postfix, mailpass, faults, direct, relay)
         targets = [row for row in rows if row.holds is not None]
         result["targets_held"] = sum(1 for row in targets if row.holds)
         result["targets"] = len(targets)
@@ -320,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
         result["mailpass"] = [asdict(figures) for figures in mailpass]
         result["faults"] = [asdict(figures) for figures in faults]
         result["direct"] = asdict(direct)
+        result["relay"] = asdict(relay)
         lost = {f.database: f.status_counts for f in mailpass if set(f.status_counts) - {"sent"}}
 
         failed_exits = {
@@ -328,9 +346,10 @@ def run(args: argparse.Namespace) -> int:
             for name, code in f.exit_codes.items()
             if code not in CLEAN_EXITS
         }
-        failed_exits.update(
-            {name: code for name, code in direct.exit_codes.items() if code not in CLEAN_EXITS}
-        )
+        for phase in (direct, relay):
+            failed_exits.update(
+                {name: code for name, code in phase.exit_codes.items() if code not in CLEAN_EXITS}
+            )
         warnings = [
             f"WARNING: {database}: not every message was sent: {counts}"
             for database, counts in lost.items()

@@ -319,8 +319,11 @@ class MailPassInstance:
 
         return asyncio.run(count())
 
-    def serve(self, name: str, *, worker: bool, processes: int = 1) -> tuple[ManagedProcess, int]:
-        """``mailpass serve`` on a free port, once it answers /healthz."""
+    def serve(
+        self, name: str, *, worker: bool, processes: int = 1, extra: tuple[str, ...] = ()
+    ) -> tuple[ManagedProcess, int]:
+        """``mailpass serve`` (with ``extra`` options) on a free port, once it answers
+        /healthz."""
         port = free_port()
         process = ManagedProcess(
             name,
@@ -331,6 +334,7 @@ class MailPassInstance:
                 "--worker" if worker else "--no-worker",
                 "--processes",
                 str(processes),
+                *extra,
             ),
             log=self.workdir / f"{name}.log",
             env=self.env,

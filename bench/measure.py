@@ -89,6 +89,9 @@ class Sizes:
     # Direct delivery (``bench.direct``): to 100 recipient domains' MX hosts, MailPass and Postfix.
     direct_messages: int = 20_000
     rss_messages: int = 100_000
+    # The SMTP relay (``bench.relay``): submitted by smtp-source, then as many again while the
+    # worker drains the first.
+    relay_messages: int = 20_000
     # The fault figures (``bench.faults``): each drain's messages, those queued for the hung
     # provider ahead of them, and how long the database is cut off.
     fault_messages: int = 5_000

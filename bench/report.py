@@ -11,6 +11,7 @@ from bench.faults import FaultFigures
 from bench.load import LoadResult
 from bench.measure import ATTACHMENT_CLIENTS, MailPassFigures
 from bench.payloads import BATCH_SIZE, HOOK_EVENTS_PER_POST
+from bench.relay import RELAY_SESSIONS, SubmissionFigures
 from bench.smtp import RelayFigures
 
 __all__ = ["Row", "build_rows", "markdown_table", "text_table"]
@@ -24,6 +25,8 @@ DRAIN_VS_POSTFIX_RELAY = 2.0
 # Direct delivery to 100 domains' MX hosts, of Postfix doing the same through the same DNS.
 DIRECT_VS_POSTFIX = 2.0
 SEND_VS_POSTFIX_ACCEPT = 1.0
+# The SMTP relay's accept rate, of Postfix's smtpd accepting the same in the same run (issue 34).
+RELAY_VS_POSTFIX_ACCEPT = 1.5
 SEND_TARGET_CLIENTS = 16
 SEND_P99_LIMIT = 50.0  # milliseconds, at SEND_TARGET_CLIENTS
 # /send with one 100 KiB attachment, of the plain /send rate at as many clients (issue 27).
@@ -423,12 +426,61 @@ def _direct_rows(direct: DirectFigures, ceiling: float) -> list[Row]:
     return rows
 
 
+def _relay_rows(relay: SubmissionFigures, postfix: RelayFigures, ceiling: float) -> list[Row]:
+    accept = relay.messages / relay.postfix_accept_seconds
+    rows = [
+        Row(
+            key="postfix.accept16.rate",
+            figure=f"Postfix: SMTP accept, {RELAY_SESSIONS} sessions",
+            value=accept,
+            unit="msg/s",
+            vs_postfix=1.0,
+            vs_ceiling=accept / ceiling,
+            note=f"{relay.messages:,} messages",
+        )
+    ]
+    for database, seconds in relay.accept_seconds.items():
+        rate = relay.messages / seconds
+        rows.append(
+            Row(
+                key=f"{database}.relay.accept.rate",
+                figure=f"{database}: SMTP relay accept, {RELAY_SESSIONS} sessions",
+                value=rate,
+                unit="msg/s",
+                vs_postfix=rate / accept,
+                vs_ceiling=rate / ceiling,
+                target=f"≥ {RELAY_VS_POSTFIX_ACCEPT:g}{TIMES} Postfix accept, {RELAY_SESSIONS}",
+                holds=rate / accept >= RELAY_VS_POSTFIX_ACCEPT,
+                note=f"{relay.messages:,} messages, trusted network",
+            )
+        )
+    for database, seconds in relay.drain_seconds.items():
+        rate = relay.messages / seconds
+        ratio = rate / postfix.relay_rate
+        rows.append(
+            Row(
+                key=f"{database}.relay.drain.rate",
+                figure=f"{database}: queue drain of the relay's {relay.messages:,}, "
+                "beside as many submitted",
+                value=rate,
+                unit="msg/s",
+                vs_postfix=ratio,
+                vs_ceiling=rate / ceiling,
+                target=f"≥ {DRAIN_VS_POSTFIX_RELAY:g}{TIMES} Postfix relay",
+                holds=ratio >= DRAIN_VS_POSTFIX_RELAY,
+                note=f"{seconds:.1f} s from the worker's start",
+            )
+        )
+    return rows
+
+
 def build_rows(
     ceiling: float,
     postfix: RelayFigures,
     mailpass: list[MailPassFigures],
     faults: list[FaultFigures] | None = None,
     direct: DirectFigures | None = None,
+    relay: SubmissionFigures | None = None,
 ) -> list[Row]:
     rows = [
         Row(
@@ -463,6 +515,8 @@ def build_rows(
         rows.extend(_fault_rows(fault_figures))
     if direct is not None and direct.postfix_seconds:
         rows.extend(_direct_rows(direct, ceiling))
+    if relay is not None and relay.postfix_accept_seconds:
+        rows.extend(_relay_rows(relay, postfix, ceiling))
     return rows
 
 

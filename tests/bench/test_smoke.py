@@ -27,12 +27,15 @@ SHARED_ROWS = {
     "postfix.accept.rate",
     "postfix.relay.rate",
     "postfix.direct.rate",
+    "postfix.accept16.rate",
 }
 ROWS_PER_DATABASE = {
     *(f"send.c{clients}.{figure}" for clients in (1, 16, 64) for figure in ("rate", "p50", "p99")),
     "send_attachment.c16.rate",
     "batch.rate",
     "direct.rate",
+    "relay.accept.rate",
+    "relay.drain.rate",
     "drain.seconds",
     "drain.rate",
     "status.rate",
@@ -58,6 +61,8 @@ def fault_rows(db: str) -> set[str]:
 # Rows that carry one of the targets, so the table says whether it holds.
 TARGET_ROWS = {
     "direct.rate",
+    "relay.accept.rate",
+    "relay.drain.rate",
     "send.c16.rate",
     "send_attachment.c16.rate",
     "send.c16.p99",
@@ -252,3 +257,15 @@ def test_direct_delivery_sent_every_message_and_stopped_cleanly(smoke_run):
         assert direct["status_counts"][database] == {"sent": direct["messages"]}
         assert direct["exit_codes"][f"{database} direct-worker"] == 0
         assert direct["exit_codes"][f"{database} direct-api"] in (0, -signal.SIGTERM)
+
+
+def test_the_relay_took_and_sent_every_message_and_stopped_cleanly(smoke_run):
+    _, result, _ = smoke_run
+    relay = result["relay"]
+    assert relay["messages"] == result["sizes"]["relay_messages"]
+    assert set(relay["accept_seconds"]) == set(relay["drain_seconds"]) == set(DATABASES)
+    warmup = max(50, int(relay["messages"] * 0.02))
+    for database in DATABASES:
+        assert relay["status_counts"][database] == {"sent": 2 * relay["messages"] + warmup}
+        assert relay["exit_codes"][f"{database} relay-worker"] == 0
+        assert relay["exit_codes"][f"{database} relay-api"] in (0, -signal.SIGTERM)
