@@ -10,10 +10,15 @@ import ssl
 import time
 
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from mailpass.relay.server import start_relay
 from mailpass.storage.tables import api_keys, messages
 from relay.conftest import mail, wire_bytes
+
+
+def refused_count() -> float:
+    return REGISTRY.get_sample_value("mailpass_relay_messages_total", {"outcome": "refused"}) or 0
 
 
 async def message_count(app_client) -> int:
@@ -93,6 +98,7 @@ async def test_bad_headers_are_refused_with_what_is_wrong(
     app_client, make_account, smtp_sink, smtp_client
 ):
     account = await make_account(sink=smtp_sink)
+    refused_before = refused_count()
     cases = [
         (mail(x_mailpass_metadata="[1, 2]"), "5.6.0 X-MailPass-Metadata: must be a JSON object"),
         (mail(x_mailpass_metadata="{oops"), "5.6.0 X-MailPass-Metadata: not valid JSON"),
@@ -119,6 +125,7 @@ async def test_bad_headers_are_refused_with_what_is_wrong(
     assert code == 553
     assert reply.startswith("5.1.7 From: '@shop.example' is not a valid e-mail address")
     assert await message_count(app_client) == 0
+    assert refused_count() == refused_before + 6  # mailpass_relay_messages_total
 
 
 async def test_an_unknown_control_header_is_named_back_and_left_in_the_mail(

@@ -36,6 +36,7 @@ from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.messages.results import SendingAccount
 from mailpass.relay.service import Refusal, RelayService, Sender
+from mailpass.runtime.metrics import RELAY_MESSAGES
 
 __all__ = ["RelayListen", "RelayListeners", "start_relay"]
 
@@ -393,10 +394,13 @@ class _Handler:
                 server.received_field(session),
             )
         except Refusal as exc:
+            RELAY_MESSAGES.labels("deferred" if exc.reply[:1] == "4" else "refused").inc()
             return exc.reply
         except Exception:  # a bug: logged here; the client hears no traceback, and retries
             log.exception("a message from %s could not be taken", server.address)
+            RELAY_MESSAGES.labels("deferred").inc()
             return "451 4.3.0 the message could not be taken; try again later"
+        RELAY_MESSAGES.labels("accepted").inc()
         reply = f"250 2.0.0 OK {accepted.message_id}"
         if accepted.ignored:
             reply += " (not acted on: " + ", ".join(accepted.ignored) + ")"

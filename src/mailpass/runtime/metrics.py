@@ -27,6 +27,7 @@ __all__ = [
     "MULTIPROCESS_ENV",
     "PROCESS_UP",
     "PROVIDER_ERRORS",
+    "RELAY_MESSAGES",
     "SEND_SECONDS",
     "multiprocess_directory",
     "process_gone",
@@ -51,6 +52,12 @@ PROVIDER_ERRORS = Counter(
 DELIVERIES = Counter(
     "mailpass_queue_outcomes",
     "Queued messages' attempts by outcome: sent, failed (for good), retry (back in the queue).",
+    ["outcome"],
+)
+RELAY_MESSAGES = Counter(
+    "mailpass_relay_messages",
+    "Messages given to the SMTP relay after DATA, by outcome: accepted (stored and queued), "
+    "refused (5xx), deferred (4xx: the client tries again).",
     ["outcome"],
 )
 # Set to 1 by every process at start: under a supervisor, its file names the live processes
