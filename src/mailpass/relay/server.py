@@ -4,8 +4,9 @@ dot-stuffing, STARTTLS, AUTH's exchanges); what is hand-written around it here i
 - AUTH PLAIN and LOGIN check the password as an API key, asynchronously, against the same
   per-address throttle as the API's failed keys (aiosmtpd's own authenticator hook is
   synchronous and could not read the database);
-- a session's sender is read again at every MAIL FROM (a revoked key stops at once), and the
-  envelope is checked there and at RCPT TO, so a client hears a refusal where it made it;
+- a session's sender is checked again at every MAIL FROM (a revoked key stops within a
+  second), and the envelope is checked there and at RCPT TO, so a client hears a refusal
+  where it made it;
 - sessions are capped per client address and per API key, a message (MAIL to the end of its
   data) has a deadline besides aiosmtpd's idle timeout, and every reply carries an enhanced
   status code (RFC 2034: aiosmtpd's own replies have none);

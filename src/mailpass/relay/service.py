@@ -63,8 +63,8 @@ class Refusal(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """Whom a session sends as: an API key (by its hash, read again for every message so that
-    a revoked key or a new default provider counts at once)."""
+    """Whom a session sends as: an API key, by its hash (checked again for every message, so
+    that a revoked key or a new default provider counts within ``SENDER_FRESHNESS``)."""
 
     key_hash: str
     key_id: int
