@@ -280,3 +280,28 @@ async def test_sessions_are_capped_per_address_and_per_key(
     ]
     for _, writer in opened:
         writer.close()
+
+
+async def test_a_key_revoked_mid_session_stops_its_next_message(
+    app_client, make_account, smtp_sink, relay, smtp_ca_file, monkeypatch
+):
+    from mailpass.accounts import service as accounts
+    from mailpass.relay import service as relay_service
+
+    monkeypatch.setattr(relay_service, "SENDER_FRESHNESS", 0.0)  # else within a second
+    account = await make_account(sink=smtp_sink)
+    services = app_client.app.state.services
+    async with services.database.read() as connection:
+        key_id = (await connection.execute(sa.select(api_keys.c.id))).scalar_one()
+    context = ssl.create_default_context(cafile=str(smtp_ca_file))
+    client = await asyncio.to_thread(smtplib.SMTP, "localhost", relay.port, timeout=10)
+    try:
+        await asyncio.to_thread(client.starttls, context=context)
+        await asyncio.to_thread(client.login, "mailpass", account.key)
+        assert (await asyncio.to_thread(client.mail, "news@shop.example"))[0] == 250
+        await asyncio.to_thread(client.rset)
+        await accounts.revoke_key(services.database, key_id)
+        code, reply = await asyncio.to_thread(client.mail, "news@shop.example")
+        assert (code, reply) == (530, b"5.7.0 this API key has been revoked: authenticate again")
+    finally:
+        await asyncio.to_thread(client.close)
