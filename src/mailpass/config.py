@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     # the end of its data) may take; then the session is closed.
     smtp_idle_timeout: float = Field(default=300.0, gt=0)
     smtp_message_timeout: float = Field(default=600.0, gt=0)
+    # Flow control (Postfix's in_flow_delay): while more than this many queued messages are due
+    # and a worker is running, each new message waits this long before MAIL FROM is answered,
+    # so that a flood through the relay never starves the queue's delivery. 0: off.
+    smtp_flow_backlog: int = Field(default=2_000, ge=0)
+    smtp_flow_delay: float = Field(default=1.0, ge=0)
     # Sessions at once from one client address, and authenticated with one API key, per process.
     smtp_connections_per_address: int = Field(default=50, ge=1)
     smtp_connections_per_key: int = Field(default=100, ge=1)

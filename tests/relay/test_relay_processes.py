@@ -169,3 +169,26 @@ async def test_sighup_reads_the_certificate_again(
     os.kill(os.getpid(), signal.SIGHUP)
     await asyncio.sleep(0.1)
     assert await asyncio.to_thread(handshake, renewed_file) is True  # the last good one
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("serve", "--smtps-port", "4650"),
+            "--smtps-port needs a certificate: set MAILPASS_SMTP_TLS_CERT and "
+            "MAILPASS_SMTP_TLS_KEY (PEM files)",
+        ),
+        (("smtp", "--smtp-port", "5870"), "no such file: /nonexistent/cert.pem"),
+    ],
+)
+async def test_the_relay_refuses_to_start_without_what_tls_needs(mailpass, args, message, settings):
+    env = {}
+    if args[0] == "smtp":
+        env = {
+            "MAILPASS_SMTP_TLS_CERT": "/nonexistent/cert.pem",
+            "MAILPASS_SMTP_TLS_KEY": str(settings.smtp_tls_key),
+        }
+    done = await mailpass(*args, env=env)
+    assert done.code == 2
+    assert done.err.strip().splitlines()[-1] == f"Error: {message}"

@@ -305,3 +305,41 @@ async def test_a_key_revoked_mid_session_stops_its_next_message(
         assert (code, reply) == (530, b"5.7.0 this API key has been revoked: authenticate again")
     finally:
         await asyncio.to_thread(client.close)
+
+
+async def test_flow_control_slows_the_relay_while_the_queue_is_behind(
+    app_client, make_account, smtp_sink, relay, smtp_ca_file, queue_batch, drain
+):
+    """Postfix's in_flow_delay: more than the backlog due with a worker running, and each new
+    message waits; with no worker, or once the queue caught up, none does."""
+    from mailpass.clock import utcnow
+    from mailpass.delivery.workers import register_worker
+
+    account = await make_account(sink=smtp_sink)
+    services = app_client.app.state.services
+    services.settings.smtp_flow_backlog = 3
+    flow = relay.listeners.state.flow
+    flow.backlog, flow.delay = 3, 0.4
+    items = [{"to": f"r{n}@example.com", "subject": "queued", "text": "x"} for n in range(5)]
+    await queue_batch(account, items)
+    context = ssl.create_default_context(cafile=str(smtp_ca_file))
+
+    def timed_mail() -> float:
+        with smtplib.SMTP("localhost", relay.port, timeout=10) as client:
+            client.starttls(context=context)
+            client.login("mailpass", account.key)
+            started = time.monotonic()
+            assert client.mail("news@shop.example")[0] == 250
+            return time.monotonic() - started
+
+    await flow.look()
+    assert flow.behind is False  # five due, but no worker to catch up
+    async with services.database.transaction() as connection:
+        await register_worker(connection, "elsewhere", 1, utcnow())
+    await flow.look()
+    assert flow.behind is True
+    assert await asyncio.to_thread(timed_mail) >= 0.4
+    assert await drain() == 0
+    await flow.look()
+    assert flow.behind is False
+    assert await asyncio.to_thread(timed_mail) < 0.4

@@ -581,6 +581,19 @@ async def hourly_activity(
     )
 
 
+async def due_beyond(connection: Connection, now: datetime, limit: int) -> bool:
+    """Whether more than ``limit`` queued messages (of every account) are due at ``now``:
+    a count that stops at ``limit + 1``, so its cost does not grow with the queue."""
+    due = (
+        sa.select(sa.literal(1))
+        .where(messages.c.status == MessageStatus.QUEUED, messages.c.next_attempt_at <= now)
+        .limit(limit + 1)
+        .subquery()
+    )
+    counted = await connection.execute(sa.select(sa.func.count()).select_from(due))
+    return int(counted.scalar_one()) > limit
+
+
 async def queue_depth(connection: Connection, user_id: int, now: datetime) -> QueueDepth:
     due = sa.case((messages.c.next_attempt_at <= now, 1), else_=0)
     queued, due_now = (

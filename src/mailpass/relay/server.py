@@ -36,6 +36,7 @@ from mailpass.accounts.keys import ApiKey
 from mailpass.clock import utcnow
 from mailpass.config import Settings
 from mailpass.messages.results import SendingAccount
+from mailpass.relay.flow import FlowControl
 from mailpass.relay.service import Refusal, RelayService, Sender
 from mailpass.runtime.metrics import RELAY_MESSAGES
 
@@ -101,6 +102,7 @@ class RelayState:
             self.reload_certificate()
         self.per_address: Counter[str] = Counter()
         self.per_key: Counter[int] = Counter()
+        self.flow = FlowControl(settings, relay.database)
 
     def reload_certificate(self) -> None:
         """Read the certificate and key again (SIGHUP): connections from now on use them;
@@ -345,6 +347,7 @@ class _Handler:
     ) -> str:
         if server.sender is None:
             return "530 5.7.0 authentication required: AUTH with an API key as the password"
+        await server.state.flow.wait()
         try:
             key, account = await server.state.relay.start_message(server.sender, address)
         except Refusal as exc:
@@ -440,6 +443,7 @@ class RelayListeners:
     reloads: bool = False  # SIGHUP reads the certificate again
 
     async def close(self) -> None:
+        await self.state.flow.stop()
         if self.reloads:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for server in self.servers:
@@ -493,6 +497,7 @@ async def start_relay(
             "the SMTP relay has no certificate (MAILPASS_SMTP_TLS_CERT/KEY) and plain-text AUTH "
             "is off: only MAILPASS_SMTP_TRUSTED_NETWORKS can send through it"
         )
+    state.flow.start()
     reloads = False
     if state.tls_context is not None:
         try:
