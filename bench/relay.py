@@ -6,7 +6,8 @@ Postfix's own smtpd accepting the same in the same run.
 Then the relay's intake beside the queue's drain: a ``mailpass worker`` starts on the 20,000
 relayed messages while ``smtp-source`` submits as many again; the drain is timed from the
 worker's start until the sink has the first 20,000, and every message of the run must end
-``sent``.
+``sent``. The relay's flow control (``relay.flow``) slows that second intake while the queue
+is behind; how long it took is kept too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class SubmissionFigures:
     postfix_accept_seconds: float = 0.0
     accept_seconds: dict[str, float] = field(default_factory=dict)  # by database
     drain_seconds: dict[str, float] = field(default_factory=dict)  # beside as many submitted
+    # How long the intake beside the drain took: slowed by the relay's flow control while the
+    # queue was behind.
+    beside_seconds: dict[str, float] = field(default_factory=dict)
     status_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
 
@@ -142,6 +146,7 @@ def _mailpass(
         beside.join()
         if failure:
             raise BenchError(f"the relay's second intake failed: {failure[0]}")
+        figures.beside_seconds[database] = more[0]
         sink.wait_for(
             base + warmup + 2 * messages, stall_timeout=STALL_TIMEOUT, watch=[api, worker]
         )

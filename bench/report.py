@@ -468,7 +468,8 @@ def _relay_rows(relay: SubmissionFigures, postfix: RelayFigures, ceiling: float)
                 vs_ceiling=rate / ceiling,
                 target=f"≥ {DRAIN_VS_POSTFIX_RELAY:g}{TIMES} Postfix relay",
                 holds=ratio >= DRAIN_VS_POSTFIX_RELAY,
-                note=f"{seconds:.1f} s from the worker's start",
+                note=f"{seconds:.1f} s from the worker's start; the intake beside it "
+                f"{relay.messages / relay.beside_seconds[database]:,.0f} msg/s (flow control)",
             )
         )
     return rows
