@@ -5,7 +5,7 @@ flooding the relay then slows down instead of taking the machine from the worker
 what is already queued; the queue catches up, and the relay goes back to full speed once the
 backlog is below half the limit.
 
-The queue is looked at once a second per process (a count that stops at the limit, and the
+The queue is looked at four times a second per process (a count that stops at the limit, and the
 workers' heartbeats), never per message. With no worker running (a relay in front of workers
 started later, or a queue filled on purpose) nothing is delayed: nothing would catch up.
 """
@@ -26,7 +26,7 @@ __all__ = ["FlowControl"]
 
 log = logging.getLogger("mailpass.relay")
 
-LOOK_INTERVAL = 1.0  # seconds between looks at the queue
+LOOK_INTERVAL = 0.25  # seconds between looks at the queue
 
 
 class FlowControl:
