@@ -343,3 +343,15 @@ async def test_flow_control_slows_the_relay_while_the_queue_is_behind(
     await flow.look()
     assert flow.behind is False
     assert await asyncio.to_thread(timed_mail) < 0.4
+
+
+async def test_a_silent_client_is_closed_after_the_idle_timeout(app_client, relay):
+    app_client.app.state.services.settings.smtp_idle_timeout = 0.3
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    greeting = await asyncio.wait_for(reader.readline(), 5)
+    assert greeting.startswith(b"220 ")
+    started = time.monotonic()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, having said nothing more
+    assert time.monotonic() - started < 3
+    writer.close()
+    assert relay.listeners.state.per_address == {}
