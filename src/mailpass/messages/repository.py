@@ -40,6 +40,7 @@ __all__ = [
     "mark_failed",
     "mark_sent",
     "queue_depth",
+    "store_captured",
     "store_message",
     "store_messages",
 ]
@@ -441,6 +442,30 @@ async def insert_captured(
             created_at=now,
         )
     )
+
+
+async def store_captured(
+    database: Database,
+    row: dict[str, Any],
+    raw: bytes,
+    *,
+    envelope_from: str,
+    recipients: list[str],
+    now: datetime,
+) -> None:
+    """A test key's message, in one transaction: its row (recorded as sent) and its mail in
+    the capture inbox."""
+    async with database.transaction() as connection:
+        await insert_message(connection, row, raw)
+        await insert_captured(
+            connection,
+            user_id=row["user_id"],
+            message_id=row["message_id"],
+            envelope_from=envelope_from,
+            recipients=recipients,
+            raw=raw,
+            now=now,
+        )
 
 
 # Opens and clicks by machines (mail scanners, link checkers) are kept but not counted as a

@@ -567,26 +567,23 @@ class MailService:
     ) -> SentMessage:
         """A test key's message: recorded as sent, kept in the capture inbox, never delivered."""
         now = utcnow()
-        async with self.database.transaction() as connection:
-            row = message_row(
-                key=key,
-                provider=None,
-                outgoing=outgoing,
-                valid=valid,
-                status=MessageStatus.SENT,
-                now=now,
-            )
-            row.update(sent_at=now, attempts=1)
-            await repository.insert_message(connection, row, data)
-            await repository.insert_captured(
-                connection,
-                user_id=key.user_id,
-                message_id=outgoing.message_id,
-                envelope_from=outgoing.sender.email,
-                recipients=recipients,
-                raw=data,
-                now=now,
-            )
+        row = message_row(
+            key=key,
+            provider=None,
+            outgoing=outgoing,
+            valid=valid,
+            status=MessageStatus.SENT,
+            now=now,
+        )
+        row.update(sent_at=now, attempts=1)
+        await repository.store_captured(
+            self.database,
+            row,
+            data,
+            envelope_from=outgoing.sender.email,
+            recipients=recipients,
+            now=now,
+        )
         capture_log.info(
             "captured %s to=%s subject=%r",
             outgoing.message_id,

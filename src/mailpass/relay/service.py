@@ -8,15 +8,11 @@ Every refusal is a ``Refusal`` carrying the SMTP reply to give (code, enhanced c
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-
-import asyncpg
-from sqlalchemy import exc as sa_exc
 
 from mailpass.accounts import repository as key_queries
 from mailpass.accounts.key_rate import KeyRate
@@ -35,8 +31,7 @@ from mailpass.messages.request import MAX_RECIPIENTS
 from mailpass.messages.results import SendingAccount
 from mailpass.messages.service import MailService
 from mailpass.relay.message import BadMessage, ReceivedMail, read_mail, replace_html
-from mailpass.storage.database import Connection
-from mailpass.storage.unavailable import database_unavailable
+from mailpass.storage.unavailable import database_unavailable, duplicate_key
 from mailpass.suppressions import repository as suppression_queries
 
 __all__ = ["Accepted", "Refusal", "RelayService", "Sender"]
@@ -293,7 +288,7 @@ class RelayService:
                 else:
                     await repository.store_message(self.database, row, raw)
             except Exception as exc:
-                if not _duplicate(exc) or attempt or mail.message_id is None:
+                if not duplicate_key(exc) or attempt or mail.message_id is None:
                     raise _unavailable(exc, UNAVAILABLE) from None
                 # The client's Message-ID is another message's: the mail gets one of ours.
                 log.info("Message-ID %s is taken: assigning a new one", message_id)
@@ -320,20 +315,9 @@ class RelayService:
             attempts=1,
             next_attempt_at=None,
         )
-
-        async def store(connection: Connection) -> None:
-            await repository.insert_message(connection, row, raw)
-            await repository.insert_captured(
-                connection,
-                user_id=row["user_id"],
-                message_id=row["message_id"],
-                envelope_from=envelope_from,
-                recipients=recipients,
-                raw=raw,
-                now=now,
-            )
-
-        await self.database.write(store)
+        await repository.store_captured(
+            self.database, row, raw, envelope_from=envelope_from, recipients=recipients, now=now
+        )
         capture_log.info(
             "captured %s to=%s subject=%r (SMTP)",
             row["message_id"],
@@ -344,22 +328,6 @@ class RelayService:
 
 def _is_field(raw: bytes, name: bytes) -> bool:
     return raw.split(b":", 1)[0].strip().lower() == name
-
-
-def _duplicate(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is a unique constraint's: a Message-ID taken."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DUPLICATE_ERRORS):
-            return True
-        orig = current.orig if isinstance(current, sa_exc.DBAPIError) else None
-        current = current.__cause__ or current.__context__ or orig
-    return False
-
-
-DUPLICATE_ERRORS = (sa_exc.IntegrityError, sqlite3.IntegrityError, asyncpg.UniqueViolationError)
 
 
 def _unavailable(exc: BaseException, reply: str) -> Refusal:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import errno
 import socket
 import sqlite3
+from collections.abc import Iterator
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["database_unavailable"]
+__all__ = ["database_unavailable", "duplicate_key"]
 
 # SQLite's words for an outage: a full disk, the file gone or unreadable, a lock held too long.
 SQLITE_OUTAGES = (
@@ -36,16 +37,31 @@ ASYNCPG_OUTAGES = (
 def database_unavailable(error: BaseException) -> str | None:
     """A short reason when ``error`` (or what caused it) says the database is unreachable or
     cannot take writes right now; None when it is anything else."""
+    for current in _causes(error):
+        reason = _outage_reason(current)
+        if reason is not None:
+            return reason
+    return None
+
+
+# A unique constraint's refusal, from SQLAlchemy, the SQLite driver or asyncpg beneath.
+DUPLICATE_ERRORS = (sa_exc.IntegrityError, sqlite3.IntegrityError, asyncpg.UniqueViolationError)
+
+
+def duplicate_key(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is a unique constraint's refusal."""
+    return any(isinstance(current, DUPLICATE_ERRORS) for current in _causes(error))
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then what caused it, through chained exceptions and the drivers' own."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        reason = _outage_reason(current)
-        if reason is not None:
-            return reason
+        yield current
         orig = current.orig if isinstance(current, sa_exc.DBAPIError) else None
         current = current.__cause__ or current.__context__ or orig
-    return None
 
 
 def _outage_reason(error: BaseException) -> str | None:
