@@ -103,7 +103,12 @@ class Services:
     def relay(self) -> RelayService:
         """The SMTP relay's decisions, for a process that listens for submissions."""
         return RelayService(
-            self.settings, self.mail, self.auth_throttle, self.key_rate, self.key_usage
+            self.settings,
+            self.mail,
+            self.auth_throttle,
+            self.key_rate,
+            self.key_usage,
+            self.suppressions,
         )
 
     async def close(self) -> None:

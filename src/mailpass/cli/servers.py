@@ -164,7 +164,7 @@ async def smtp(
         try:
             relay = await listen.start(settings, services.relay())
         except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}: {exc}") from None
+            raise click.ClickException(f"cannot listen on {listen.host}: {exc}") from None
         ports = [f"{p} (STARTTLS)" for p in (smtp_port,) if p is not None]
         ports += [f"{p} (TLS)" for p in (smtps_port,) if p is not None]
         click.echo(f"SMTP relay on {listen.host}, port {' and '.join(ports)}", err=True)

@@ -97,6 +97,12 @@ class ReceivedMail:
     control: ControlFields
     newline: bytes  # the mail's line ending (b"\r\n", as SMTP has it)
 
+    def drop_message_id(self) -> None:
+        """Take the client's Message-ID out (invalid, or another message's): the relay gives
+        the mail one of its own."""
+        self.fields = [raw for raw in self.fields if _name_of(raw) != "message-id"]
+        self.message_id = None
+
     def header_recipients(self) -> set[str]:
         return {a.email.lower() for a in (*self.to, *self.cc)}
 
@@ -118,7 +124,7 @@ def read_mail(data: bytes) -> ReceivedMail:
     unknown_control: list[str] = []
     for raw in fields:
         name = raw.split(b":", 1)[0].strip().decode("ascii", "replace")
-        lower = name.lower()
+        lower = name.lower()  # as _name_of, with the name as written kept for a reply
         if lower.startswith(CONTROL_PREFIX):
             if lower in CONTROL_HEADERS:
                 control_values[lower] = _value(raw)
@@ -137,16 +143,10 @@ def read_mail(data: bytes) -> ReceivedMail:
             else "the message has no From header field"
         )
     message_id = values.get("message-id", "").strip() or None
-    if message_id is not None and (
-        len(message_id) > _MAX_MESSAGE_ID_CHARS or not _MESSAGE_ID.fullmatch(message_id)
-    ):
-        message_id = None  # replaced by one of ours
-    if message_id is None:
-        kept = [raw for raw in kept if raw.split(b":", 1)[0].strip().lower() != b"message-id"]
     parsed = email.message_from_bytes(data, policy=compat32)
     contents = _Contents()
     contents.walk(parsed, signed=False)
-    return ReceivedMail(
+    mail = ReceivedMail(
         fields=kept,
         body=body,
         sender=sender[0],
@@ -163,6 +163,11 @@ def read_mail(data: bytes) -> ReceivedMail:
         control=_control(control_values, tuple(unknown_control)),
         newline=newline,
     )
+    if message_id is not None and (
+        len(message_id) > _MAX_MESSAGE_ID_CHARS or not _MESSAGE_ID.fullmatch(message_id)
+    ):
+        mail.drop_message_id()
+    return mail
 
 
 _READ = frozenset({"from", "to", "cc", "reply-to", "subject", "message-id", "date"})
@@ -193,6 +198,11 @@ def _split_header(data: bytes) -> tuple[list[bytes], bytes]:
 
 
 _FIELD_NAME = re.compile(rb"[!-9;-~]+")
+
+
+def _name_of(raw: bytes) -> str:
+    """A header field's name, lower-cased."""
+    return raw.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
 
 
 def _value(raw: bytes) -> str:

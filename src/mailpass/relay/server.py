@@ -99,7 +99,8 @@ class RelayState:
         self.tls_context: ssl.SSLContext | None = None
         if self.tls_files is not None:
             self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self.reload_certificate()
+            # At start, a certificate that cannot be read stops the relay.
+            self.tls_context.load_cert_chain(self.tls_files.cert, self.tls_files.key)
         self.per_address: Counter[str] = Counter()
         self.per_key: Counter[int] = Counter()
         self.flow = FlowControl(settings, relay.database)
@@ -112,12 +113,9 @@ class RelayState:
         try:
             self.tls_context.load_cert_chain(self.tls_files.cert, self.tls_files.key)
         except (OSError, ssl.SSLError) as exc:
-            if not getattr(self, "_loaded", False):
-                raise
             log.error("cannot read the relay's certificate again, kept the old one: %s", exc)
             return
-        self._loaded = True
-        log.info("relay certificate loaded from %s", self.tls_files.cert)
+        log.info("relay certificate read again from %s", self.tls_files.cert)
 
 
 class RelaySessionState(Session):
@@ -210,7 +208,7 @@ class RelaySession(SMTP):
             try:
                 self.trusted_as = await self.state.relay.trusted_sender(self.address)
             except Refusal as exc:
-                refusal = exc.reply.replace("530 5.7.0", "421 4.7.0", 1)
+                refusal = exc.reply
         if refusal is not None:
             await self.push(refusal)
             assert self.transport is not None

@@ -32,7 +32,7 @@ from mailpass.messages.results import SendingAccount
 from mailpass.messages.service import MailService
 from mailpass.relay.message import BadMessage, ReceivedMail, read_mail, replace_html
 from mailpass.storage.unavailable import database_unavailable, duplicate_key
-from mailpass.suppressions import repository as suppression_queries
+from mailpass.suppressions.service import SuppressionService
 
 __all__ = ["Accepted", "Refusal", "RelayService", "Sender"]
 
@@ -72,6 +72,11 @@ class Accepted:
 
 
 UNAVAILABLE = "451 4.3.0 the message could not be recorded; try again later"
+# The database could not answer, at each step before DATA.
+SENDER_UNAVAILABLE = "451 4.3.0 the sender could not be checked; try again later"
+RECIPIENT_UNAVAILABLE = "451 4.3.0 the recipient could not be checked; try again later"
+# At connection, where only 421 may refuse the session (RFC 5321 3.1).
+NETWORK_UNAVAILABLE = "421 4.3.0 this network's key could not be read; try again later"
 
 
 class RelayService:
@@ -82,8 +87,10 @@ class RelayService:
         auth_throttle: AuthThrottle,
         key_rate: KeyRate,
         key_usage: KeyUsage,
+        suppressions: SuppressionService,
     ) -> None:
         self.settings = settings
+        self.suppressions = suppressions
         self.mail = mail
         self.database = mail.database
         self.auth_throttle = auth_throttle
@@ -99,22 +106,23 @@ class RelayService:
 
     # -- who sends ----------------------------------------------------------------------------
 
-    def throttled(self, address: str) -> str | None:
-        """The reply for a client address that failed authentication too often, or None."""
+    def throttled(self, address: str, code: str = "421 4.7.0") -> str | None:
+        """The reply (``code`` and why) for a client address that failed authentication too
+        often, or None."""
         retry_after = self.auth_throttle.retry_after(address)
         if retry_after is None:
             return None
         return (
-            "421 4.7.0 too many failed authentications from this address; "
+            f"{code} too many failed authentications from this address; "
             f"try again in {retry_after} seconds"
         )
 
     async def authenticate(self, password: str, address: str) -> Sender:
         """The sender whose API key ``password`` is (the user name is not checked: any will
         do); a wrong one counts against ``address`` as a failed API request does."""
-        blocked = self.throttled(address)
+        blocked = self.throttled(address, "454 4.7.0")
         if blocked is not None:
-            raise Refusal("454 4.7.0" + blocked[9:])
+            raise Refusal(blocked)
         key_hash = hash_key(password) if looks_like_key(password) else None
         try:
             key = None
@@ -140,7 +148,8 @@ class RelayService:
 
     async def trusted_sender(self, address: str) -> Sender | None:
         """The sender a client at ``address`` is without AUTH (its trusted network's key), or
-        None when it is in none of ``MAILPASS_SMTP_TRUSTED_NETWORKS``."""
+        None when it is in none of ``MAILPASS_SMTP_TRUSTED_NETWORKS``. Asked at connection:
+        a refusal is a 421."""
         for network, key_id in self.trusted:
             if in_networks(address, (network,)):
                 key_hash = self._trusted_hashes.get(key_id)
@@ -148,12 +157,12 @@ class RelayService:
                     try:
                         key_hash = await key_queries.key_hash_by_id(self.database, key_id)
                     except Exception as exc:
-                        raise _unavailable(exc, UNAVAILABLE.replace("message", "sender")) from None
+                        raise _unavailable(exc, NETWORK_UNAVAILABLE) from None
                     if key_hash is None:
                         log.error(
                             "MAILPASS_SMTP_TRUSTED_NETWORKS names key %d: no such key", key_id
                         )
-                        raise Refusal("530 5.7.0 this network's API key does not exist")
+                        raise Refusal("421 4.7.0 this network's API key does not exist")
                     self._trusted_hashes[key_id] = key_hash
                 return Sender(key_hash, key_id)
         return None
@@ -172,7 +181,7 @@ class RelayService:
         try:
             key, account = await self._sender(sender.key_hash)
         except Exception as exc:
-            raise _unavailable(exc, UNAVAILABLE.replace("recorded", "taken")) from None
+            raise _unavailable(exc, SENDER_UNAVAILABLE) from None
         if key is None or key.revoked_at is not None:
             raise Refusal("530 5.7.0 this API key has been revoked: authenticate again")
         if "mail" not in key.permissions:
@@ -215,12 +224,9 @@ class RelayService:
             raise Refusal(f"553 5.1.3 {exc}") from None
         if account.suppresses:
             try:
-                async with self.database.read() as connection:
-                    listed = await suppression_queries.suppressed_among(
-                        connection, key.user_id, [mailbox.email.lower()]
-                    )
+                listed = await self.suppressions.among(key.user_id, [mailbox.email.lower()])
             except Exception as exc:
-                raise _unavailable(exc, UNAVAILABLE.replace("message", "recipient")) from None
+                raise _unavailable(exc, RECIPIENT_UNAVAILABLE) from None
             if listed:
                 (reason,) = listed.values()
                 raise Refusal(
@@ -248,7 +254,6 @@ class RelayService:
             raise Refusal(exc.reply) from None
         provider = account.provider
         now = utcnow()
-        message_id = mail.message_id
         prefix = received.encode("utf-8", "replace") + mail.newline
         if not mail.has_date:
             date = format_datetime(now.replace(tzinfo=UTC))
@@ -268,17 +273,13 @@ class RelayService:
                 if body is not None:
                     tracking_id, links = tracked[0], tuple(tracked[1].links)
                 else:
-                    log.info("%s: its html part could not be rewritten for tracking", message_id)
-        for attempt in range(2):
-            if message_id is None or attempt:
-                domain = self.settings.message_id_domain or mail.sender.email.rpartition("@")[2]
-                message_id = new_message_id(domain)
-                if mail.message_id is not None:
-                    mail.fields = [f for f in mail.fields if not _is_field(f, b"message-id")]
-                    mail.message_id = None
-                head = prefix + f"Message-ID: {message_id}".encode() + mail.newline
-            else:
-                head = prefix
+                    log.info("a relayed html part could not be rewritten for tracking")
+        domain = self.settings.message_id_domain or mail.sender.email.rpartition("@")[2]
+        message_id = mail.message_id or new_message_id(domain)
+        while True:
+            head = prefix
+            if message_id != mail.message_id:
+                head += f"Message-ID: {message_id}".encode() + mail.newline
             raw = mail.mail(head, body)
             row = _row(key, provider, mail, recipients, message_id, now)
             row.update(tracking_id=tracking_id, tracked_links=list(links) if tracking_id else None)
@@ -288,15 +289,16 @@ class RelayService:
                 else:
                     await repository.store_message(self.database, row, raw)
             except Exception as exc:
-                if not duplicate_key(exc) or attempt or mail.message_id is None:
+                if message_id != mail.message_id or not duplicate_key(exc):
                     raise _unavailable(exc, UNAVAILABLE) from None
                 # The client's Message-ID is another message's: the mail gets one of ours.
                 log.info("Message-ID %s is taken: assigning a new one", message_id)
+                mail.drop_message_id()
+                message_id = new_message_id(domain)
                 continue
             break
         if not key.is_test:
             await self.mail.wakeup.announce()
-        assert message_id is not None
         return Accepted(message_id, mail.control.ignored)
 
     async def _capture(
@@ -324,10 +326,6 @@ class RelayService:
             ", ".join(recipients),
             row["subject"],
         )
-
-
-def _is_field(raw: bytes, name: bytes) -> bool:
-    return raw.split(b":", 1)[0].strip().lower() == name
 
 
 def _unavailable(exc: BaseException, reply: str) -> Refusal:
